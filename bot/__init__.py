@@ -1,0 +1,1 @@
+"""The assistant's own Python beyond custom actions: settings, channels, NLU helpers."""

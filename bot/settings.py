@@ -1,0 +1,59 @@
+"""Settings of the Rasa side (assistant, channels and action server), kept in one place.
+
+Values come from the environment first, then from the project's `.env` file (the environment
+wins), as ../shared/docs/contract.md fixes. Nothing is read at import time: call
+:func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseSettings, SecretStr
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every setting the Rasa side reads; each field is the lower-case name of a variable."""
+
+    consent_api_url: str = "http://127.0.0.1:8000"
+    consent_api_token: SecretStr | None = None
+    subject_pseudonym_key: SecretStr | None = None
+    line_channel_secret: SecretStr | None = None
+    line_channel_access_token: SecretStr | None = None
+    line_api_base_url: str = "https://api.line.me"
+    # The city's contact route, offered when the assistant cannot help. Left empty, the assistant
+    # points residents to the city's website instead of inventing details.
+    city_contact_name: str = ""
+    city_contact_phone: str = ""
+    city_contact_hours: str = ""
+
+    class Config:
+        """Where pydantic looks for values besides the environment."""
+
+        env_file = str(PROJECT_ROOT / ".env")
+        env_file_encoding = "utf-8"
+        case_sensitive = False
+
+    def has_city_contact(self) -> bool:
+        """Tell whether the city's contact route is fully configured.
+
+        Returns:
+            True when name, phone and office hours are all set.
+        """
+        return all(
+            value.strip()
+            for value in (self.city_contact_name, self.city_contact_phone, self.city_contact_hours)
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the settings once and return the same object afterwards.
+
+    Returns:
+        The settings of this process.
+    """
+    return Settings()

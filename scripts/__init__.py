@@ -1,0 +1,1 @@
+"""Developer scripts called by the Makefile."""

@@ -1,0 +1,145 @@
+"""Check and report `rasa test nlu` results on the held-out test set.
+
+Reads the JSON reports that `rasa test nlu --out DIR` writes and either gates on intent accuracy
+(`--min-accuracy`) or writes the Markdown report (`--write docs/nlu-report.md`), or both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+WORST_INTENTS = 8
+
+
+def load(path: Path) -> Any:
+    """Read one JSON report.
+
+    Args:
+        path: The report file.
+
+    Returns:
+        The parsed JSON.
+    """
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def intent_scores(results: Path) -> dict[str, Any]:
+    """Return the intent report (per-intent precision/recall/F1 and the averages)."""
+    return dict(load(results / "intent_report.json"))
+
+
+def entity_scores(results: Path) -> dict[str, Any] | None:
+    """Return the entity report of DIET, when `rasa test nlu` wrote one."""
+    path = results / "DIETClassifier_report.json"
+    return dict(load(path)) if path.exists() else None
+
+
+def render(results: Path) -> str:
+    """Render the Markdown report.
+
+    Args:
+        results: The `--out` folder of `rasa test nlu`.
+
+    Returns:
+        The report's text.
+    """
+    report = intent_scores(results)
+    intents = {k: v for k, v in report.items() if isinstance(v, dict) and "f1-score" in v}
+    intents = {k: v for k, v in intents.items() if not k.endswith(" avg")}
+    errors_file = results / "intent_errors.json"
+    errors = load(errors_file) if errors_file.exists() else []
+    macro = report["macro avg"]
+    lines = [
+        "# NLU report: held-out test set",
+        "",
+        "Regenerate with `make nlu-report` (trains the model first if config, domain or data",
+        "changed). Test set: `tests/nlu/` (never used for training); model: `config.yml`.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| intent accuracy | {report['accuracy']:.3f} |",
+        f"| intent macro F1 | {macro['f1-score']:.3f} |",
+        f"| intent weighted F1 | {report['weighted avg']['f1-score']:.3f} |",
+        f"| test utterances | {int(macro['support'])} |",
+    ]
+    entities = entity_scores(results)
+    if entities:
+        lines.append(f"| entity macro F1 (DIET) | {entities['macro avg']['f1-score']:.3f} |")
+        lines.append(f"| entity micro F1 (DIET) | {entities['micro avg']['f1-score']:.3f} |")
+    worst = sorted(intents.items(), key=lambda kv: (kv[1]["f1-score"], kv[0]))[:WORST_INTENTS]
+    lines += [
+        "",
+        f"## The {WORST_INTENTS} weakest intents",
+        "",
+        "| intent | precision | recall | F1 | support | confused with |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, score in worst:
+        confused = Counter(
+            e["intent_prediction"]["name"] for e in errors if e.get("intent") == name
+        )
+        with_ = ", ".join(f"{k} ({n})" for k, n in confused.most_common(3)) or "-"
+        lines.append(
+            f"| {name} | {score['precision']:.2f} | {score['recall']:.2f} | "
+            f"{score['f1-score']:.2f} | {int(score['support'])} | {with_} |"
+        )
+    lines += ["", "## Misclassified test utterances", ""]
+    if errors:
+        lines += ["| utterance | expected | predicted (confidence) |", "|---|---|---|"]
+        for error in sorted(errors, key=lambda e: e["intent"]):
+            predicted = error["intent_prediction"]
+            lines.append(
+                f"| {error['text']} | {error['intent']} | "
+                f"{predicted['name']} ({predicted['confidence']:.2f}) |"
+            )
+    else:
+        lines.append("None.")
+    lines += [
+        "",
+        "## All intents",
+        "",
+        "| intent | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name, score in sorted(intents.items()):
+        lines.append(
+            f"| {name} | {score['precision']:.2f} | {score['recall']:.2f} | "
+            f"{score['f1-score']:.2f} | {int(score['support'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the gate and/or write the report.
+
+    Args:
+        argv: Command-line arguments (defaults to sys.argv).
+
+    Returns:
+        0 when every requested check passed, 1 otherwise.
+    """
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results", type=Path, help="the --out folder of `rasa test nlu`")
+    parser.add_argument("--min-accuracy", type=float, help="fail below this intent accuracy")
+    parser.add_argument("--write", type=Path, help="write the Markdown report here")
+    args = parser.parse_args(argv)
+    accuracy = float(intent_scores(args.results)["accuracy"])
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(render(args.results), encoding="utf-8")
+        print(f"Wrote {args.write}")
+    if args.min_accuracy is not None:
+        verdict = "passes" if accuracy >= args.min_accuracy else "FAILS"
+        print(f"Held-out intent accuracy {accuracy:.3f} {verdict} the bar of {args.min_accuracy}")
+        if accuracy < args.min_accuracy:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Start the whole assistant on embedded defaults: the action server on 5055 and the Rasa server
+# on 5005 (REST channel, SQLite tracker store in var/). Runs in the foreground; Ctrl-C stops
+# everything it started. Called by `make run` after the venv, the model and .env exist.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p var/log
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export SQLALCHEMY_SILENCE_UBER_WARNING=1
+RASA_PORT="${RASA_PORT:-5005}"
+ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+INTERFACE="${RASA_INTERFACE:-127.0.0.1}"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  if [ "${#pids[@]}" -gt 0 ]; then
+    echo "Stopping ..."
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+wait_for() {  # name url log seconds
+  local name="$1" url="$2" log="$3" deadline=$((SECONDS + $4))
+  until curl -sf -o /dev/null "$url"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$name did not answer on $url in time; last lines of $log:" >&2
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+    for pid in "${pids[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        echo "$name stopped while starting; last lines of $log:" >&2
+        tail -n 30 "$log" >&2
+        exit 1
+      fi
+    done
+    sleep 1
+  done
+}
+
+.venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" \
+  >var/log/actions.log 2>&1 &
+pids+=($!)
+api_args=(--enable-api)
+if [ -n "${RASA_API_TOKEN:-}" ]; then api_args+=(--auth-token "$RASA_API_TOKEN"); fi
+.venv/bin/rasa run --model models/assistant.tar.gz --endpoints endpoints.yml \
+  --credentials credentials.yml --interface "$INTERFACE" --port "$RASA_PORT" "${api_args[@]}" \
+  >var/log/rasa.log 2>&1 &
+pids+=($!)
+
+echo "Starting the action server (:$ACTIONS_PORT) and the Rasa server (:$RASA_PORT) ..."
+wait_for "The action server" "http://127.0.0.1:$ACTIONS_PORT/health" var/log/actions.log 120
+wait_for "The Rasa server" "http://127.0.0.1:$RASA_PORT/webhooks/rest/" var/log/rasa.log 300
+
+cat <<MSG
+
+The assistant is running. Talk to it:
+  curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"情報銀行って何？"}'
+  make shell    (a terminal chat, in another terminal)
+Logs: var/log/rasa.log, var/log/actions.log. Press Ctrl-C to stop everything.
+MSG
+wait -n "${pids[@]}"
+echo "A server stopped unexpectedly; see var/log/." >&2
+exit 1

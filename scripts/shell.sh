@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# A terminal chat with the assistant (`make shell`). Uses the action server of a running
+# `make run` if there is one, otherwise starts its own for the length of the chat.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p var/log
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export SQLALCHEMY_SILENCE_UBER_WARNING=1
+ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+if ! curl -sf -o /dev/null "http://127.0.0.1:$ACTIONS_PORT/health"; then
+  .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" >var/log/actions-shell.log 2>&1 &
+  actions_pid=$!
+  trap 'kill "$actions_pid" 2>/dev/null || true' EXIT
+  until curl -sf -o /dev/null "http://127.0.0.1:$ACTIONS_PORT/health"; do
+    kill -0 "$actions_pid" 2>/dev/null || { tail -n 20 var/log/actions-shell.log >&2; exit 1; }
+    sleep 1
+  done
+fi
+.venv/bin/rasa shell --model models/assistant.tar.gz --endpoints endpoints.yml \
+  --port "${SHELL_PORT:-5006}"

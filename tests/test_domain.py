@@ -1,0 +1,133 @@
+"""The domain against the contract, the actions and the channels' limits."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+import yaml
+
+from tests.conftest import CONTRACT_DATA_ITEMS, CONTRACT_INTENTS, LEVEL3_ITEMS, PROJECT_ROOT
+
+# LINE quick replies: at most 13 items with labels of at most 20 characters; the web page uses
+# the same buttons. Answers must stay readable on a phone screen.
+MAX_BUTTONS = 13
+MAX_BUTTON_TITLE = 20
+MAX_TEXT = 400
+
+
+@pytest.fixture(scope="module")
+def domain() -> Dict[str, Any]:
+    return dict(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8")))
+
+
+def all_responses(domain: Dict[str, Any]) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    for name, variations in domain["responses"].items():
+        for variation in variations:
+            yield name, variation
+
+
+def test_domain_declares_every_contract_intent(domain) -> None:
+    assert set(CONTRACT_INTENTS) <= set(domain["intents"])
+
+
+def test_contract_slot_and_entities(domain) -> None:
+    assert "data_item" in domain["entities"]
+    slot = domain["slots"]["family_doctor_consulted"]
+    assert slot["type"] == "categorical"
+    assert slot["values"] == ["consulted", "not_yet", "will_not"]
+
+
+@pytest.mark.parametrize("item", CONTRACT_DATA_ITEMS)
+def test_every_data_item_has_a_level_answer(domain, item: str) -> None:
+    assert f"utter_item_level_{item}" in domain["responses"]
+
+
+@pytest.mark.parametrize("item", LEVEL3_ITEMS)
+def test_level3_answers_say_the_item_is_not_handled(domain, item: str) -> None:
+    [variation] = domain["responses"][f"utter_item_level_{item}"]
+    assert "レベル3" in variation["text"] and "扱いません" in variation["text"]
+
+
+@pytest.mark.parametrize("level", ["0", "1", "2", "3"])
+def test_every_level_has_a_detail_answer(domain, level: str) -> None:
+    assert f"utter_data_level_{level}" in domain["responses"]
+
+
+def test_every_response_an_action_names_exists(domain) -> None:
+    named: List[str] = []
+    for path in (PROJECT_ROOT / "actions").glob("*.py"):
+        named += re.findall(r'response="(utter_[a-z0-9_]+)"', path.read_text(encoding="utf-8"))
+    assert named, "the actions send no response at all?"
+    assert sorted(set(named) - set(domain["responses"])) == []
+
+
+def test_every_action_is_declared(domain) -> None:
+    defined = set()
+    for path in (PROJECT_ROOT / "actions").glob("*.py"):
+        defined |= set(re.findall(r'return "(action_[a-z_]+)"', path.read_text(encoding="utf-8")))
+    assert defined == set(domain["actions"])
+
+
+def test_rules_use_only_known_intents_and_actions(domain) -> None:
+    rules = yaml.safe_load((PROJECT_ROOT / "data" / "rules.yml").read_text(encoding="utf-8"))
+    known = set(domain["responses"]) | set(domain["actions"])
+    for rule in rules["rules"]:
+        for step in rule["steps"]:
+            if "intent" in step:
+                assert step["intent"] in domain["intents"], rule["rule"]
+            if "action" in step:
+                assert step["action"] in known, rule["rule"]
+
+
+def test_buttons_fit_line_quick_replies_and_name_real_intents(domain) -> None:
+    for name, variation in all_responses(domain):
+        buttons = variation.get("buttons", [])
+        assert len(buttons) <= MAX_BUTTONS, name
+        for button in buttons:
+            assert 0 < len(button["title"]) <= MAX_BUTTON_TITLE, (name, button["title"])
+            match = re.fullmatch(r"/(\w+)(\{.*\})?", button["payload"])
+            assert match, (name, button["payload"])
+            assert match.group(1) in domain["intents"], (name, button["payload"])
+            for entity in json.loads(match.group(2) or "{}"):
+                assert entity in domain["entities"], (name, button["payload"])
+
+
+def test_answers_fit_a_phone_screen(domain) -> None:
+    too_long = [name for name, v in all_responses(domain) if len(v["text"]) > MAX_TEXT]
+    assert too_long == []
+
+
+def test_only_the_contact_answer_has_placeholders(domain) -> None:
+    for name, variation in all_responses(domain):
+        fields = set(re.findall(r"\{(\w+)\}", variation["text"]))
+        if name == "utter_contact_city":
+            assert fields == {"contact_name", "contact_phone", "contact_hours"}
+        else:
+            assert fields == set(), name
+
+
+def test_no_phone_number_is_written_into_the_domain(domain) -> None:
+    """Contact details come from settings; a number in the domain would be invented."""
+    for name, variation in all_responses(domain):
+        digits = re.findall(r"\d{2,4}-\d{2,4}-\d{3,4}", variation["text"])
+        assert digits == [], name
+
+
+def test_medical_advice_answer_refers_to_the_family_doctor(domain) -> None:
+    [variation] = domain["responses"]["utter_medical_advice"]
+    assert "できません" in variation["text"] and "かかりつけ医" in variation["text"]
+
+
+def test_actions_send_only_domain_responses() -> None:
+    """Resident-facing wording lives in domain.yml: actions never send literal text."""
+    offenders = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in (PROJECT_ROOT / "actions").glob("*.py")
+        if re.search(
+            r"utter_message\((?:[^)]*\b)?(text|json_message|image)=", path.read_text("utf-8")
+        )
+    ]
+    assert offenders == []
