@@ -43,7 +43,9 @@ else
   "$python310" -m venv .venv
 fi
 
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip==24.0"
+# This machine's pip configuration names local mirrors that may be empty; pip warns about each.
+pip_quiet() { grep -v 'is ignored: it is neither a file nor a directory' >&2 || true; }
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==24.0" 2> >(pip_quiet)
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -r requirements/rasa.in -r requirements/rasa-dev.in -c requirements/rasa.lock
+  -r requirements/rasa.in -r requirements/rasa-dev.in -c requirements/rasa.lock 2> >(pip_quiet)
 echo "Rasa environment ready (.venv, $(.venv/bin/python --version))"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Start the whole assistant on embedded defaults: the action server on 5055 and the Rasa server
-# on 5005 (REST channel, SQLite tracker store in var/). Runs in the foreground; Ctrl-C stops
-# everything it started. Called by `make run` after the venv, the model and .env exist.
+# Start the whole assistant on embedded defaults: the consent service on 8000 (SQLite in var/),
+# the action server on 5055 and the Rasa server on 5005 (REST channel, SQLite tracker store in
+# var/). Runs in the foreground; Ctrl-C stops everything it started. Called by `make run` after
+# both environments, the model and .env exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var/log
@@ -9,6 +10,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
 RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+CONSENT_PORT="${CONSENT_PORT:-8000}"
 INTERFACE="${RASA_INTERFACE:-127.0.0.1}"
 
 pids=()
@@ -42,6 +44,10 @@ wait_for() {  # name url log seconds
   done
 }
 
+# The consent service sees only backend/ on its path, the Rasa side only the project root.
+PYTHONPATH="$PWD/backend" .venv-backend/bin/python -m consent_service serve --port "$CONSENT_PORT" \
+  >var/log/consent.log 2>&1 &
+pids+=($!)
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" \
   >var/log/actions.log 2>&1 &
 pids+=($!)
@@ -52,7 +58,8 @@ if [ -n "${RASA_API_TOKEN:-}" ]; then api_args+=(--auth-token "$RASA_API_TOKEN")
   >var/log/rasa.log 2>&1 &
 pids+=($!)
 
-echo "Starting the action server (:$ACTIONS_PORT) and the Rasa server (:$RASA_PORT) ..."
+echo "Starting the consent service (:$CONSENT_PORT), the action server (:$ACTIONS_PORT) and the Rasa server (:$RASA_PORT) ..."
+wait_for "The consent service" "http://127.0.0.1:$CONSENT_PORT/health" var/log/consent.log 60
 wait_for "The action server" "http://127.0.0.1:$ACTIONS_PORT/health" var/log/actions.log 120
 wait_for "The Rasa server" "http://127.0.0.1:$RASA_PORT/webhooks/rest/" var/log/rasa.log 300
 
@@ -61,7 +68,8 @@ cat <<MSG
 The assistant is running. Talk to it:
   curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"情報銀行って何？"}'
   make shell    (a terminal chat, in another terminal)
-Logs: var/log/rasa.log, var/log/actions.log. Press Ctrl-C to stop everything.
+Consent service: http://127.0.0.1:$CONSENT_PORT/docs (API; token CONSENT_API_TOKEN in .env)
+Logs: var/log/rasa.log, var/log/actions.log, var/log/consent.log. Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"
 echo "A server stopped unexpectedly; see var/log/." >&2

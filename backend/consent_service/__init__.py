@@ -1,0 +1,1 @@
+"""The consent service of the Funabashi information bank: catalogue, rules, receipts, audit."""

@@ -1,0 +1,72 @@
+"""Command line of the consent service.
+
+python -m consent_service serve [--host 127.0.0.1] [--port 8000]
+python -m consent_service migrate
+python -m consent_service catalog load [FILE]
+python -m consent_service audit verify
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from consent_service import audit, catalog
+from consent_service.config import get_settings
+from consent_service.db import make_engine, make_sessionmaker
+from consent_service.main import create_app, prepare_database, utc_now
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command.
+
+    Args:
+        argv: Arguments (default: sys.argv).
+
+    Returns:
+        The exit code: 0 on success, 1 when the audit chain is broken.
+    """
+    parser = argparse.ArgumentParser(prog="python -m consent_service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="apply migrations and load the catalogue if none")
+    catalog_cmd = commands.add_parser("catalog", help="manage the catalogue")
+    catalog_cmd.add_argument("action", choices=["load"])
+    catalog_cmd.add_argument("file", nargs="?", type=Path)
+    audit_cmd = commands.add_parser("audit", help="check the audit chain")
+    audit_cmd.add_argument("action", choices=["verify"])
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.command == "serve":
+        import uvicorn
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        return 0
+    engine = make_engine(settings.database_url)
+    try:
+        if args.command == "migrate":
+            prepare_database(engine, settings, utc_now())
+            print("Database is up to date.")
+            return 0
+        factory = make_sessionmaker(engine)
+        if args.command == "catalog":
+            prepare_database(engine, settings, utc_now())
+            with factory() as session, session.begin():
+                spec = catalog.load(session, args.file or settings.consent_catalog_path, utc_now())
+            print(f"Loaded {len(spec.items)} items and {len(spec.offers)} offers.")
+            return 0
+        with factory() as session:
+            result = audit.verify(session)
+        print(json.dumps(result.as_dict(), ensure_ascii=False))
+        return 0 if result.ok else 1
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

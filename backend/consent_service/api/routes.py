@@ -1,0 +1,241 @@
+"""The `/v1` routes and `/health` (../shared/docs/contract.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, text
+
+from consent_service import audit, consents, rules
+from consent_service.api.deps import Client, DbSession, Now, ReceiptController, SessionFactory
+from consent_service.catalog import current_terms
+from consent_service.consents import ServiceError
+from consent_service.models import DataItem, Offer, Receipt
+from consent_service.schemas import (
+    SUBJECT_ID_PATTERN,
+    ApprovalPublic,
+    AuditVerification,
+    BenefitPublic,
+    ConsentCreate,
+    ConsentRecord,
+    ConsentResult,
+    ErrorBody,
+    Health,
+    ItemPublic,
+    OfferItemPublic,
+    OfferPublic,
+    PurposePublic,
+    RecipientPublic,
+    TermsPublic,
+)
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "The body is not valid JSON."},
+    401: {"model": ErrorBody, "description": "Missing or invalid bearer token."},
+    422: {"model": ErrorBody, "description": "Invalid request or a broken rule (`reason`)."},
+}
+health_router = APIRouter()
+router = APIRouter(prefix="/v1", responses={400: ERRORS[400], 401: ERRORS[401]})
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Unique per intended consent; a retry with the same key gets the same answer.",
+    ),
+]
+ConsentId = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+class WithdrawBody(BaseModel):
+    """Optional body of a withdrawal: the subject the consent must belong to."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+
+
+@health_router.get(
+    "/health", response_model=Health, responses={503: {"model": ErrorBody}}, tags=["health"]
+)
+def health(session: DbSession) -> Health | JSONResponse:
+    """200 when the service and its database answer."""
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception:  # any database failure means "not healthy"
+        return JSONResponse(
+            {"reason": "database_unavailable", "message": "The database does not answer."}, 503
+        )
+    return Health(status="ok", database="ok")
+
+
+@router.get("/terms", response_model=TermsPublic, tags=["catalogue"])
+def get_terms(session: DbSession, _client: Client, now: Now) -> TermsPublic:
+    """The terms currently in effect."""
+    terms = current_terms(session, now)
+    if terms is None:
+        raise ServiceError(503, "no_terms", "No terms are in effect; load the catalogue.")
+    return TermsPublic(version=terms.version, sha256=terms.sha256, text_ja=terms.text_ja)
+
+
+@router.get("/catalog/items", response_model=list[ItemPublic], tags=["catalogue"])
+def list_items(session: DbSession, _client: Client) -> list[ItemPublic]:
+    """Every data item and its level (0-3)."""
+    items = session.execute(select(DataItem).order_by(DataItem.level, DataItem.item_id)).scalars()
+    return [ItemPublic(item_id=i.item_id, name_ja=i.name_ja, level=i.level) for i in items]
+
+
+def _offer_public(offer: Offer, session: DbSession, now: Now) -> OfferPublic:
+    approval = offer.active_approval(now)
+    levels = consents.item_levels(session)
+    facts = consents.offer_facts(offer, now)
+    max_level = max(i.item.level for i in offer.items)
+    # The offer's own rules; the request-specific ones (terms version, family doctor answer) are
+    # taken as met, since a resident can always meet them.
+    probe = rules.ConsentFacts(sorted(facts.item_ids), "consulted", "current")
+    blocked = rules.check(probe, facts, levels, "current")
+    return OfferPublic(
+        offer_id=offer.offer_id,
+        recipient=RecipientPublic(
+            id=offer.recipient.recipient_id,
+            name_ja=offer.recipient.name_ja,
+            kind=offer.recipient.kind,
+        ),
+        purpose=PurposePublic(
+            id=offer.purpose.purpose_id,
+            name_ja=offer.purpose.name_ja,
+            description_ja=offer.purpose.description_ja,
+        ),
+        description_ja=offer.description_ja,
+        items=[
+            OfferItemPublic(item_id=i.item_id, level=i.item.level, name_ja=i.item.name_ja)
+            for i in sorted(offer.items, key=lambda i: (i.item.level, i.item_id))
+        ],
+        max_level=max_level,
+        benefits=[
+            BenefitPublic(kind=b.kind, description_ja=b.description_ja) for b in offer.benefits
+        ],
+        ethics_approval=ApprovalPublic(
+            approved_by=approval.approved_by,
+            medical_advisors=approval.medical_advisors,
+            approved_at=approval.approved_at,
+            valid_until=approval.valid_until,
+            scope_item_ids=approval.scope_item_ids,
+        )
+        if approval
+        else None,
+        consent_required=max_level > 0,
+        consentable=blocked is None,
+    )
+
+
+@router.get("/offers", response_model=list[OfferPublic], tags=["catalogue"])
+def list_offers(session: DbSession, _client: Client, now: Now) -> list[OfferPublic]:
+    """Every offer, with its items' levels, benefits and the ethics approval in force."""
+    offers = session.execute(select(Offer).order_by(Offer.offer_id)).scalars().all()
+    return [_offer_public(offer, session, now) for offer in offers]
+
+
+@router.get(
+    "/offers/{offer_id}",
+    response_model=OfferPublic,
+    tags=["catalogue"],
+    responses={404: {"model": ErrorBody}},
+)
+def get_offer(
+    offer_id: Annotated[str, Path(max_length=64)], session: DbSession, _client: Client, now: Now
+) -> OfferPublic:
+    """One offer."""
+    offer = session.get(Offer, offer_id)
+    if offer is None:
+        raise ServiceError(404, "unknown_offer", "No offer has this offer_id.")
+    return _offer_public(offer, session, now)
+
+
+@router.post(
+    "/consents",
+    status_code=201,
+    response_model=ConsentResult,
+    tags=["consents"],
+    responses={409: {"model": ErrorBody}, 422: ERRORS[422]},
+)
+def create_consent(
+    body: ConsentCreate,
+    idempotency_key: IdempotencyKey,
+    factory: SessionFactory,
+    client: Client,
+    controller: ReceiptController,
+    now: Now,
+) -> JSONResponse:
+    """Record a consent after checking every rule; a retry with the same key gets the same."""
+    outcome = consents.create_consent(
+        factory,
+        body,
+        client=client,
+        idempotency_key=idempotency_key,
+        controller=controller,
+        now=now,
+    )
+    return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+@router.get(
+    "/subjects/{subject_id}/consents", response_model=list[ConsentRecord], tags=["consents"]
+)
+def list_consents(
+    subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)],
+    session: DbSession,
+    _client: Client,
+) -> list[ConsentRecord]:
+    """A subject's whole history: active and withdrawn consents."""
+    return [
+        ConsentRecord.model_validate(c, from_attributes=True)
+        for c in consents.history(session, subject_id)
+    ]
+
+
+@router.post(
+    "/consents/{consent_id}/withdraw",
+    response_model=ConsentResult,
+    tags=["consents"],
+    responses={404: {"model": ErrorBody}},
+)
+def withdraw(
+    consent_id: ConsentId,
+    factory: SessionFactory,
+    _client: Client,
+    controller: ReceiptController,
+    now: Now,
+    body: Annotated[WithdrawBody | None, Body()] = None,
+) -> JSONResponse:
+    """Withdraw a consent at once; the withdrawal is recorded and gets its own receipt."""
+    outcome = consents.withdraw_consent(
+        factory,
+        consent_id,
+        subject_id=body.subject_id if body else None,
+        controller=controller,
+        now=now,
+    )
+    return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+@router.get("/receipts/{receipt_id}", tags=["consents"], responses={404: {"model": ErrorBody}})
+def get_receipt(
+    receipt_id: Annotated[str, Path(max_length=36)], session: DbSession, _client: Client
+) -> dict[str, object]:
+    """One consent or withdrawal receipt."""
+    receipt = session.get(Receipt, receipt_id)
+    if receipt is None:
+        raise ServiceError(404, "unknown_receipt", "No such receipt.")
+    return dict(receipt.body)
+
+
+@router.get("/audit/verify", response_model=AuditVerification, tags=["audit"])
+def verify_audit(session: DbSession, _client: Client) -> AuditVerification:
+    """Recompute the audit chain; `ok` is false with the first bad entry if anything changed."""
+    return AuditVerification(**audit.verify(session).as_dict())

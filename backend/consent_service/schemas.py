@@ -1,0 +1,159 @@
+"""Request and response bodies of the `/v1` API (../shared/docs/contract.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Channel = Literal["line", "web", "rest"]
+FamilyDoctorAnswer = Literal["consulted", "not_yet", "will_not"]
+SUBJECT_ID_PATTERN = r"^[0-9a-f]{64}$"
+ItemId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    """Refuse unknown fields: a typo must not silently drop a value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(BaseModel):
+    """`GET /health`."""
+
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+class TermsPublic(BaseModel):
+    """The current terms."""
+
+    version: str
+    sha256: str
+    text_ja: str
+
+
+class ItemPublic(BaseModel):
+    """One catalogue item."""
+
+    item_id: str
+    name_ja: str
+    level: int
+
+
+class RecipientPublic(BaseModel):
+    """Who receives the data."""
+
+    id: str
+    name_ja: str
+    kind: Literal["city", "business"]
+
+
+class PurposePublic(BaseModel):
+    """What the data is used for."""
+
+    id: str
+    name_ja: str
+    description_ja: str
+
+
+class OfferItemPublic(BaseModel):
+    """An item of an offer, with its level and name."""
+
+    item_id: str
+    level: int
+    name_ja: str
+
+
+class BenefitPublic(BaseModel):
+    """What the resident gets back."""
+
+    kind: Literal["health", "economic"]
+    description_ja: str
+
+
+class ApprovalPublic(BaseModel):
+    """The data ethics board approval in force for an offer."""
+
+    approved_by: str
+    medical_advisors: str
+    approved_at: dt.datetime
+    valid_until: dt.datetime
+    scope_item_ids: list[str]
+
+
+class OfferPublic(BaseModel):
+    """An offer residents can consent to."""
+
+    offer_id: str
+    recipient: RecipientPublic
+    purpose: PurposePublic
+    description_ja: str
+    items: list[OfferItemPublic]
+    max_level: int
+    benefits: list[BenefitPublic]
+    ethics_approval: ApprovalPublic | None
+    consent_required: bool = Field(description="False for level-0 (statistics) offers.")
+    consentable: bool = Field(description="True when a consent to it can be recorded now.")
+
+
+class ConsentCreate(Strict):
+    """`POST /v1/consents`."""
+
+    subject_id: str = Field(pattern=SUBJECT_ID_PATTERN, description="A keyed pseudonym.")
+    offer_id: str = Field(min_length=1, max_length=64)
+    item_ids: list[ItemId] = Field(
+        min_length=1, max_length=32, json_schema_extra={"uniqueItems": True}
+    )
+    channel: Channel
+    family_doctor_consulted: FamilyDoctorAnswer | None = None
+    terms_version: str = Field(min_length=1, max_length=64)
+
+    @field_validator("item_ids")
+    @classmethod
+    def _distinct_items(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("item_ids must not repeat an item")
+        return value
+
+
+class ConsentRecord(BaseModel):
+    """A consent as the subject's history shows it."""
+
+    consent_id: str
+    offer_id: str
+    item_ids: list[str]
+    status: Literal["active", "withdrawn"]
+    family_doctor_consulted: FamilyDoctorAnswer | None
+    channel: Channel
+    terms_version: str
+    created_at: dt.datetime
+    withdrawn_at: dt.datetime | None
+    receipt_id: str
+    withdrawal_receipt_id: str | None
+
+
+class ConsentResult(BaseModel):
+    """The answer to a consent or a withdrawal: the consent's state and its receipt."""
+
+    consent_id: str
+    status: Literal["active", "withdrawn"]
+    receipt: dict[str, Any]
+
+
+class AuditVerification(BaseModel):
+    """The result of verifying the audit chain."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None
+    problem: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error: a machine-readable reason and a human-readable message."""
+
+    reason: str
+    message: str
+    consent_id: str | None = None

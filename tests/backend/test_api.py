@@ -1,0 +1,229 @@
+"""The consent API as a scripted client uses it (issue 3), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.backend.conftest import AUTH, consent_body, post_consent, subject
+
+
+def test_health_needs_no_token(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+
+
+def test_every_call_but_health_needs_the_token(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    routes = [(p, m) for p, methods in paths.items() if p.startswith("/v1") for m in methods]
+    assert len(routes) >= 9
+    for template, method in routes:
+        path = template.replace("{subject_id}", subject()).replace("{consent_id}", "x")
+        path = path.replace("{offer_id}", "x").replace("{receipt_id}", "x")
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+            response = client.request(method, path, headers=headers)
+            assert response.status_code == 401, (method, path, headers)
+            assert response.json()["reason"] == "unauthorized"
+
+
+def test_offers_carry_levels_benefits_and_approval(client: TestClient) -> None:
+    offers = {o["offer_id"]: o for o in client.get("/v1/offers", headers=AUTH).json()}
+    level2 = offers["city_health_checkup"]
+    assert level2["max_level"] == 2 and level2["consentable"]
+    assert level2["ethics_approval"]["approved_by"]
+    assert level2["ethics_approval"]["medical_advisors"]
+    assert {"health"} <= {b["kind"] for b in level2["benefits"]}
+    assert offers["city_health_vitals"]["consentable"]
+    assert offers["restaurants_allergy"]["ethics_approval"] is None
+    assert not offers["restaurants_allergy"]["consentable"]
+    assert not offers["regional_statistics"]["consent_required"]
+
+
+def test_scripted_client_walkthrough(client: TestClient, terms_version: str, clock) -> None:
+    # consent to a level-1 offer
+    first = post_consent(client, consent_body(terms_version), key="walk-1")
+    assert first.status_code == 201
+    consent = first.json()
+    assert consent["status"] == "active" and consent["receipt"]["receipt_id"]
+
+    clock.advance(minutes=1)
+
+    # refused: level 2 without the family-doctor answer
+    level2 = consent_body(terms_version, "city_health_checkup", ["health_checkup"])
+    refused = post_consent(client, level2)
+    assert (refused.status_code, refused.json()["reason"]) == (422, "family_doctor_answer_required")
+
+    # refused: anything level 3, whatever the offer
+    for offer in ("city_health_checkup", "no_such_offer"):
+        body = consent_body(terms_version, offer, ["genetic"], "consulted")
+        response = post_consent(client, body)
+        assert (response.status_code, response.json()["reason"]) == (422, "level3_not_handled")
+
+    # the same Idempotency-Key again gives the same consent, not a second one
+    again = post_consent(client, consent_body(terms_version), key="walk-1")
+    assert again.status_code == 201 and again.json() == consent
+
+    # level 2 with the answer is recorded and the answer is on the receipt
+    level2["family_doctor_consulted"] = "not_yet"
+    recorded = post_consent(client, level2)
+    assert recorded.status_code == 201
+    assert recorded.json()["receipt"]["family_doctor_consulted"] == "not_yet"
+
+    # withdraw, at once, with its own receipt
+    withdrawn = client.post(f"/v1/consents/{consent['consent_id']}/withdraw", headers=AUTH)
+    assert withdrawn.status_code == 200
+    assert withdrawn.json()["status"] == "withdrawn"
+    assert withdrawn.json()["receipt"]["kind"] == "withdrawal"
+    assert withdrawn.json()["receipt"]["receipt_id"] != consent["receipt"]["receipt_id"]
+
+    # both in the history
+    history = client.get(f"/v1/subjects/{subject()}/consents", headers=AUTH).json()
+    assert [(c["offer_id"], c["status"]) for c in history] == [
+        ("city_health_vitals", "withdrawn"),
+        ("city_health_checkup", "active"),
+    ]
+    assert history[1]["family_doctor_consulted"] == "not_yet"
+
+    # and the audit chain holds: two approvals... plus two consents and one withdrawal
+    verification = client.get("/v1/audit/verify", headers=AUTH).json()
+    assert verification["ok"] is True
+    assert verification["entries"] == 3 + 3  # three shipped approvals, then our three writes
+
+
+def test_receipt_has_the_consent_receipt_fields(client: TestClient, terms_version: str) -> None:
+    body = consent_body(terms_version, "city_health_checkup", ["health_checkup"], "consulted")
+    receipt = post_consent(client, body).json()["receipt"]
+    terms = client.get("/v1/terms", headers=AUTH).json()
+    assert receipt["pii_controllers"][0]["name_ja"]
+    assert receipt["pii_principal_id"] == subject()
+    assert receipt["terms"] == {"version": terms["version"], "sha256": terms["sha256"]}
+    assert receipt["collection_method"] == "rest"
+    assert receipt["sensitive"] is True and receipt["spi_cat"] == ["health"]
+    [service] = receipt["services"]
+    assert service["recipient"]["kind"] == "city"
+    [purpose] = service["purposes"]
+    assert purpose["purpose_id"] == "health_support"
+    assert purpose["pii_category"] == [
+        {"item_id": "health_checkup", "name_ja": "健診等情報（法定健診項目）", "level": 2}
+    ]
+    assert client.get(f"/v1/receipts/{receipt['receipt_id']}", headers=AUTH).json() == receipt
+
+
+def test_same_key_with_another_body_is_refused(client: TestClient, terms_version: str) -> None:
+    assert post_consent(client, consent_body(terms_version), key="k").status_code == 201
+    other = consent_body(terms_version, item_ids=["steps"])
+    response = post_consent(client, other, key="k")
+    assert (response.status_code, response.json()["reason"]) == (422, "idempotency_key_reused")
+
+
+def test_item_order_does_not_make_another_request(client: TestClient, terms_version: str) -> None:
+    first = post_consent(client, consent_body(terms_version, item_ids=["steps", "weight"]), "k")
+    second = post_consent(client, consent_body(terms_version, item_ids=["weight", "steps"]), "k")
+    assert second.json() == first.json()
+
+
+def test_the_same_consent_twice_is_a_conflict(client: TestClient, terms_version: str) -> None:
+    first = post_consent(client, consent_body(terms_version)).json()
+    second = post_consent(client, consent_body(terms_version))
+    assert second.status_code == 409
+    assert second.json() == {
+        "reason": "already_consented",
+        "message": "An active consent to this offer and these items exists.",
+        "consent_id": first["consent_id"],
+    }
+
+
+def test_consent_again_after_withdrawal(client: TestClient, terms_version: str) -> None:
+    first = post_consent(client, consent_body(terms_version)).json()
+    client.post(f"/v1/consents/{first['consent_id']}/withdraw", headers=AUTH)
+    assert post_consent(client, consent_body(terms_version)).status_code == 201
+
+
+def test_withdrawing_twice_returns_the_same_receipt(client: TestClient, terms_version: str) -> None:
+    consent = post_consent(client, consent_body(terms_version)).json()
+    url = f"/v1/consents/{consent['consent_id']}/withdraw"
+    assert client.post(url, headers=AUTH).json() == client.post(url, headers=AUTH).json()
+    assert client.get("/v1/audit/verify", headers=AUTH).json()["entries"] == 3 + 2
+
+
+def test_withdrawal_checks_the_subject_when_given(client: TestClient, terms_version: str) -> None:
+    consent = post_consent(client, consent_body(terms_version)).json()
+    url = f"/v1/consents/{consent['consent_id']}/withdraw"
+    other = client.post(url, headers=AUTH, json={"subject_id": subject("someone else")})
+    assert (other.status_code, other.json()["reason"]) == (404, "unknown_consent")
+    mine = client.post(url, headers=AUTH, json={"subject_id": subject()})
+    assert mine.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"offer_id": "no_such_offer"}, "unknown_offer"),
+        ({"item_ids": ["health_checkup"]}, "family_doctor_answer_required"),
+        (
+            {"item_ids": ["statistics"], "offer_id": "regional_statistics"},
+            "level0_needs_no_consent",
+        ),
+        ({"terms_version": "1999-01-01"}, "terms_outdated"),
+        ({"item_ids": ["steps", "pulse"], "offer_id": "city_care_prevention"}, "item_not_in_offer"),
+        (
+            {"offer_id": "restaurants_allergy", "item_ids": ["medical_history"],
+             "family_doctor_consulted": "consulted"},
+            "no_ethics_approval",
+        ),
+    ],
+)  # fmt: skip
+def test_rule_violations_are_422_with_a_reason(
+    client: TestClient, terms_version: str, change: dict[str, object], reason: str
+) -> None:
+    response = post_consent(client, {**consent_body(terms_version), **change})
+    assert (response.status_code, response.json()["reason"]) == (422, reason)
+
+
+def test_approval_expiry_stops_level2_consents(client, terms_version, clock) -> None:
+    body = consent_body(terms_version, "city_health_checkup", ["health_checkup"], "consulted")
+    clock.advance(days=365 * 3)
+    response = post_consent(client, body)
+    assert (response.status_code, response.json()["reason"]) == (422, "no_ethics_approval")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"subject_id": "U1234567890abcdef"},  # a raw LINE user id, not a pseudonym
+        {"channel": "fax"},
+        {"item_ids": []},
+        {"item_ids": ["steps", "steps"]},
+        {"family_doctor_consulted": "maybe"},
+        {"unexpected": "field"},
+    ],
+)
+def test_invalid_requests_are_422_without_echoing_values(client, terms_version, change) -> None:
+    response = post_consent(client, {**consent_body(terms_version), **change})
+    assert response.status_code == 422
+    assert response.json()["reason"] == "invalid_request"
+    assert "U1234567890abcdef" not in response.text and "maybe" not in response.text
+
+
+def test_idempotency_key_is_required(client: TestClient, terms_version: str) -> None:
+    response = client.post("/v1/consents", json=consent_body(terms_version), headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+def test_unknown_paths_answer_json(client: TestClient) -> None:
+    response = client.get("/v1/nothing-here", headers=AUTH)
+    assert response.status_code == 404 and response.json()["reason"] == "not_found"
+
+
+def test_no_subject_or_health_detail_in_logs(client, terms_version, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = consent_body(terms_version, "city_health_checkup", ["health_checkup"], "consulted")
+    consent = post_consent(client, body).json()
+    client.get(f"/v1/subjects/{subject()}/consents", headers=AUTH)
+    client.post(f"/v1/consents/{consent['consent_id']}/withdraw", headers=AUTH)
+    # Everything the service (and its libraries) logged; the test client's own log is not ours.
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
+    for secret in (subject(), "health_checkup", "健診", "consulted"):
+        assert secret not in logged

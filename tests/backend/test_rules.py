@@ -1,0 +1,80 @@
+"""The rules as a pure function: examples and properties (hypothesis)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consent_service.rules import ConsentFacts, OfferFacts, Reason, check
+
+LEVELS = {"stats": 0, "steps": 1, "weight": 1, "checkup": 2, "history": 2, "genes": 3, "gut": 3}
+GOOD_OFFER = OfferFacts(frozenset({"steps", "checkup"}), True, True)
+
+
+def test_a_valid_level2_request_passes() -> None:
+    request = ConsentFacts(["checkup"], "consulted", "v1")
+    assert check(request, GOOD_OFFER, LEVELS, "v1") is None
+
+
+def test_level3_wins_over_every_other_problem() -> None:
+    request = ConsentFacts(["genes", "checkup"], None, "old")
+    assert check(request, None, LEVELS, "v1") is Reason.LEVEL3_NOT_HANDLED
+
+
+def test_points_alone_are_refused() -> None:
+    points_only = OfferFacts(
+        frozenset({"steps"}), has_health_benefit=False, has_active_approval=True
+    )
+    assert check(ConsentFacts(["steps"], None, "v1"), points_only, LEVELS, "v1") is (
+        Reason.NO_HEALTH_BENEFIT
+    )
+
+
+def test_an_offer_with_level2_items_needs_approval_even_for_its_level1_items() -> None:
+    unapproved = OfferFacts(frozenset({"steps", "checkup"}), True, has_active_approval=False)
+    assert check(ConsentFacts(["steps"], None, "v1"), unapproved, LEVELS, "v1") is (
+        Reason.NO_ETHICS_APPROVAL
+    )
+
+
+items = st.lists(st.sampled_from([*LEVELS, "unknown"]), min_size=1, max_size=4, unique=True)
+offers = st.one_of(
+    st.none(),
+    st.builds(
+        OfferFacts,
+        item_ids=st.frozensets(st.sampled_from([k for k, v in LEVELS.items() if v < 3])),
+        has_health_benefit=st.booleans(),
+        has_active_approval=st.booleans(),
+    ),
+)
+answers = st.sampled_from([None, "consulted", "not_yet", "will_not"])
+versions = st.sampled_from(["v1", "v0"])
+
+
+@given(items, answers, versions, offers)
+def test_anything_accepted_obeys_every_rule(item_ids, answer, version, offer) -> None:
+    reason = check(ConsentFacts(item_ids, answer, version), offer, LEVELS, "v1")
+    levels = [LEVELS.get(i) for i in item_ids]
+    if reason is None:
+        assert offer is not None
+        assert 3 not in levels and None not in levels
+        assert 2 not in levels or answer is not None
+        assert offer.has_health_benefit
+        if 2 in levels or any(LEVELS[i] == 2 for i in offer.item_ids):
+            assert offer.has_active_approval
+        assert any(level != 0 for level in levels)
+        assert version == "v1"
+        assert set(item_ids) <= offer.item_ids
+
+
+@given(items, answers, versions, offers)
+def test_level3_is_always_refused_as_level3(item_ids, answer, version, offer) -> None:
+    reason = check(ConsentFacts(item_ids, answer, version), offer, LEVELS, "v1")
+    assert (reason is Reason.LEVEL3_NOT_HANDLED) == any(LEVELS.get(i) == 3 for i in item_ids)
+
+
+@given(items, versions, offers)
+def test_level2_without_an_answer_is_never_accepted(item_ids, version, offer) -> None:
+    reason = check(ConsentFacts(item_ids, None, version), offer, LEVELS, "v1")
+    if any(LEVELS.get(i) == 2 for i in item_ids):
+        assert reason in (Reason.LEVEL3_NOT_HANDLED, Reason.FAMILY_DOCTOR_ANSWER_REQUIRED)
