@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     """Every setting the Rasa side reads; each field is the lower-case name of a variable."""
 
     consent_api_url: str = "http://127.0.0.1:8000"
+    # Seconds to wait for a connection and for an answer, and how often a failed call is tried.
+    consent_api_connect_timeout: float = 2.0
+    consent_api_read_timeout: float = 5.0
+    consent_api_attempts: int = 3
     consent_api_token: SecretStr | None = None
     subject_pseudonym_key: SecretStr | None = None
     line_channel_secret: SecretStr | None = None

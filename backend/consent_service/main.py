@@ -29,7 +29,10 @@ def utc_now() -> dt.datetime:
 
 
 def prepare_database(engine: Engine, settings: Settings, now: dt.datetime) -> None:
-    """Apply migrations and load the catalogue if the database has none yet.
+    """Apply migrations and load the catalogue (an idempotent upsert).
+
+    Loading at every start means a changed catalogue file takes effect on restart; new terms
+    versions and approvals are added, nothing a consent refers to is removed.
 
     Args:
         engine: The database.
@@ -39,9 +42,8 @@ def prepare_database(engine: Engine, settings: Settings, now: dt.datetime) -> No
     migrations.upgrade(engine)
     factory = make_sessionmaker(engine)
     with factory() as session, session.begin():
-        if catalog.current_terms(session, dt.datetime.max.replace(tzinfo=dt.UTC)) is None:
-            catalog.load(session, settings.consent_catalog_path, now)
-            log.info("Loaded the catalogue from %s", settings.consent_catalog_path.name)
+        catalog.load(session, settings.consent_catalog_path, now)
+    log.info("Catalogue loaded from %s", settings.consent_catalog_path.name)
 
 
 def create_app(

@@ -140,6 +140,7 @@ class Offer(Base):
     offer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     recipient_id: Mapped[str] = mapped_column(ForeignKey("recipients.recipient_id"))
     purpose_id: Mapped[str] = mapped_column(ForeignKey("purposes.purpose_id"))
+    title_ja: Mapped[str] = mapped_column(String(20), server_default="")
     description_ja: Mapped[str] = mapped_column(Text, default="")
     recipient: Mapped[Recipient] = relationship(lazy="joined")
     purpose: Mapped[Purpose] = relationship(lazy="joined")

@@ -87,6 +87,7 @@ class OfferPublic(BaseModel):
     """An offer residents can consent to."""
 
     offer_id: str
+    title_ja: str = Field(description="A short title (at most 20 characters) for buttons.")
     recipient: RecipientPublic
     purpose: PurposePublic
     description_ja: str

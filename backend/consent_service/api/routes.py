@@ -101,6 +101,7 @@ def _offer_public(offer: Offer, session: DbSession, now: Now) -> OfferPublic:
     blocked = rules.check(probe, facts, levels, "current")
     return OfferPublic(
         offer_id=offer.offer_id,
+        title_ja=offer.title_ja,
         recipient=RecipientPublic(
             id=offer.recipient.recipient_id,
             name_ja=offer.recipient.name_ja,

@@ -89,6 +89,7 @@ class OfferSpec(_Strict):
     """An offer."""
 
     offer_id: str
+    title_ja: str = Field(min_length=1, max_length=20)
     recipient: str
     purpose: str
     description_ja: str = ""
@@ -187,6 +188,7 @@ def _load_offer(session: Session, spec: OfferSpec, now: dt.datetime) -> None:
         offer = Offer(offer_id=spec.offer_id)
         session.add(offer)
     offer.recipient_id, offer.purpose_id = spec.recipient, spec.purpose
+    offer.title_ja = spec.title_ja
     offer.description_ja = spec.description_ja
     offer.items = [OfferItem(item_id=item) for item in spec.items]
     offer.benefits = [
