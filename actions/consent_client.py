@@ -8,8 +8,6 @@ retry never records twice. Refusals (4xx) are never retried: they come back as
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +15,7 @@ from typing import Any, Dict, List
 
 import requests
 
+from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
 
 RETRY_BACKOFF_SECONDS = (0.3, 1.0)
@@ -38,7 +37,7 @@ class ConsentRefused(Exception):
 
 
 def subject_id(settings: Settings, channel: str, sender_id: str) -> str:
-    """The subject pseudonym of a sender: hex(HMAC-SHA256(key, "<channel>:<sender_id>")).
+    """The subject pseudonym of a sender, as the contract fixes it.
 
     Args:
         settings: Where the key (`SUBJECT_PSEUDONYM_KEY`) comes from.
@@ -46,16 +45,9 @@ def subject_id(settings: Settings, channel: str, sender_id: str) -> str:
         sender_id: The sender id the channel gave Rasa.
 
     Returns:
-        64 hex characters; the raw sender id never leaves this function.
-
-    Raises:
-        RuntimeError: When no key is configured.
+        hex(HMAC-SHA256(key, "<channel>:<sender_id>")); the raw sender id never leaves here.
     """
-    if settings.subject_pseudonym_key is None:
-        raise RuntimeError("SUBJECT_PSEUDONYM_KEY is not set")
-    key = settings.subject_pseudonym_key.get_secret_value().encode("utf-8")
-    message = f"{channel}:{sender_id}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return pseudonym(settings, channel, sender_id)
 
 
 def consent_channel(input_channel: str | None) -> str:
@@ -120,6 +112,10 @@ class ConsentClient:
     def offer(self, offer_id: str) -> Dict[str, Any]:
         """One offer."""
         return dict(self._call("GET", f"/v1/offers/{offer_id}"))
+
+    def items(self) -> List[Dict[str, Any]]:
+        """Every catalogue item with its level."""
+        return list(self._call("GET", "/v1/catalog/items"))
 
     def terms_version(self) -> str:
         """The version of the terms in force."""

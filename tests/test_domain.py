@@ -59,7 +59,9 @@ def test_every_level_has_a_detail_answer(domain, level: str) -> None:
 def test_every_response_an_action_names_exists(domain) -> None:
     named: List[str] = []
     for path in (PROJECT_ROOT / "actions").glob("*.py"):
-        named += re.findall(r'response="(utter_[a-z0-9_]+)"', path.read_text(encoding="utf-8"))
+        source = path.read_text(encoding="utf-8")
+        named += re.findall(r'"(utter_[a-z0-9_]+)"', source)
+        named += [f"utter_fragment_{f}" for f in re.findall(r'fragment\(\s*\w+,\s*"(\w+)"', source)]
     assert named, "the actions send no response at all?"
     assert sorted(set(named) - set(domain["responses"])) == []
 
@@ -100,13 +102,42 @@ def test_answers_fit_a_phone_screen(domain) -> None:
     assert too_long == []
 
 
-def test_only_the_contact_answer_has_placeholders(domain) -> None:
+# The placeholders each response may have: values the actions pass, never wording.
+PLACEHOLDERS = {
+    "utter_contact_city": {"contact_name", "contact_phone", "contact_hours"},
+    "utter_consent_level3_not_handled": {"items"},
+    "utter_consent_offer_explanation": {"title", "recipient", "purpose", "items", "benefits"},
+    "utter_consent_offer_explanation_level2": {
+        "title", "recipient", "purpose", "items", "benefits", "approved_by", "advisors",
+    },
+    "utter_consent_resume": {"title"},
+    "utter_consent_readback": {"recipient", "purpose", "items", "terms_version"},
+    "utter_consent_readback_level2": {
+        "recipient", "purpose", "items", "terms_version", "family_doctor",
+    },
+    "utter_consent_recorded": {"receipt_id", "recipient"},
+    "utter_consent_already_recorded": {"receipt_id"},
+    "utter_withdraw_confirm": {"title", "recipient", "receipt_id"},
+    "utter_withdraw_done": {"receipt_id"},
+    "utter_consents_list": {"lines"},
+    "utter_fragment_item": {"name", "level"},
+    "utter_fragment_economic_benefit": {"description"},
+    "utter_fragment_consent_line": {"title", "status", "receipt_id"},
+}  # fmt: skip
+
+
+def test_placeholders_are_exactly_the_expected_ones(domain) -> None:
     for name, variation in all_responses(domain):
         fields = set(re.findall(r"\{(\w+)\}", variation["text"]))
-        if name == "utter_contact_city":
-            assert fields == {"contact_name", "contact_phone", "contact_hours"}
-        else:
-            assert fields == set(), name
+        assert fields == PLACEHOLDERS.get(name, set()), name
+
+
+def test_every_consent_refusal_reason_has_an_explanation(domain) -> None:
+    reasons = ["level3_not_handled", "no_ethics_approval", "no_health_benefit",
+               "level0_needs_no_consent", "terms_outdated"]  # fmt: skip
+    for reason in reasons:
+        assert f"utter_consent_refused_{reason}" in domain["responses"]
+    assert "utter_consent_refused_generic" in domain["responses"]
 
 
 def test_no_phone_number_is_written_into_the_domain(domain) -> None:
@@ -131,3 +162,11 @@ def test_actions_send_only_domain_responses() -> None:
         )
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    ["doctor_consulted", "doctor_not_yet", "doctor_will_not", "status_active", "status_withdrawn"],
+)
+def test_fragments_named_at_run_time_exist(domain, fragment: str) -> None:
+    assert f"utter_fragment_{fragment}" in domain["responses"]

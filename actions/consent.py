@@ -1,0 +1,322 @@
+"""Giving consent in conversation.
+
+The steps: show the offers that can be consented to → explain the chosen one (who receives which
+items at which level, for what, with which benefit) → if it includes level-2 data, ask whether the
+resident has consulted their family doctor (on "not yet": recommend consulting first and offer to
+stop; continue only on an explicit choice) → read back exactly what will be recorded → an explicit
+yes → only then the call to the consent service. "Recorded" is said only on the service's success.
+
+The state lives in slots that only these actions set (never from entities), and every step checks
+it, so a typed `/affirm` or `/give_consent{...}` cannot skip one. A stopped or failed consent keeps
+its state: "同意の続き" (give_consent) resumes it days later, with the same Idempotency-Key so a
+submission that reached the service before a failure is never recorded twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Dict, List
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import consent_common as c
+from actions.consent_client import (
+    ConsentClient,
+    ConsentRefused,
+    ConsentServiceUnavailable,
+    get_client,
+)
+
+Events = List[Dict[str, Any]]
+MAX_OFFER_BUTTONS = 13
+
+
+class ActionConsentFlow(Action):
+    """Every step of giving consent: `give_consent`, the family-doctor answer, yes and no."""
+
+    def name(self) -> str:
+        """Return the action's name in the domain."""
+        return "action_consent_flow"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Events:
+        """Take the step the conversation's own state allows."""
+        return consent_step(dispatcher, tracker, domain)
+
+
+def consent_step(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+) -> Events:
+    """Take the next step of giving consent for the latest message (also a yes or a no).
+
+    Args:
+        dispatcher: Where the answers go.
+        tracker: The conversation, whose slots hold the consent's state.
+        domain: The domain (for the wording fragments).
+
+    Returns:
+        The slot events of the step.
+    """
+    flow = _Flow(dispatcher, tracker, domain, get_client())
+    try:
+        return flow.step()
+    except ConsentServiceUnavailable:
+        dispatcher.utter_message(response="utter_consent_service_down_generic")
+        return []
+
+
+class _Flow:
+    def __init__(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[str, Any],
+        client: ConsentClient,
+    ) -> None:
+        self.dispatcher, self.tracker, self.domain, self.client = (
+            dispatcher,
+            tracker,
+            domain,
+            client,
+        )
+        self.stage: str | None = tracker.get_slot(c.STAGE)
+        self.pending = tracker.get_slot(c.PENDING) == "consent"
+
+    def utter(self, response: str, **values: Any) -> None:
+        self.dispatcher.utter_message(response=response, **values)
+
+    def step(self) -> Events:
+        intent = (self.tracker.latest_message.get("intent") or {}).get("name")
+        if intent == "give_consent":
+            return self.start()
+        if intent == "answer_family_doctor":
+            answer = c.latest_entity(self.tracker, "family_doctor_answer")
+            if answer in c.DOCTOR_ANSWERS:
+                return self.doctor_answer(answer)
+            if self.pending and self.stage in ("doctor_asked", "doctor_not_yet"):
+                # Not clear which answer was meant: never guess, ask again with buttons.
+                self.utter("utter_ask_family_doctor")
+                return [SlotSet(c.STAGE, "doctor_asked")]
+            return self.nothing_pending()
+        if intent in ("affirm", "deny") and self.pending:
+            yes = intent == "affirm"
+            if self.stage == "doctor_asked":
+                return self.doctor_answer("consulted" if yes else "not_yet")
+            if self.stage == "doctor_not_yet":
+                return self.read_back(self.current_offer()) if yes else self.pause()
+            if self.stage == "confirming":
+                return self.submit() if yes else self.cancel()
+        return self.nothing_pending()
+
+    # -- starting --------------------------------------------------------------------------
+    def start(self) -> Events:
+        self.refuse_level3_items()
+        offer_id = c.latest_entity(self.tracker, "offer_id")
+        if offer_id:
+            return self.choose(offer_id)
+        if self.stage and self.tracker.get_slot(c.OFFER):
+            return self.resume()
+        return self.list_offers()
+
+    def refuse_level3_items(self) -> None:
+        asked = set(self.tracker.get_latest_entity_values("data_item"))
+        if not asked:
+            return
+        level3 = [
+            i["name_ja"] for i in self.client.items() if i["level"] == 3 and i["item_id"] in asked
+        ]
+        if level3:
+            self.utter("utter_consent_level3_not_handled", items=c.join(self.domain, level3))
+
+    def list_offers(self) -> Events:
+        offers = [o for o in self.client.offers() if o["consentable"]]
+        if not offers:
+            self.utter("utter_consent_no_offers")
+            return [SlotSet(c.PENDING, None)]
+        buttons = [
+            {"title": o["title_ja"], "payload": f'/give_consent{{"offer_id": "{o["offer_id"]}"}}'}
+            for o in offers[:MAX_OFFER_BUTTONS]
+        ]
+        self.dispatcher.utter_message(response="utter_consent_choose_offer", buttons=buttons)
+        return [SlotSet(c.PENDING, None)]
+
+    def fetch_offer(self, offer_id: str) -> Dict[str, Any] | None:
+        try:
+            offer = self.client.offer(offer_id)
+        except ConsentRefused:
+            return None
+        return offer if offer.get("consentable") else None
+
+    def current_offer(self) -> Dict[str, Any]:
+        offer = self.fetch_offer(str(self.tracker.get_slot(c.OFFER)))
+        if offer is None:
+            raise _OfferGone
+        return offer
+
+    def choose(self, offer_id: str) -> Events:
+        offer = self.fetch_offer(offer_id)
+        if offer is None:
+            self.utter("utter_consent_offer_unavailable")
+            return c.clear_flow()
+        self.explain(offer)
+        events: Events = [
+            *c.clear_flow(),
+            SlotSet(c.OFFER, offer_id),
+            SlotSet(c.REQUEST_KEY, uuid.uuid4().hex),
+            SlotSet(c.DOCTOR, None),
+            SlotSet(c.PENDING, "consent"),
+        ]
+        if c.needs_doctor(offer):
+            self.utter("utter_ask_family_doctor")
+            return [*events, SlotSet(c.STAGE, "doctor_asked")]
+        return [*events, *self.read_back(offer)]
+
+    def resume(self) -> Events:
+        try:
+            offer = self.current_offer()
+        except _OfferGone:
+            self.utter("utter_consent_offer_unavailable")
+            return c.clear_flow()
+        self.utter("utter_consent_resume", title=offer["title_ja"])
+        events: Events = [SlotSet(c.PENDING, "consent")]
+        if self.stage == "confirming":
+            return [*events, *self.read_back(offer)]
+        if c.needs_doctor(offer):
+            self.utter("utter_ask_family_doctor")
+            return [*events, SlotSet(c.STAGE, "doctor_asked")]
+        return [*events, *self.read_back(offer)]
+
+    def explain(self, offer: Dict[str, Any]) -> None:
+        values = {
+            "title": offer["title_ja"],
+            "recipient": offer["recipient"]["name_ja"],
+            "purpose": offer["purpose"]["name_ja"],
+            "items": c.items_text(self.domain, offer["items"]),
+            "benefits": c.benefits_text(self.domain, offer["benefits"]),
+        }
+        approval = offer.get("ethics_approval")
+        if c.needs_doctor(offer) and approval:
+            self.utter(
+                "utter_consent_offer_explanation_level2",
+                approved_by=approval["approved_by"],
+                advisors=approval["medical_advisors"],
+                **values,
+            )
+        else:
+            self.utter("utter_consent_offer_explanation", **values)
+
+    # -- the family doctor -------------------------------------------------------------------
+    def doctor_answer(self, answer: str) -> Events:
+        if not self.pending or self.stage not in ("doctor_asked", "doctor_not_yet"):
+            return self.nothing_pending()
+        try:
+            offer = self.current_offer()
+        except _OfferGone:
+            self.utter("utter_consent_offer_unavailable")
+            return c.clear_flow()
+        events: Events = [SlotSet(c.DOCTOR, answer)]
+        if answer == "not_yet":
+            self.utter("utter_recommend_consult_first")
+            return [*events, SlotSet(c.STAGE, "doctor_not_yet")]
+        return [*events, *self.read_back(offer, doctor=answer)]
+
+    def pause(self) -> Events:
+        self.utter("utter_consent_paused")
+        return [SlotSet(c.PENDING, None), SlotSet(c.STAGE, "paused")]
+
+    # -- read-back and submission ------------------------------------------------------------
+    def read_back(self, offer: Dict[str, Any], doctor: str | None = None) -> Events:
+        terms = self.client.terms_version()
+        values = {
+            "recipient": offer["recipient"]["name_ja"],
+            "purpose": offer["purpose"]["name_ja"],
+            "items": c.items_text(self.domain, offer["items"]),
+            "terms_version": terms,
+        }
+        if c.needs_doctor(offer):
+            answer = doctor or self.tracker.get_slot(c.DOCTOR)
+            if answer not in c.DOCTOR_ANSWERS:  # never read back level 2 without the answer
+                self.utter("utter_ask_family_doctor")
+                return [SlotSet(c.STAGE, "doctor_asked")]
+            family_doctor = c.fragment(self.domain, f"doctor_{answer}")
+            self.utter("utter_consent_readback_level2", family_doctor=family_doctor, **values)
+        else:
+            self.utter("utter_consent_readback", **values)
+        return [SlotSet(c.STAGE, "confirming"), SlotSet(c.TERMS, terms)]
+
+    def submit(self) -> Events:
+        try:
+            return self._submit()
+        except ConsentServiceUnavailable:
+            self.utter("utter_consent_service_down")
+            return []  # everything stays as it was: "はい" later tries again with the same key
+
+    def _submit(self) -> Events:
+        try:
+            offer = self.current_offer()
+        except _OfferGone:
+            self.utter("utter_consent_offer_unavailable")
+            return c.clear_flow()
+        doctor = self.tracker.get_slot(c.DOCTOR) if c.needs_doctor(offer) else None
+        if c.needs_doctor(offer) and doctor not in c.DOCTOR_ANSWERS:
+            self.utter("utter_ask_family_doctor")
+            return [SlotSet(c.STAGE, "doctor_asked")]
+        terms = self.tracker.get_slot(c.TERMS)
+        key = self.tracker.get_slot(c.REQUEST_KEY)
+        if not terms or not key:  # no read-back in this conversation: show it first
+            return self.read_back(offer, doctor=doctor)
+        channel, subject = c.resident(self.tracker)
+        body = {
+            "subject_id": subject,
+            "offer_id": offer["offer_id"],
+            "item_ids": [i["item_id"] for i in offer["items"]],
+            "channel": channel,
+            "family_doctor_consulted": doctor,
+            "terms_version": terms,
+        }
+        try:
+            result = self.client.create_consent(body, idempotency_key=f"{key}-{doctor or 'none'}")
+        except ConsentRefused as refusal:
+            return self.refused(refusal, subject)
+        self.utter(
+            "utter_consent_recorded",
+            receipt_id=result["receipt"]["receipt_id"],
+            recipient=offer["recipient"]["name_ja"],
+        )
+        return c.clear_flow()
+
+    def refused(self, refusal: ConsentRefused, subject: str) -> Events:
+        if refusal.reason == "already_consented" and refusal.consent_id:
+            receipts = [
+                h["receipt_id"]
+                for h in self.client.consents(subject)
+                if h["consent_id"] == refusal.consent_id
+            ]
+            if receipts:
+                self.utter("utter_consent_already_recorded", receipt_id=receipts[0])
+                return c.clear_flow()
+        if refusal.reason == "family_doctor_answer_required":
+            self.utter("utter_ask_family_doctor")
+            return [SlotSet(c.STAGE, "doctor_asked")]
+        response = f"utter_consent_refused_{refusal.reason}"
+        self.utter(
+            response
+            if response in self.domain.get("responses", {})
+            else "utter_consent_refused_generic"
+        )
+        return c.clear_flow()
+
+    def cancel(self) -> Events:
+        self.utter("utter_consent_cancelled")
+        return c.clear_flow()
+
+    def nothing_pending(self) -> Events:
+        self.utter("utter_consent_nothing_pending")
+        return [SlotSet(c.PENDING, None)] if self.pending else []
+
+
+class _OfferGone(Exception):
+    """The offer of an open consent no longer exists or no longer takes consents."""

@@ -1,0 +1,99 @@
+"""What the consent, withdrawal and listing actions share.
+
+Who the resident is, the state slots, and turning catalogue data into text with the wording
+fragments of domain.yml.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+
+from actions.consent_client import consent_channel, subject_id
+from bot.settings import get_settings
+
+PENDING = "consent_pending"
+STAGE = "consent_stage"
+OFFER = "consent_offer_id"
+REQUEST_KEY = "consent_request_key"
+TERMS = "consent_terms_version"
+DOCTOR = "family_doctor_consulted"
+WITHDRAW = "withdraw_consent_id"
+DOCTOR_ANSWERS = ("consulted", "not_yet", "will_not")
+LEVEL_NEEDING_DOCTOR = 2
+
+
+def resident(tracker: Tracker) -> tuple[str, str]:
+    """The resident's consent channel and subject pseudonym.
+
+    Returns:
+        (channel, subject_id); the raw sender id is only ever hashed.
+    """
+    channel = consent_channel(tracker.get_latest_input_channel())
+    return channel, subject_id(get_settings(), channel, tracker.sender_id)
+
+
+def fragment(domain: Dict[str, Any], name: str, /, **values: Any) -> str:
+    """Fill one wording fragment (`utter_fragment_<name>` in domain.yml).
+
+    Args:
+        domain: The domain the action received.
+        name: The fragment's name without the `utter_fragment_` prefix.
+        **values: Values for its placeholders.
+
+    Returns:
+        The text.
+    """
+    text = str(domain["responses"][f"utter_fragment_{name}"][0]["text"])
+    return text.format(**values) if values else text
+
+
+def join(domain: Dict[str, Any], parts: Iterable[str]) -> str:
+    """Join texts with the separator fragment."""
+    return fragment(domain, "separator").join(parts)
+
+
+def items_text(domain: Dict[str, Any], items: List[Dict[str, Any]]) -> str:
+    """Items with their levels, e.g. 血圧（レベル1）、体重（レベル1）."""
+    return join(
+        domain, (fragment(domain, "item", name=i["name_ja"], level=i["level"]) for i in items)
+    )
+
+
+def benefits_text(domain: Dict[str, Any], benefits: List[Dict[str, Any]]) -> str:
+    """Health benefits first; economic ones marked as going with a health benefit."""
+    ordered = sorted(benefits, key=lambda b: b["kind"] != "health")
+    return join(
+        domain,
+        (
+            b["description_ja"]
+            if b["kind"] == "health"
+            else fragment(domain, "economic_benefit", description=b["description_ja"])
+            for b in ordered
+        ),
+    )
+
+
+def needs_doctor(offer: Dict[str, Any]) -> bool:
+    """Whether the offer includes level-2 data (the family-doctor question applies)."""
+    return int(offer["max_level"]) >= LEVEL_NEEDING_DOCTOR
+
+
+def clear_flow() -> List[Dict[str, Any]]:
+    """Events that end any open consent or withdrawal question."""
+    return [
+        SlotSet(PENDING, None),
+        SlotSet(STAGE, None),
+        SlotSet(OFFER, None),
+        SlotSet(REQUEST_KEY, None),
+        SlotSet(TERMS, None),
+        SlotSet(WITHDRAW, None),
+    ]
+
+
+def latest_entity(tracker: Tracker, entity: str) -> str | None:
+    """The first value of `entity` in the latest message, if any."""
+    value = next(tracker.get_latest_entity_values(entity), None)
+    return str(value) if value is not None else None

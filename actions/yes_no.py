@@ -1,0 +1,39 @@
+"""Yes and no: they answer whichever question the assistant has open.
+
+The open question is in the `consent_pending` slot (set only by the consent and withdrawal
+actions). With none open, a yes or no is small talk. Keeping this in one action, rather than in
+rules conditioned on the slot, means the dialogue policy never has to predict across a slot that
+the answering action itself changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.consent import consent_step
+from actions.consent_common import PENDING
+from actions.withdrawal import withdrawal_step
+
+
+class ActionHandleYesNo(Action):
+    """Route `affirm` and `deny`."""
+
+    def name(self) -> str:
+        """Return the action's name in the domain."""
+        return "action_handle_yes_no"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[Dict[str, Any]]:
+        """Answer the open question, or acknowledge when there is none."""
+        pending = tracker.get_slot(PENDING)
+        if pending == "consent":
+            return consent_step(dispatcher, tracker, domain)
+        if pending == "withdrawal":
+            return withdrawal_step(dispatcher, tracker)
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        dispatcher.utter_message(response="utter_affirm" if intent == "affirm" else "utter_deny")
+        return []

@@ -1,0 +1,484 @@
+"""The consent, withdrawal and listing actions against a mocked consent service (HTTP)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+import responses
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.consent import ActionConsentFlow
+from actions.consent_client import get_client, subject_id
+from actions.withdrawal import ActionListConsents, ActionWithdrawalFlow
+from actions.yes_no import ActionHandleYesNo
+from bot.settings import get_settings
+from tests.actions.conftest import responses as sent
+from tests.actions.conftest import user_event
+from tests.conftest import PROJECT_ROOT
+
+API = "http://consent.test"
+KEY = "test-pseudonym-key"
+SENDER = "resident-42"
+SUBJECT = hmac.new(KEY.encode(), f"rest:{SENDER}".encode(), hashlib.sha256).hexdigest()
+
+LEVEL1 = {
+    "offer_id": "city_health_vitals",
+    "title_ja": "市の健康づくり（歩数・血圧）",
+    "recipient": {"id": "city_health", "name_ja": "船橋市 健康づくり担当部署", "kind": "city"},
+    "purpose": {"id": "health_support", "name_ja": "健康支援・保健指導", "description_ja": ""},
+    "description_ja": "",
+    "items": [
+        {"item_id": "steps", "level": 1, "name_ja": "歩数（歩行）"},
+        {"item_id": "blood_pressure", "level": 1, "name_ja": "血圧"},
+    ],
+    "max_level": 1,
+    "benefits": [
+        {"kind": "economic", "description_ja": "ポイント"},
+        {"kind": "health", "description_ja": "健康づくり教室のご案内"},
+    ],
+    "ethics_approval": None,
+    "consent_required": True,
+    "consentable": True,
+}
+LEVEL2 = {
+    **LEVEL1,
+    "offer_id": "city_health_checkup",
+    "title_ja": "市の保健指導（健診結果）",
+    "items": [{"item_id": "health_checkup", "level": 2, "name_ja": "健診等情報"}],
+    "max_level": 2,
+    "benefits": [{"kind": "health", "description_ja": "保健指導のご案内"}],
+    "ethics_approval": {
+        "approved_by": "データ倫理審査会",
+        "medical_advisors": "医師",
+        "approved_at": "2026-10-15T01:00:00Z",
+        "valid_until": "2028-03-31T14:59:59Z",
+        "scope_item_ids": ["health_checkup"],
+    },
+}
+CLOSED = {**LEVEL1, "offer_id": "restaurants_allergy", "consentable": False}
+RECEIPT = {"receipt_id": "rcpt-0001", "kind": "consent"}
+
+
+@pytest.fixture(autouse=True)
+def consent_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CONSENT_API_URL", API)
+    monkeypatch.setenv("CONSENT_API_TOKEN", "client-token")
+    monkeypatch.setenv("SUBJECT_PSEUDONYM_KEY", KEY)
+    monkeypatch.setattr("actions.consent_client.time.sleep", lambda _seconds: None)
+    get_settings.cache_clear()
+    get_client.cache_clear()
+    yield
+    get_settings.cache_clear()
+    get_client.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def domain() -> Dict[str, Any]:
+    return dict(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8")))
+
+
+@pytest.fixture
+def api() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(f"{API}/v1/offers", json=[LEVEL1, LEVEL2, CLOSED])
+        for offer in (LEVEL1, LEVEL2, CLOSED):
+            mock.get(f"{API}/v1/offers/{offer['offer_id']}", json=offer)
+        mock.get(f"{API}/v1/terms", json={"version": "2026-11-01", "sha256": "x", "text_ja": ""})
+        mock.get(
+            f"{API}/v1/catalog/items",
+            json=[
+                {"item_id": "steps", "name_ja": "歩数", "level": 1},
+                {"item_id": "genetic", "name_ja": "遺伝子情報", "level": 3},
+            ],
+        )
+        yield mock
+
+
+def tracker(intent: str, slots: Dict[str, Any] | None = None, **entities: str) -> Tracker:
+    event = user_event("…", intent, list(entities.items()))
+    return Tracker(
+        SENDER, slots or {}, event["parse_data"], [event], False, None, {}, "action_listen"
+    )
+
+
+def slots_of(events: List[Dict[str, Any]]) -> Dict[str, Any]:
+    result: Dict[str, Any] = {}
+    for event in events:
+        if event["event"] == "slot":
+            result[event["name"]] = event["value"]
+    return result
+
+
+def confirming(offer: Dict[str, Any], doctor: str | None = None) -> Dict[str, Any]:
+    return {
+        "consent_pending": "consent",
+        "consent_stage": "confirming",
+        "consent_offer_id": offer["offer_id"],
+        "consent_request_key": "abc123",
+        "consent_terms_version": "2026-11-01",
+        "family_doctor_consulted": doctor,
+    }
+
+
+def run(action: Any, t: Tracker, domain: Dict[str, Any]) -> tuple[list, CollectingDispatcher]:
+    dispatcher = CollectingDispatcher()
+    return action.run(dispatcher, t, domain), dispatcher
+
+
+# ---- giving consent ----------------------------------------------------------------------
+
+
+def test_give_consent_lists_only_consentable_offers_as_buttons(api, domain) -> None:
+    _, dispatcher = run(ActionConsentFlow(), tracker("give_consent"), domain)
+    [message] = dispatcher.messages
+    assert message["response"] == "utter_consent_choose_offer"
+    assert [b["payload"] for b in message["buttons"]] == [
+        '/give_consent{"offer_id": "city_health_vitals"}',
+        '/give_consent{"offer_id": "city_health_checkup"}',
+    ]
+    assert all(len(b["title"]) <= 20 for b in message["buttons"])
+
+
+def test_level1_offer_is_explained_and_read_back(api, domain) -> None:
+    events, dispatcher = run(
+        ActionConsentFlow(), tracker("give_consent", offer_id="city_health_vitals"), domain
+    )
+    assert sent(dispatcher) == ["utter_consent_offer_explanation", "utter_consent_readback"]
+    explanation, readback = dispatcher.messages
+    assert explanation["items"] == "歩数（歩行）（レベル1）、血圧（レベル1）"
+    assert explanation["benefits"] == "健康づくり教室のご案内、ポイント（健康のメリットとセット）"
+    assert readback["terms_version"] == "2026-11-01"
+    state = slots_of(events)
+    assert state["consent_pending"] == "consent" and state["consent_stage"] == "confirming"
+    assert state["consent_offer_id"] == "city_health_vitals" and state["consent_request_key"]
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_level2_offer_asks_about_the_family_doctor(api, domain) -> None:
+    events, dispatcher = run(
+        ActionConsentFlow(), tracker("give_consent", offer_id="city_health_checkup"), domain
+    )
+    assert sent(dispatcher) == ["utter_consent_offer_explanation_level2", "utter_ask_family_doctor"]
+    assert dispatcher.messages[0]["approved_by"] == "データ倫理審査会"
+    assert slots_of(events)["consent_stage"] == "doctor_asked"
+
+
+@pytest.mark.parametrize("answer", ["consulted", "will_not"])
+def test_doctor_answer_is_set_then_read_back(api, domain, answer: str) -> None:
+    slots = {**confirming(LEVEL2), "consent_stage": "doctor_asked"}
+    t = tracker("answer_family_doctor", slots, family_doctor_answer=answer)
+    events, dispatcher = run(ActionConsentFlow(), t, domain)
+    assert events[0] == SlotSet("family_doctor_consulted", answer)
+    assert sent(dispatcher) == ["utter_consent_readback_level2"]
+    assert (
+        dispatcher.messages[0]["family_doctor"]
+        == domain["responses"][f"utter_fragment_doctor_{answer}"][0]["text"]
+    )
+
+
+def test_yes_to_the_doctor_question_means_consulted(api, domain) -> None:
+    slots = {**confirming(LEVEL2), "consent_stage": "doctor_asked"}
+    events, _ = run(ActionConsentFlow(), tracker("affirm", slots), domain)
+    assert slots_of(events)["family_doctor_consulted"] == "consulted"
+
+
+def test_not_yet_recommends_consulting_and_can_pause(api, domain) -> None:
+    slots = {**confirming(LEVEL2), "consent_stage": "doctor_asked"}
+    events, dispatcher = run(ActionConsentFlow(), tracker("deny", slots), domain)
+    assert sent(dispatcher) == ["utter_recommend_consult_first"]
+    state = {**slots, **slots_of(events)}
+    assert state["family_doctor_consulted"] == "not_yet"
+    assert state["consent_stage"] == "doctor_not_yet"
+
+    events, dispatcher = run(ActionConsentFlow(), tracker("deny", state), domain)
+    assert sent(dispatcher) == ["utter_consent_paused"]
+    state = {**state, **slots_of(events)}
+    assert state["consent_pending"] is None and state["consent_stage"] == "paused"
+    assert state["consent_offer_id"] == "city_health_checkup"
+
+    # days later: "同意の続き" resumes the same offer and asks again
+    events, dispatcher = run(ActionConsentFlow(), tracker("give_consent", state), domain)
+    assert sent(dispatcher) == ["utter_consent_resume", "utter_ask_family_doctor"]
+    assert slots_of(events)["consent_pending"] == "consent"
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_not_yet_then_explicit_continue_reads_back(api, domain) -> None:
+    slots = {**confirming(LEVEL2, "not_yet"), "consent_stage": "doctor_not_yet"}
+    events, dispatcher = run(ActionConsentFlow(), tracker("affirm", slots), domain)
+    assert sent(dispatcher) == ["utter_consent_readback_level2"]
+    assert slots_of(events)["consent_stage"] == "confirming"
+
+
+def test_unclear_doctor_answer_is_asked_again(api, domain) -> None:
+    slots = {**confirming(LEVEL2), "consent_stage": "doctor_asked"}
+    t = tracker("answer_family_doctor", slots, family_doctor_answer="たぶん")
+    events, dispatcher = run(ActionConsentFlow(), t, domain)
+    assert sent(dispatcher) == ["utter_ask_family_doctor"]
+    assert "family_doctor_consulted" not in slots_of(events)
+
+
+def test_yes_at_the_read_back_records_with_a_pseudonym(api, domain) -> None:
+    api.post(
+        f"{API}/v1/consents",
+        json={"consent_id": "c-1", "status": "active", "receipt": RECEIPT},
+        status=201,
+    )
+    events, dispatcher = run(
+        ActionConsentFlow(), tracker("affirm", confirming(LEVEL2, "consulted")), domain
+    )
+    assert sent(dispatcher) == ["utter_consent_recorded"]
+    assert dispatcher.messages[0]["receipt_id"] == "rcpt-0001"
+    [post] = [c for c in api.calls if c.request.method == "POST"]
+    body = json.loads(post.request.body)
+    assert body == {
+        "subject_id": SUBJECT,
+        "offer_id": "city_health_checkup",
+        "item_ids": ["health_checkup"],
+        "channel": "rest",
+        "family_doctor_consulted": "consulted",
+        "terms_version": "2026-11-01",
+    }
+    assert SENDER not in post.request.body.decode()
+    assert post.request.headers["Idempotency-Key"] == "abc123-consulted"
+    assert post.request.headers["Authorization"] == "Bearer client-token"
+    assert slots_of(events)["consent_pending"] is None
+
+
+@pytest.mark.parametrize(
+    "slots",
+    [
+        {},  # a forged "/affirm" with nothing open
+        {**confirming(LEVEL1), "consent_pending": None},  # read-back done, question closed
+        {**confirming(LEVEL1), "consent_stage": "paused"},
+    ],
+    ids=["nothing open", "question closed", "paused"],
+)
+def test_a_yes_out_of_turn_records_nothing(api, domain, slots) -> None:
+    _, dispatcher = run(ActionConsentFlow(), tracker("affirm", slots), domain)
+    assert sent(dispatcher) == ["utter_consent_nothing_pending"]
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_level2_without_a_doctor_answer_is_never_submitted(api, domain) -> None:
+    _, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL2)), domain)
+    assert sent(dispatcher) == ["utter_ask_family_doctor"]
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_no_read_back_in_this_conversation_means_read_back_first(api, domain) -> None:
+    slots = {**confirming(LEVEL1), "consent_terms_version": None}
+    _, dispatcher = run(ActionConsentFlow(), tracker("affirm", slots), domain)
+    assert sent(dispatcher) == ["utter_consent_readback"]
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_service_down_keeps_the_state_and_retries_with_the_same_key(api, domain) -> None:
+    api.post(f"{API}/v1/consents", body=requests.ConnectionError("down"))
+    events, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == ["utter_consent_service_down"]
+    assert events == []
+    posts = [c for c in api.calls if c.request.method == "POST"]
+    assert len(posts) == get_settings().consent_api_attempts == 3
+    assert {p.request.headers["Idempotency-Key"] for p in posts} == {"abc123-none"}
+
+
+def test_timeout_then_success_records_once(api, domain) -> None:
+    api.post(f"{API}/v1/consents", body=requests.ReadTimeout("slow"))
+    api.post(f"{API}/v1/consents", status=503, json={"reason": "database_unavailable"})
+    api.post(
+        f"{API}/v1/consents",
+        json={"consent_id": "c-1", "status": "active", "receipt": RECEIPT},
+        status=201,
+    )
+    _, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == ["utter_consent_recorded"]
+    posts = [c for c in api.calls if c.request.method == "POST"]
+    assert len(posts) == 3
+    assert {p.request.headers["Idempotency-Key"] for p in posts} == {"abc123-none"}
+
+
+@pytest.mark.parametrize(
+    ("reason", "response"),
+    [
+        ("no_ethics_approval", "utter_consent_refused_no_ethics_approval"),
+        ("terms_outdated", "utter_consent_refused_terms_outdated"),
+        ("item_not_in_offer", "utter_consent_refused_generic"),
+    ],
+)
+def test_refusals_are_explained_never_shown_raw(api, domain, reason, response) -> None:
+    api.post(f"{API}/v1/consents", status=422, json={"reason": reason, "message": "raw"})
+    events, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == [response]
+    assert "raw" not in json.dumps(dispatcher.messages)
+    assert len([c for c in api.calls if c.request.method == "POST"]) == 1  # 4xx: no retry
+    assert slots_of(events)["consent_pending"] is None
+
+
+def test_refusal_inside_detail_is_understood(api, domain) -> None:
+    api.post(f"{API}/v1/consents", status=422, json={"detail": {"reason": "terms_outdated"}})
+    _, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == ["utter_consent_refused_terms_outdated"]
+
+
+def test_an_existing_consent_is_named_by_its_receipt(api, domain) -> None:
+    api.post(
+        f"{API}/v1/consents", status=409, json={"reason": "already_consented", "consent_id": "c-9"}
+    )
+    api.get(
+        f"{API}/v1/subjects/{SUBJECT}/consents",
+        json=[{"consent_id": "c-9", "offer_id": "city_health_vitals", "status": "active",
+               "receipt_id": "rcpt-9"}],
+    )  # fmt: skip
+    _, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == ["utter_consent_already_recorded"]
+    assert dispatcher.messages[0]["receipt_id"] == "rcpt-9"
+
+
+def test_no_at_the_read_back_cancels(api, domain) -> None:
+    events, dispatcher = run(ActionConsentFlow(), tracker("deny", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == ["utter_consent_cancelled"]
+    assert slots_of(events)["consent_offer_id"] is None
+
+
+def test_level3_items_asked_for_are_explained_not_offered(api, domain) -> None:
+    _, dispatcher = run(ActionConsentFlow(), tracker("give_consent", data_item="genetic"), domain)
+    assert sent(dispatcher) == ["utter_consent_level3_not_handled", "utter_consent_choose_offer"]
+    assert dispatcher.messages[0]["items"] == "遺伝子情報"
+
+
+def test_a_closed_or_unknown_offer_is_not_explained(api, domain) -> None:
+    api.get(f"{API}/v1/offers/nope", status=404, json={"reason": "unknown_offer"})
+    for offer_id in ("restaurants_allergy", "nope"):
+        dispatcher = CollectingDispatcher()
+        ActionConsentFlow().run(dispatcher, tracker("give_consent", offer_id=offer_id), domain)
+        assert sent(dispatcher) == ["utter_consent_offer_unavailable"]
+
+
+def test_listing_offers_while_the_service_is_down_apologises(domain) -> None:
+    with responses.RequestsMock() as mock:
+        mock.get(f"{API}/v1/offers", body=requests.ConnectionError("down"))
+        _, dispatcher = run(ActionConsentFlow(), tracker("give_consent"), domain)
+    assert sent(dispatcher) == ["utter_consent_service_down_generic"]
+
+
+# ---- withdrawal and listing --------------------------------------------------------------
+
+HISTORY = [
+    {"consent_id": "c-1", "offer_id": "city_health_vitals", "status": "active",
+     "receipt_id": "rcpt-1"},
+    {"consent_id": "c-2", "offer_id": "city_health_checkup", "status": "withdrawn",
+     "receipt_id": "rcpt-2"},
+]  # fmt: skip
+
+
+def test_withdraw_lists_active_consents_as_buttons(api, domain) -> None:
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=HISTORY)
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker("withdraw_consent"), domain)
+    [message] = dispatcher.messages
+    assert message["response"] == "utter_withdraw_choose"
+    assert [b["payload"] for b in message["buttons"]] == ['/withdraw_consent{"consent_id": "c-1"}']
+
+
+def test_withdraw_confirms_then_withdraws_with_the_subject(api, domain) -> None:
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=HISTORY)
+    api.post(
+        f"{API}/v1/consents/c-1/withdraw",
+        json={"consent_id": "c-1", "status": "withdrawn", "receipt": {"receipt_id": "rcpt-w"}},
+    )
+    events, dispatcher = run(
+        ActionWithdrawalFlow(), tracker("withdraw_consent", consent_id="c-1"), domain
+    )
+    assert sent(dispatcher) == ["utter_withdraw_confirm"]
+    state = slots_of(events)
+    assert state == {"consent_pending": "withdrawal", "withdraw_consent_id": "c-1"}
+    events, dispatcher = run(ActionWithdrawalFlow(), tracker("affirm", state), domain)
+    assert sent(dispatcher) == ["utter_withdraw_done"]
+    assert dispatcher.messages[0]["receipt_id"] == "rcpt-w"
+    [post] = [c for c in api.calls if c.request.method == "POST"]
+    assert json.loads(post.request.body) == {"subject_id": SUBJECT}
+
+
+def test_someone_elses_or_withdrawn_consent_cannot_be_chosen(api, domain) -> None:
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=HISTORY)
+    for consent_id in ("c-2", "c-999"):
+        dispatcher = CollectingDispatcher()
+        ActionWithdrawalFlow().run(
+            dispatcher, tracker("withdraw_consent", consent_id=consent_id), domain
+        )
+        assert sent(dispatcher) == ["utter_withdraw_unknown"]
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_no_to_the_withdrawal_keeps_the_consent(api, domain) -> None:
+    state = {"consent_pending": "withdrawal", "withdraw_consent_id": "c-1"}
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker("deny", state), domain)
+    assert sent(dispatcher) == ["utter_withdraw_cancelled"]
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_list_consents_shows_status_and_receipt(api, domain) -> None:
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=HISTORY)
+    _, dispatcher = run(ActionListConsents(), tracker("list_consents"), domain)
+    [message] = dispatcher.messages
+    assert message["response"] == "utter_consents_list"
+    assert message["lines"].splitlines() == [
+        "・市の健康づくり（歩数・血圧）：同意中（受付番号 rcpt-1）",
+        "・市の保健指導（健診結果）：取り消し済み（受付番号 rcpt-2）",
+    ]
+
+
+def test_list_consents_when_there_are_none(api, domain) -> None:
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=[])
+    _, dispatcher = run(ActionListConsents(), tracker("list_consents"), domain)
+    assert sent(dispatcher) == ["utter_consents_none"]
+
+
+def test_subject_id_is_the_contract_hmac() -> None:
+    assert (
+        subject_id(get_settings(), "line", "U123")
+        == hmac.new(KEY.encode(), b"line:U123", hashlib.sha256).hexdigest()
+    )
+
+
+# ---- yes and no --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("intent", "response"), [("affirm", "utter_affirm"), ("deny", "utter_deny")]
+)
+def test_yes_or_no_with_no_open_question_is_small_talk(api, domain, intent, response) -> None:
+    _, dispatcher = run(ActionHandleYesNo(), tracker(intent), domain)
+    assert sent(dispatcher) == [response]
+
+
+def test_yes_goes_to_the_open_consent_question(api, domain) -> None:
+    api.post(
+        f"{API}/v1/consents",
+        json={"consent_id": "c-1", "status": "active", "receipt": RECEIPT},
+        status=201,
+    )
+    _, dispatcher = run(ActionHandleYesNo(), tracker("affirm", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == ["utter_consent_recorded"]
+
+
+def test_no_goes_to_the_open_withdrawal_question(api, domain) -> None:
+    state = {"consent_pending": "withdrawal", "withdraw_consent_id": "c-1"}
+    _, dispatcher = run(ActionHandleYesNo(), tracker("deny", state), domain)
+    assert sent(dispatcher) == ["utter_withdraw_cancelled"]
+
+
+def test_service_down_at_the_final_yes_keeps_the_question_open(domain) -> None:
+    with responses.RequestsMock() as mock:  # even the offer cannot be fetched
+        mock.get(f"{API}/v1/offers/city_health_vitals", body=requests.ConnectionError("down"))
+        events, dispatcher = run(ActionHandleYesNo(), tracker("affirm", confirming(LEVEL1)), domain)
+    assert sent(dispatcher) == ["utter_consent_service_down"]
+    assert events == []
