@@ -6,6 +6,8 @@ touches a running `make run` or its data.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 import subprocess
@@ -18,9 +20,16 @@ import pytest
 import requests
 
 from tests.conftest import PROJECT_ROOT
+from tests.line_fake import FakeLineApi
 
 MODEL = PROJECT_ROOT / "models" / "assistant.tar.gz"
 RASA = PROJECT_ROOT / ".venv" / "bin" / "rasa"
+BACKEND_PYTHON = PROJECT_ROOT / ".venv-backend" / "bin" / "python"
+CONSENT_TOKEN = "e2e-consent-token"
+LINE_SECRET = "e2e-line-channel-secret"
+LINE_TOKEN = "e2e-line-access-token"
+EXPIRED_REPLY_TOKEN = "expired-reply-token"
+PSEUDONYM_KEY = "e2e-pseudonym-key"
 START_TIMEOUT = 300.0
 CITY_CONTACT = {
     "CITY_CONTACT_NAME": "テスト用の窓口",
@@ -49,12 +58,57 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"{url} did not answer in {START_TIMEOUT:.0f}s")
 
 
+class ConsentService:
+    """The real consent service in its own environment; it can be stopped and started again
+    (same port, same database) to test what the assistant does while it is down."""
+
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = work / "consent.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT / "backend"),
+            "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
+            "CONSENT_API_TOKEN": CONSENT_TOKEN,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(self.port)]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_until_up(f"{self.url}/health", self.process, self.log)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def history(self, sender: str, channel: str = "rest") -> List[Dict[str, Any]]:
+        """The service's records for a sender of the assistant (found by its pseudonym)."""
+        subject = hmac.new(
+            PSEUDONYM_KEY.encode(), f"{channel}:{sender}".encode(), hashlib.sha256
+        ).hexdigest()
+        response = requests.get(
+            f"{self.url}/v1/subjects/{subject}/consents",
+            headers={"Authorization": f"Bearer {CONSENT_TOKEN}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return list(response.json())
+
+
 @dataclass
 class Assistant:
     """The running assistant, reached over HTTP."""
 
     url: str
     tracker_db: Path
+    consent: ConsentService
 
     def say(self, sender: str, message: str) -> List[Dict[str, Any]]:
         """Send one message through the REST channel and return the answers."""
@@ -73,7 +127,16 @@ class Assistant:
 
 
 @pytest.fixture(scope="session")
-def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
+def fake_line() -> Iterator[FakeLineApi]:
+    """The LINE platform, checking every call against LINE's OpenAPI description."""
+    with FakeLineApi(LINE_TOKEN, frozenset({EXPIRED_REPLY_TOKEN})) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def assistant(
+    tmp_path_factory: pytest.TempPathFactory, fake_line: FakeLineApi
+) -> Iterator[Assistant]:
     if not MODEL.exists():
         pytest.fail("No trained model: run `make model` (make test does it before the e2e tests).")
     work = tmp_path_factory.mktemp("e2e")
@@ -85,9 +148,18 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
         f"action_endpoint:\n  url: http://127.0.0.1:{actions_port}/webhook\n",
         encoding="utf-8",
     )
+    consent = ConsentService(work)
+    consent.start()
     env = {
         **os.environ,
         **CITY_CONTACT,
+        "CONSENT_API_URL": consent.url,
+        "CONSENT_API_TOKEN": CONSENT_TOKEN,
+        "SUBJECT_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        "CONSENT_API_READ_TIMEOUT": "3",
+        "LINE_CHANNEL_SECRET": LINE_SECRET,
+        "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
+        "LINE_API_BASE_URL": fake_line.url,
         "PYTHONPATH": str(PROJECT_ROOT),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -120,8 +192,11 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
         wait_until_up(
             f"http://127.0.0.1:{rasa_port}/webhooks/rest/", processes["rasa"], logs["rasa"]
         )
-        yield Assistant(url=f"http://127.0.0.1:{rasa_port}", tracker_db=work / "rasa.db")
+        yield Assistant(
+            url=f"http://127.0.0.1:{rasa_port}", tracker_db=work / "rasa.db", consent=consent
+        )
     finally:
+        consent.stop()
         for process in processes.values():
             process.terminate()
         for process in processes.values():

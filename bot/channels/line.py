@@ -1,0 +1,214 @@
+"""LINE channel: the city's LINE official account talking to the assistant.
+
+Configure it in `credentials.yml` as `bot.channels.line.LineInput:`; secrets come from settings
+(`LINE_CHANNEL_SECRET`, `LINE_CHANNEL_ACCESS_TOKEN`, `LINE_API_BASE_URL`). The webhook URL is
+`https://<host>/webhooks/line/webhook` (docs/line.md).
+
+- The `X-Line-Signature` is checked on the raw body, in constant time, before anything is parsed;
+  a missing or wrong one gets 401 and only the fact is logged.
+- The webhook is acknowledged at once; events are processed in the background.
+- Events in `standby` mode and redeliveries already seen (`webhookEventId`) are skipped.
+- Text typed by a resident is always text (a leading "/" is made full-width); only postbacks
+  carrying the assistant's own button payloads become intents.
+- Stickers, images, location and other non-text messages, and over-long text, get a polite text
+  answer (`non_text_message` / `message_too_long`); `follow` gets the greeting.
+- Rasa sees a keyed pseudonym of the LINE user id, never the id itself; logs carry neither ids
+  nor text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable, Dict, Set
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.line_api import LineApi
+from bot.channels.line_messages import (
+    postback_payload,
+    signature_is_valid,
+    to_line_messages,
+    typed_text,
+)
+from bot.pseudonym import pseudonym
+from bot.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+MAX_TYPED_CHARACTERS = 1000
+# LINE does not promise how long a reply token lives; past this, answer by push instead.
+REPLY_TOKEN_SECONDS = 50.0
+SEEN_EVENTS = 10_000
+SEEN_SECONDS = 3600.0
+NON_TEXT = "/non_text_message"
+TOO_LONG = "/message_too_long"
+GREETING = "/greet"
+
+
+class RecentIds:
+    """A bounded memory of recently seen ids (webhook redeliveries come within minutes)."""
+
+    def __init__(self, size: int = SEEN_EVENTS, seconds: float = SEEN_SECONDS) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._size, self._seconds = size, seconds
+
+    def first_time(self, key: str) -> bool:
+        """Remember `key`; tell whether it is new."""
+        now = time.monotonic()
+        while self._seen and next(iter(self._seen.values())) < now - self._seconds:
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        if len(self._seen) >= self._size:
+            self._seen.popitem(last=False)
+        self._seen[key] = now
+        return True
+
+
+def event_text(event: Dict[str, Any]) -> str | None:
+    """What Rasa should receive for one webhook event, or None to ignore it.
+
+    Args:
+        event: One event of the webhook body.
+
+    Returns:
+        Text (typed text made safe), an intent for postbacks of our buttons and for non-text
+        input, or None for events the assistant does not answer.
+    """
+    kind = event.get("type")
+    if kind == "message":
+        message = event.get("message") or {}
+        if message.get("type") != "text":
+            return NON_TEXT
+        text = str(message.get("text") or "")
+        if len(text) > MAX_TYPED_CHARACTERS:
+            return TOO_LONG
+        return typed_text(text) if text.strip() else NON_TEXT
+    if kind == "postback":
+        data = str((event.get("postback") or {}).get("data") or "")
+        return postback_payload(data) or (typed_text(data[:MAX_TYPED_CHARACTERS]) or None)
+    if kind == "follow":
+        return GREETING
+    return None  # unfollow, join, leave, and anything LINE adds later
+
+
+class LineInput(InputChannel):
+    """Rasa input channel for the LINE Messaging API."""
+
+    @classmethod
+    def name(cls) -> str:
+        """The channel's name: webhooks are served under /webhooks/line/."""
+        return "line"
+
+    @classmethod
+    def from_credentials(cls, credentials: Dict[str, Any] | None) -> InputChannel:
+        """Build the channel from settings (credentials.yml needs no secrets)."""
+        return cls(get_settings())
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._seen = RecentIds()
+        self._tasks: Set[asyncio.Task[None]] = set()
+        self._api: LineApi | None = None
+
+    def api(self) -> LineApi:
+        """The Messaging API client (created in the running event loop)."""
+        if self._api is None:
+            token = self.settings.line_channel_access_token
+            self._api = LineApi(
+                self.settings.line_api_base_url, token.get_secret_value() if token else ""
+            )
+        return self._api
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The health route and the webhook."""
+        line_webhook = Blueprint("line_webhook", __name__)
+
+        @line_webhook.route("/", methods=["GET"])  # type: ignore[misc]
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @line_webhook.route("/webhook", methods=["POST"])  # type: ignore[misc]
+        async def webhook(request: Request) -> HTTPResponse:
+            body: bytes = request.body or b""
+            if len(body) > MAX_BODY_BYTES:
+                return response.json({"reason": "too_large"}, status=413)
+            secret = self.settings.line_channel_secret
+            if not signature_is_valid(
+                secret.get_secret_value() if secret else "",
+                body,
+                request.headers.get("x-line-signature"),
+            ):
+                logger.warning("LINE webhook rejected: missing or invalid signature")
+                return response.json({"reason": "invalid_signature"}, status=401)
+            try:
+                events = json.loads(body)["events"]
+                if not isinstance(events, list):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                return response.json({"reason": "malformed_body"}, status=400)
+            for event in events:
+                if isinstance(event, dict) and self._should_handle(event):
+                    task = asyncio.ensure_future(self._handle(event, on_new_message))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            return response.json({"status": "ok"})
+
+        return line_webhook
+
+    def _should_handle(self, event: Dict[str, Any]) -> bool:
+        if event.get("mode") == "standby":
+            return False
+        event_id = event.get("webhookEventId")
+        return not (isinstance(event_id, str) and not self._seen.first_time(event_id))
+
+    async def _handle(
+        self, event: Dict[str, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
+        received = time.monotonic()
+        source = event.get("source") or {}
+        user_id = source.get("userId")
+        text = event_text(event)
+        if source.get("type") != "user" or not isinstance(user_id, str) or text is None:
+            logger.info("LINE event ignored: %s", event.get("type"))
+            return
+        try:
+            await self.api().show_loading(user_id)
+            collector = CollectingOutputChannel()
+            await on_new_message(
+                UserMessage(
+                    text,
+                    collector,
+                    pseudonym(self.settings, "line", user_id),
+                    input_channel=self.name(),
+                )
+            )
+            await self._answer(event, user_id, received, collector.messages)
+        except Exception as error:  # one bad event must not stop the others
+            logger.error("LINE event failed: %s", type(error).__name__)
+
+    async def _answer(
+        self,
+        event: Dict[str, Any],
+        user_id: str,
+        received: float,
+        messages: list[dict[str, Any]],
+    ) -> None:
+        batches = to_line_messages(messages)
+        if not batches:
+            return
+        token = event.get("replyToken")
+        first, rest = batches[0], batches[1:]
+        fresh = time.monotonic() - received < REPLY_TOKEN_SECONDS
+        if not (isinstance(token, str) and fresh and await self.api().reply(token, first)):
+            await self.api().push(user_id, first)
+        for batch in rest:
+            await self.api().push(user_id, batch)
