@@ -18,7 +18,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Keep TensorFlow quiet and on the CPU threads this machine has.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv venv-backend model run backend shell test lint lint-backend validate unit \
+.PHONY: help venv venv-backend browser-deps model run backend shell test lint lint-backend validate unit \
         test-backend test-nlu test-stories e2e nlu-report bench bench-consent lock lock-backend \
         clean
 
@@ -80,7 +80,10 @@ test-stories: model  ## Conversation tests, failing on any wrong prediction.
 	$(RASA) test core --stories tests/stories --model $(MODEL) --out results/stories \
 	  --fail-on-prediction-errors
 
-e2e: model  ## Start the real servers and talk to them over HTTP.
+browser-deps:  ## Chromium and a Japanese font for the browser tests (Debian packages).
+	@scripts/browser-deps.sh
+
+e2e: model venv-backend browser-deps  ## Start the real servers; talk over HTTP, LINE and a browser.
 	$(PY) -m pytest -m e2e -q --ignore=tests/backend
 
 nlu-report: test-nlu  ## Rewrite docs/nlu-report.md from the held-out test set.

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     line_channel_secret: SecretStr | None = None
     line_channel_access_token: SecretStr | None = None
     line_api_base_url: str = "https://api.line.me"
+    # The resident web chat (bot/channels/webchat.py): pages may only connect from these origins;
+    # sessions are signed with WEBCHAT_SESSION_SECRET (default: derived from the pseudonym key).
+    webchat_allowed_origins: str = "http://localhost:5005,http://127.0.0.1:5005"
+    webchat_session_secret: SecretStr | None = None
+    webchat_session_days: int = 30
     # The city's contact route, offered when the assistant cannot help. Left empty, the assistant
     # points residents to the city's website instead of inventing details.
     city_contact_name: str = ""
