@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     line_channel_secret: SecretStr | None = None
     line_channel_access_token: SecretStr | None = None
     line_api_base_url: str = "https://api.line.me"
+    line_api_data_base_url: str = "https://api-data.line.me"
     # The resident web chat (bot/channels/webchat.py): pages may only connect from these origins;
     # sessions are signed with WEBCHAT_SESSION_SECRET (default: derived from the pseudonym key).
     webchat_allowed_origins: str = "http://localhost:5005,http://127.0.0.1:5005"

@@ -25,6 +25,10 @@ CONSENT_DATABASE_URL=
 LINE_CHANNEL_SECRET=
 LINE_CHANNEL_ACCESS_TOKEN=
 LINE_API_BASE_URL=https://api.line.me
+LINE_API_DATA_BASE_URL=https://api-data.line.me
+
+# Resident web chat (docs/webchat.md): the origins allowed to connect.
+WEBCHAT_ALLOWED_ORIGINS=http://localhost:5005,http://127.0.0.1:5005
 
 # The city's contact route, offered when a resident asks for a person or is not understood.
 # Left empty, the assistant refers residents to the city's website instead of inventing details.

@@ -108,7 +108,13 @@ def documented_limit_problems(body: Dict[str, Any]) -> List[str]:
 class FakeLineApi:
     """The Messaging API endpoints the channel uses, on 127.0.0.1, recording every call."""
 
-    ROUTES = ("/v2/bot/message/reply", "/v2/bot/message/push", "/v2/bot/chat/loading/start")
+    ROUTES = (
+        "/v2/bot/message/reply",
+        "/v2/bot/message/push",
+        "/v2/bot/chat/loading/start",
+        "/v2/bot/richmenu",
+    )
+    RICH_MENU_ID = "richmenu-0123456789abcdef0123456789abcdef"
 
     def __init__(self, access_token: str, expired_reply_tokens: frozenset = frozenset()) -> None:
         self.api = OpenApi(SPECS / "messaging-api.yml")
@@ -150,6 +156,17 @@ class FakeLineApi:
         lowered = {k.lower(): v for k, v in headers.items()}
         if lowered.get("authorization") != f"Bearer {self.access_token}":
             problems.append("missing or wrong Authorization")
+        if path in (
+            f"/v2/bot/richmenu/{self.RICH_MENU_ID}/content",
+            f"/v2/bot/user/all/richmenu/{self.RICH_MENU_ID}",
+        ):
+            if path.endswith("/content") and (
+                lowered.get("content-type") != "image/png" or not raw.startswith(b"\x89PNG")
+            ):
+                problems.append("rich menu image is not a PNG")
+            with self._lock:
+                self.calls.append(Call(path, lowered, None, problems))
+            return (400, {"message": "; ".join(problems)}) if problems else (200, {})
         try:
             body = json.loads(raw)
         except ValueError:
@@ -173,6 +190,8 @@ class FakeLineApi:
             return 400, {"message": "Invalid reply token"}
         if path == "/v2/bot/chat/loading/start":
             return 202, {}
+        if path == "/v2/bot/richmenu":
+            return 200, {"richMenuId": self.RICH_MENU_ID}
         return 200, {"sentMessages": [{"id": str(i)} for i, _ in enumerate(body["messages"])]}
 
     def sent(self, path: str | None = None) -> List[Call]:
