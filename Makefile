@@ -18,7 +18,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Keep TensorFlow quiet and on the CPU threads this machine has.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv venv-backend browser-deps model run backend shell test lint lint-backend validate unit \
+.PHONY: help venv venv-backend browser-deps model run backend staff-user shell test lint lint-backend validate unit \
         test-backend test-nlu test-stories e2e nlu-report bench bench-consent lock lock-backend \
         clean
 
@@ -43,6 +43,10 @@ model: venv  ## Train models/assistant.tar.gz if config, domain or data changed.
 
 run: venv venv-backend model .env  ## Start everything (Rasa :5005, actions :5055, consent :8000).
 	@scripts/run.sh
+
+staff-user: venv-backend .env  ## Create a staff account: make staff-user NAME=kanri ROLE=admin
+	@test -n "$(NAME)" || { echo "Give a name: make staff-user NAME=kanri ROLE=admin"; exit 1; }
+	@PYTHONPATH=$(CURDIR)/backend $(BPY) -m consent_service staff create-user "$(NAME)" --role "$(or $(ROLE),admin)"
 
 backend: venv-backend .env  ## Start the consent service alone on :8000 until Ctrl-C.
 	@PYTHONPATH=$(CURDIR)/backend exec $(BPY) -m consent_service serve --port 8000

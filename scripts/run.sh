@@ -70,6 +70,7 @@ The assistant is running. Talk to it:
   curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"情報銀行って何？"}'
   make shell    (a terminal chat, in another terminal)
 Consent service: http://127.0.0.1:$CONSENT_PORT/docs (API; token CONSENT_API_TOKEN in .env)
+Staff console:   http://127.0.0.1:$CONSENT_PORT/staff/ (first account: make staff-user NAME=kanri)
 Logs: var/log/rasa.log, var/log/actions.log, var/log/consent.log. Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"

@@ -9,7 +9,9 @@ python -m consent_service audit verify
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from consent_service import audit, catalog
 from consent_service.config import get_settings
 from consent_service.db import make_engine, make_sessionmaker
 from consent_service.main import create_app, prepare_database, utc_now
+from consent_service.staff import auth
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     catalog_cmd.add_argument("file", nargs="?", type=Path)
     audit_cmd = commands.add_parser("audit", help="check the audit chain")
     audit_cmd.add_argument("action", choices=["verify"])
+    staff_cmd = commands.add_parser("staff", help="manage staff accounts of the console")
+    staff_cmd.add_argument("action", choices=["create-user"])
+    staff_cmd.add_argument("username")
+    staff_cmd.add_argument("--role", choices=["admin", "viewer"], default="admin")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -59,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
             with factory() as session, session.begin():
                 spec = catalog.load(session, args.file or settings.consent_catalog_path, utc_now())
             print(f"Loaded {len(spec.items)} items and {len(spec.offers)} offers.")
+            return 0
+        if args.command == "staff":
+            prepare_database(engine, settings, utc_now())
+            password = os.environ.get("STAFF_PASSWORD") or getpass.getpass("Password: ")
+            with factory() as session, session.begin():
+                secret = auth.create_user(session, args.username, password, args.role, utc_now())
+            print(f"Created {args.role} {args.username}. Enrol this in an authenticator app:")
+            print(f"TOTP secret: {secret}")
+            print(auth.provisioning_uri(args.username, secret))
             return 0
         with factory() as session:
             result = audit.verify(session)

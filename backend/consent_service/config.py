@@ -42,6 +42,19 @@ class Settings(BaseSettings):
         default=True, description="Apply database migrations and load the catalogue at start."
     )
     consent_idempotency_ttl_hours: int = Field(default=24 * 7, ge=1)
+    staff_tracker_database_url: str = Field(
+        default="", description="Rasa's tracker store, read-only; empty means var/rasa.db."
+    )
+    staff_cookie_secure: bool = Field(
+        default=True,
+        description="Send the session cookie only over HTTPS (browsers treat localhost as secure).",
+    )
+    staff_session_hours: int = Field(default=8, ge=1)
+    staff_lockout_attempts: int = Field(default=5, ge=1)
+    staff_lockout_minutes: int = Field(default=15, ge=1)
+    staff_mask_with_ginza: bool = Field(
+        default=True, description="Also mask GiNZA's named entities (names, places, diseases)."
+    )
 
     @model_validator(mode="after")
     def _require_a_token(self) -> Settings:
@@ -56,6 +69,14 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         """The database URL, defaulting to the SQLite file under var/."""
         return self.consent_database_url or f"sqlite+pysqlite:///{DEFAULT_SQLITE}"
+
+    @property
+    def tracker_database_url(self) -> str:
+        """Rasa's tracker store, defaulting to the SQLite file `make run` uses."""
+        return (
+            self.staff_tracker_database_url
+            or f"sqlite+pysqlite:///{PROJECT_ROOT / 'var' / 'rasa.db'}"
+        )
 
     def client_token_digests(self) -> frozenset[str]:
         """SHA-256 digests of every accepted client token; the tokens themselves are not kept.

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,6 +19,9 @@ from consent_service.api.routes import health_router, router
 from consent_service.config import Settings, get_settings
 from consent_service.consents import Controller, ServiceError
 from consent_service.db import make_engine, make_sessionmaker
+from consent_service.staff.tracker import read_only_engine
+from consent_service.staff.views import LoginRequired
+from consent_service.staff.views import router as staff_router
 
 log = logging.getLogger("consent_service")
 
@@ -75,7 +78,11 @@ def create_app(
         app.state.clock = clock
         app.state.client_digests = settings.client_token_digests()
         app.state.controller = Controller(spec.controller.name_ja, spec.controller.jurisdiction)
+        app.state.settings = settings
+        app.state.tracker_engine = read_only_engine(settings.tracker_database_url)
+        app.state.ginza = None
         yield
+        app.state.tracker_engine.dispose()
         if own_engine:
             db.dispose()
 
@@ -91,6 +98,7 @@ def create_app(
     )
     app.include_router(health_router)
     app.include_router(router)
+    app.include_router(staff_router)
     _install_error_handlers(app)
     return app
 
@@ -103,6 +111,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             body["consent_id"] = exc.consent_id
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(_request: Request, _exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse("/staff/login", status_code=302)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

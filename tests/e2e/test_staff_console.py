@@ -1,0 +1,120 @@
+"""The staff console in a real headless Chromium: log in with password and TOTP, open each view,
+save screenshots; nothing sensitive on any page."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT_ROOT
+from tests.e2e.conftest import BACKEND_PYTHON, free_port, wait_until_up
+from tests.e2e.test_webchat import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.staff_tracker import DAY1, DAY2, build
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "correct horse battery staple"
+VIEWS = {
+    "overview": "/staff/",
+    "intents": "/staff/intents",
+    "fallbacks": "/staff/fallbacks",
+    "funnel": "/staff/funnel",
+    "conversations": "/staff/conversations",
+    "access-log": "/staff/access-log",
+}
+
+
+def totp(secret: str, at: float | None = None) -> str:
+    """RFC 6238 (SHA-1, 30 s, 6 digits), as authenticator apps compute it."""
+    counter = int((at or time.time()) // 30)
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    work = tmp_path_factory.mktemp("staff")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT / "backend"),
+        "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
+        "CONSENT_API_TOKEN": "e2e-staff-token",
+        "STAFF_TRACKER_DATABASE_URL": f"sqlite+pysqlite:///{build(work / 'rasa.db')}",
+        "STAFF_PASSWORD": PASSWORD,
+    }
+    created = subprocess.run(
+        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", "kanri"],
+        env=env, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
+    port = free_port()
+    log = work / "console.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
+        yield f"http://127.0.0.1:{port}", secret
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make browser-deps` installs it (Debian package).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_every_staff_url_needs_a_session(console: tuple[str, str]) -> None:
+    url, _ = console
+    for path in [*VIEWS.values(), "/staff/conversations/line-0:0", "/staff/export/intents.csv"]:
+        response = requests.get(url + path, allow_redirects=False, timeout=10)
+        assert response.status_code in (302, 401), path
+
+
+def test_staff_member_logs_in_and_opens_each_view(console: tuple[str, str], browser: Any) -> None:
+    url, secret = console
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+    page.goto(f"{url}/staff/login")
+    page.get_by_label("ユーザー名").fill("kanri")
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(secret))
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url(f"{url}/staff/")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, path in VIEWS.items():
+        page.goto(f"{url}{path}?start={DAY1}&end={DAY2}")
+        assert page.locator("h1").count() == 1, name
+        page.screenshot(path=str(SCREENSHOTS / f"staff-{name}.png"), full_page=True)
+        html = page.content()
+        assert "血圧が150" not in html and "047-123-4567" not in html, name
+    page.goto(f"{url}/staff/conversations?start={DAY1}&end={DAY2}")
+    page.get_by_role("link", name="開く").first.click()
+    page.locator("ol.transcript").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "staff-transcript.png"), full_page=True)
+    assert "血圧が150" not in page.content()
+    page.goto(f"{url}/staff/access-log")
+    assert "view_transcript" in page.content()
+    page.close()
