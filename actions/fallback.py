@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.contact import utter_city_contact
+from actions.levels import LEVEL3_ITEMS, latest_entity_values
 
 FALLBACK_INTENT = "nlu_fallback"
 
@@ -45,6 +46,12 @@ class ActionHandleFallback(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
         """Ask to rephrase, or offer a person after a second miss in a row."""
+        level3 = [i for i in latest_entity_values(tracker, "data_item") if i in LEVEL3_ITEMS]
+        if level3:
+            # Whatever was meant, a level-3 item must hear that it is not handled.
+            for item in level3:
+                dispatcher.utter_message(response=f"utter_item_level_{item}")
+            return []
         if previous_user_intent(tracker) == FALLBACK_INTENT:
             dispatcher.utter_message(response="utter_fallback_contact")
             utter_city_contact(dispatcher)

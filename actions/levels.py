@@ -29,6 +29,8 @@ DATA_ITEMS = (
     "location",
     "statistics",
 )
+# Level 3 (seed: レベル２情報に含まれない検査結果、腸内細菌、口腔内細菌、遺伝子情報): never handled.
+LEVEL3_ITEMS = ("other_test_results", "gut_bacteria", "oral_bacteria", "genetic")
 LEVELS = ("0", "1", "2", "3")
 # A resident who names many items at once gets the first few; the rest would flood a phone screen.
 MAX_ITEMS_PER_ANSWER = 3

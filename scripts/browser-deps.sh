@@ -2,7 +2,8 @@
 # Chromium and a Japanese font for the browser tests, from Debian's packages (Playwright's own
 # browser download is not used: nothing but package registries is reachable here).
 set -euo pipefail
-have_font() { fc-list 2>/dev/null | grep -qiE 'IPA|Noto Sans CJK|Noto Sans JP'; }
+# grep reads all of fc-list's output: with -q it would stop early and, under pipefail, fail.
+have_font() { fc-list 2>/dev/null | grep -iE 'IPA|Noto Sans CJK|Noto Sans JP' >/dev/null; }
 if command -v chromium >/dev/null 2>&1 && have_font; then
   exit 0
 fi

@@ -63,3 +63,15 @@ def test_contact_invents_nothing_when_a_detail_is_missing(dispatcher, monkeypatc
     monkeypatch.setenv(missing, "  ")
     ActionContactCity().run(dispatcher, tracker_for(user_event("職員", "request_staff")), {})
     assert responses(dispatcher) == ["utter_contact_city_unconfigured"]
+
+
+def test_a_misunderstood_message_naming_level3_data_says_it_is_not_handled(dispatcher) -> None:
+    message = user_event("遺伝子情報を…", "nlu_fallback", [("data_item", "genetic")])
+    ActionHandleFallback().run(dispatcher, tracker_for(message), {})
+    assert responses(dispatcher) == ["utter_item_level_genetic"]
+
+
+def test_a_misunderstood_message_naming_other_data_asks_again(dispatcher) -> None:
+    message = user_event("血圧が…", "nlu_fallback", [("data_item", "blood_pressure")])
+    ActionHandleFallback().run(dispatcher, tracker_for(message), {})
+    assert responses(dispatcher) == ["utter_ask_rephrase"]

@@ -5,16 +5,19 @@ from rasa_sdk.events import SlotSet
 
 from actions.levels import (
     DATA_ITEMS,
+    LEVEL3_ITEMS,
     ActionExplainDataItemLevel,
     ActionExplainDataLevels,
     normalise_level,
 )
 from tests.actions.conftest import responses, tracker_for, user_event
 from tests.conftest import CONTRACT_DATA_ITEMS
+from tests.conftest import LEVEL3_ITEMS as CONTRACT_LEVEL3
 
 
 def test_action_knows_exactly_the_contract_items() -> None:
     assert sorted(DATA_ITEMS) == sorted(CONTRACT_DATA_ITEMS)
+    assert sorted(LEVEL3_ITEMS) == sorted(CONTRACT_LEVEL3)
 
 
 @pytest.mark.parametrize("item", CONTRACT_DATA_ITEMS)
