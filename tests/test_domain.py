@@ -90,11 +90,15 @@ def test_buttons_fit_line_quick_replies_and_name_real_intents(domain) -> None:
         assert len(buttons) <= MAX_BUTTONS, name
         for button in buttons:
             assert 0 < len(button["title"]) <= MAX_BUTTON_TITLE, (name, button["title"])
-            match = re.fullmatch(r"/(\w+)(\{.*\})?", button["payload"])
-            assert match, (name, button["payload"])
-            assert match.group(1) in domain["intents"], (name, button["payload"])
+            # Braces are doubled in domain.yml: Rasa's response interpolation would otherwise
+            # take the JSON for a slot placeholder (and log a traceback); it undoubles them.
+            payload = button["payload"].replace("{{", "{").replace("}}", "}")
+            assert payload != button["payload"] or "{" not in payload, (name, payload)
+            match = re.fullmatch(r"/(\w+)(\{.*\})?", payload)
+            assert match, (name, payload)
+            assert match.group(1) in domain["intents"], (name, payload)
             for entity in json.loads(match.group(2) or "{}"):
-                assert entity in domain["entities"], (name, button["payload"])
+                assert entity in domain["entities"], (name, payload)
 
 
 def test_answers_fit_a_phone_screen(domain) -> None:

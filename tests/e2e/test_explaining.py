@@ -55,3 +55,11 @@ def test_conversation_is_kept_in_the_tracker_store(assistant: Assistant) -> None
     intents = [e["parse_data"]["intent"]["name"] for e in events if e["event"] == "user"]
     assert intents == ["ask_info_bank"]
     assert assistant.tracker_db.stat().st_size > 0
+
+
+def test_button_payloads_with_entities_reach_residents_intact(assistant: Assistant) -> None:
+    answers = assistant.say("e2e-levels-buttons", "情報のレベルについて教えてください")
+    payloads = [b["payload"] for a in answers for b in a.get("buttons", [])]
+    assert '/ask_data_levels{"data_level": "2"}' in payloads
+    level2 = texts(assistant.say("e2e-levels-buttons", payloads[1]))
+    assert "レベル2は" in level2
