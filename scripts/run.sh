@@ -66,7 +66,7 @@ wait_for "The Rasa server" "http://127.0.0.1:$RASA_PORT/webhooks/rest/" var/log/
 cat <<MSG
 
 The assistant is running. Talk to it:
-  web chat:  http://localhost:$RASA_PORT/webhooks/webchat/chat
+  web chat:  http://localhost:$RASA_PORT/webhooks/socketio/chat
   curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"情報銀行って何？"}'
   make shell    (a terminal chat, in another terminal)
 Consent service: http://127.0.0.1:$CONSENT_PORT/docs (API; token CONSENT_API_TOKEN in .env)

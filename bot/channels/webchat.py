@@ -1,10 +1,14 @@
-"""The resident web chat: a page served by Rasa, talking over socket.io.
+"""The resident web chat: Rasa's `socketio` channel, with a page and server-issued sessions.
 
-- `GET /webhooks/webchat/chat` serves the page (`bot/webchat/static/`), with a strict CSP.
-- `POST /webhooks/webchat/session` issues a signed session token; the conversation is bound to
+It keeps the standard socket.io protocol of Rasa's own channel (path `/socket.io`, events
+`user_uttered` and `bot_uttered`) so any socket.io client can talk to it, but every connection
+must present a session token this server issued.
+
+- `GET /webhooks/socketio/chat` serves the page (`bot/webchat/static/`), with a strict CSP.
+- `POST /webhooks/socketio/session` issues a signed session token; the conversation is bound to
   that server-issued session, never to an id the browser invents. The page keeps the token, so a
   resident who comes back days later continues the same conversation.
-- The socket (`/webchat.io`) accepts connections only from the allowed origins
+- The socket (`/socket.io`) accepts connections only from the allowed origins
   (`WEBCHAT_ALLOWED_ORIGINS`) and only with a valid token.
 - Typed text is always text (a leading "/" is made full-width); a button's payload is accepted
   only if the assistant offered that button to this session.
@@ -41,7 +45,7 @@ STATIC_FILES = {
     "chat.css": "text/css; charset=utf-8",
     "vendor/socket.io.min.js": "text/javascript; charset=utf-8",
 }
-SOCKET_PATH = "/webchat.io"
+SOCKET_PATH = "/socket.io"
 MAX_TYPED_CHARACTERS = 1000
 MAX_SESSIONS_REMEMBERED = 50_000
 GREETING = "/greet"
@@ -124,7 +128,7 @@ class WebChatOutput(OutputChannel):
     @classmethod
     def name(cls) -> str:
         """The channel's name."""
-        return "webchat"
+        return "socketio"
 
     def __init__(self, sio: AsyncServer, session: str, offered: OfferedButtons) -> None:
         self.sio, self.session, self.offered = sio, session, offered
@@ -161,8 +165,8 @@ class WebChatInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
-        """Served under /webhooks/webchat/."""
-        return "webchat"
+        """Served under /webhooks/socketio/ (the contract's name for the web channel)."""
+        return "socketio"
 
     @classmethod
     def from_credentials(cls, credentials: Dict[str, Any] | None) -> InputChannel:
@@ -180,7 +184,7 @@ class WebChatInput(InputChannel):
         """The page, its files, the session endpoint and the socket."""
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.origins)
         self.sio = sio
-        webchat: Blueprint = SocketBlueprint(sio, SOCKET_PATH, "webchat", __name__)
+        webchat: Blueprint = SocketBlueprint(sio, SOCKET_PATH, "socketio_webchat", __name__)
 
         @webchat.route("/", methods=["GET"])  # type: ignore[misc]
         async def health(_: Request) -> HTTPResponse:

@@ -36,7 +36,7 @@ def browser() -> Iterator[Any]:
 
 
 def page_url(assistant: Assistant) -> str:
-    return f"{assistant.url}/webhooks/webchat/chat"
+    return f"{assistant.url}/webhooks/socketio/chat"
 
 
 def test_a_resident_asks_and_presses_a_quick_reply(assistant: Assistant, browser: Any) -> None:
@@ -100,7 +100,7 @@ def test_the_page_is_keyboard_accessible(assistant: Assistant, browser: Any) -> 
 
 
 def new_session(assistant: Assistant) -> str:
-    response = requests.post(f"{assistant.url}/webhooks/webchat/session", timeout=10)
+    response = requests.post(f"{assistant.url}/webhooks/socketio/session", timeout=10)
     response.raise_for_status()
     return str(response.json()["token"])
 
@@ -109,7 +109,7 @@ def connect(assistant: Assistant, token: str, origin: str | None = None) -> sock
     client = socketio.Client(reconnection=False)
     headers = {"Origin": origin} if origin else {}
     client.connect(
-        assistant.url, socketio_path="/webchat.io", auth={"token": token},
+        assistant.url, socketio_path="/socket.io", auth={"token": token},
         headers=headers, transports=["polling"], wait_timeout=10,
     )  # fmt: skip
     return client
@@ -128,7 +128,7 @@ def test_the_socket_and_session_refuse_other_origins(assistant: Assistant) -> No
     with pytest.raises(socketio.exceptions.ConnectionError):
         connect(assistant, new_session(assistant), origin="https://evil.example")
     refused = requests.post(
-        f"{assistant.url}/webhooks/webchat/session",
+        f"{assistant.url}/webhooks/socketio/session",
         headers={"Origin": "https://evil.example"},
         timeout=10,
     )

@@ -65,7 +65,7 @@
 
   var socket = null;
   function connect(token, isNew, retried) {
-    socket = io({ path: "/webchat.io", auth: { token: token }, transports: ["websocket", "polling"] });
+    socket = io({ path: "/socket.io", auth: { token: token }, transports: ["websocket", "polling"] });
     socket.on("connect", function () {
       statusLine.textContent = "";
       if (isNew) { socket.emit("session_start"); isNew = false; }
