@@ -66,6 +66,9 @@ def consent_step(
     except ConsentServiceUnavailable:
         dispatcher.utter_message(response="utter_consent_service_down_generic")
         return []
+    except _OfferGone:  # the open consent's offer was removed or closed meanwhile
+        dispatcher.utter_message(response="utter_consent_offer_unavailable")
+        return c.clear_flow()
 
 
 class _Flow:
@@ -76,12 +79,10 @@ class _Flow:
         domain: Dict[str, Any],
         client: ConsentClient,
     ) -> None:
-        self.dispatcher, self.tracker, self.domain, self.client = (
-            dispatcher,
-            tracker,
-            domain,
-            client,
-        )
+        self.dispatcher = dispatcher
+        self.tracker = tracker
+        self.domain = domain
+        self.client = client
         self.stage: str | None = tracker.get_slot(c.STAGE)
         self.pending = tracker.get_slot(c.PENDING) == "consent"
 
@@ -175,11 +176,7 @@ class _Flow:
         return [*events, *self.read_back(offer)]
 
     def resume(self) -> Events:
-        try:
-            offer = self.current_offer()
-        except _OfferGone:
-            self.utter("utter_consent_offer_unavailable")
-            return c.clear_flow()
+        offer = self.current_offer()
         self.utter("utter_consent_resume", title=offer["title_ja"])
         events: Events = [SlotSet(c.PENDING, "consent")]
         if self.stage == "confirming":
@@ -212,11 +209,7 @@ class _Flow:
     def doctor_answer(self, answer: str) -> Events:
         if not self.pending or self.stage not in ("doctor_asked", "doctor_not_yet"):
             return self.nothing_pending()
-        try:
-            offer = self.current_offer()
-        except _OfferGone:
-            self.utter("utter_consent_offer_unavailable")
-            return c.clear_flow()
+        offer = self.current_offer()
         events: Events = [SlotSet(c.DOCTOR, answer)]
         if answer == "not_yet":
             self.utter("utter_recommend_consult_first")
@@ -255,11 +248,7 @@ class _Flow:
             return []  # everything stays as it was: "はい" later tries again with the same key
 
     def _submit(self) -> Events:
-        try:
-            offer = self.current_offer()
-        except _OfferGone:
-            self.utter("utter_consent_offer_unavailable")
-            return c.clear_flow()
+        offer = self.current_offer()
         doctor = self.tracker.get_slot(c.DOCTOR) if c.needs_doctor(offer) else None
         if c.needs_doctor(offer) and doctor not in c.DOCTOR_ANSWERS:
             self.utter("utter_ask_family_doctor")

@@ -482,3 +482,18 @@ def test_service_down_at_the_final_yes_keeps_the_question_open(domain) -> None:
         events, dispatcher = run(ActionHandleYesNo(), tracker("affirm", confirming(LEVEL1)), domain)
     assert sent(dispatcher) == ["utter_consent_service_down"]
     assert events == []
+
+
+@pytest.mark.parametrize(
+    ("intent", "stage"),
+    [("affirm", "doctor_not_yet"), ("affirm", "confirming"), ("give_consent", "paused"),
+     ("answer_family_doctor", "doctor_asked")],
+)  # fmt: skip
+def test_an_offer_closed_meanwhile_ends_the_flow_politely(api, domain, intent, stage) -> None:
+    slots = {**confirming(CLOSED, "consulted"), "consent_stage": stage}
+    t = tracker(intent, slots, family_doctor_answer="consulted")
+    events, dispatcher = run(ActionHandleYesNo() if intent == "affirm" else ActionConsentFlow(),
+                             t, domain)  # fmt: skip
+    assert sent(dispatcher) == ["utter_consent_offer_unavailable"]
+    assert slots_of(events)["consent_pending"] is None
+    assert not [c for c in api.calls if c.request.method == "POST"]
