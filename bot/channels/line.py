@@ -155,11 +155,13 @@ class LineInput(InputChannel):
                     raise TypeError
             except (ValueError, KeyError, TypeError):
                 return response.json({"reason": "malformed_body"}, status=400)
-            for event in events:
-                if isinstance(event, dict) and self._should_handle(event):
-                    task = asyncio.ensure_future(self._handle(event, on_new_message))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+            wanted = [e for e in events if isinstance(e, dict) and self._should_handle(e)]
+            if wanted:
+                # One task per webhook, its events in order: LINE batches a resident's quick
+                # successive messages, and they must reach Rasa in the order they were sent.
+                task = asyncio.ensure_future(self._handle_all(wanted, on_new_message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return response.json({"status": "ok"})
 
         return line_webhook
@@ -170,10 +172,17 @@ class LineInput(InputChannel):
         event_id = event.get("webhookEventId")
         return not (isinstance(event_id, str) and not self._seen.first_time(event_id))
 
+    async def _handle_all(
+        self,
+        events: list[dict[str, Any]],
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> None:
+        for event in events:
+            await self._handle(event, on_new_message)
+
     async def _handle(
         self, event: Dict[str, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> None:
-        received = time.monotonic()
         source = event.get("source") or {}
         user_id = source.get("userId")
         text = event_text(event)
@@ -191,7 +200,7 @@ class LineInput(InputChannel):
                     input_channel=self.name(),
                 )
             )
-            await self._answer(event, user_id, received, collector.messages)
+            await self._answer(event, user_id, collector.messages)
         except Exception as error:  # one bad event must not stop the others
             logger.error("LINE event failed: %s", type(error).__name__)
 
@@ -199,7 +208,6 @@ class LineInput(InputChannel):
         self,
         event: Dict[str, Any],
         user_id: str,
-        received: float,
         messages: list[dict[str, Any]],
     ) -> None:
         batches = to_line_messages(messages)
@@ -207,7 +215,9 @@ class LineInput(InputChannel):
             return
         token = event.get("replyToken")
         first, rest = batches[0], batches[1:]
-        fresh = time.monotonic() - received < REPLY_TOKEN_SECONDS
+        sent_at = event.get("timestamp")  # milliseconds; a redelivered event's token may be stale
+        age = time.time() - sent_at / 1000 if isinstance(sent_at, (int, float)) else 0.0
+        fresh = age < REPLY_TOKEN_SECONDS
         if not (isinstance(token, str) and fresh and await self.api().reply(token, first)):
             await self.api().push(user_id, first)
         for batch in rest:

@@ -202,3 +202,28 @@ def test_an_expired_reply_token_falls_back_to_push(
 def test_malformed_signed_body_is_400(assistant: Assistant) -> None:
     body = b'{"events": "not a list"}'
     assert post(assistant, body, sign(body)).status_code == 400
+
+
+def test_a_stale_event_is_answered_by_push(
+    assistant: Assistant, fake_line: FakeLineApi, webhook_schema: OpenApi
+) -> None:
+    user = user_id()
+    old = text_event(user, "こんにちは", timestamp=int((time.time() - 120) * 1000))
+    old["deliveryContext"] = {"isRedelivery": True}
+    body = body_of([old], webhook_schema)
+    assert post(assistant, body, sign(body)).status_code == 200
+    [push] = calls_for(fake_line, PUSH, user)
+    assert push.problems == [] and calls_for(fake_line, REPLY, old["replyToken"], 0) == []
+
+
+def test_events_of_one_webhook_are_answered_in_order(
+    assistant: Assistant, fake_line: FakeLineApi, webhook_schema: OpenApi
+) -> None:
+    user = user_id()
+    first, second = text_event(user, "こんにちは"), text_event(user, "さようなら")
+    body = body_of([first, second], webhook_schema)
+    assert post(assistant, body, sign(body)).status_code == 200
+    [a] = calls_for(fake_line, REPLY, first["replyToken"])
+    [b] = calls_for(fake_line, REPLY, second["replyToken"])
+    assert fake_line.calls.index(a) < fake_line.calls.index(b)
+    assert "こんにちは" in reply_texts(a) and "ご利用ありがとうございました" in reply_texts(b)
