@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -29,6 +30,12 @@ CONSENT_TOKEN = "e2e-consent-token"
 LINE_SECRET = "e2e-line-channel-secret"
 LINE_TOKEN = "e2e-line-access-token"
 EXPIRED_REPLY_TOKEN = "expired-reply-token"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
 PSEUDONYM_KEY = "e2e-pseudonym-key"
 START_TIMEOUT = 300.0
 CITY_CONTACT = {
@@ -205,3 +212,15 @@ def assistant(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make browser-deps` installs it (Debian package).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

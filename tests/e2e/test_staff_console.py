@@ -12,15 +12,13 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.conftest import PROJECT_ROOT
-from tests.e2e.conftest import BACKEND_PYTHON, free_port, wait_until_up
-from tests.e2e.test_webchat import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.e2e.conftest import BACKEND_PYTHON, SCREENSHOTS, free_port, wait_until_up
 from tests.staff_tracker import DAY1, DAY2, build
 
 pytestmark = pytest.mark.e2e
@@ -73,18 +71,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make browser-deps` installs it (Debian package).")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_every_staff_url_needs_a_session(console: tuple[str, str]) -> None:
