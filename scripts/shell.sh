@@ -10,7 +10,9 @@ ACTIONS_PORT="${ACTIONS_PORT:-5055}"
 if ! curl -sf -o /dev/null "http://127.0.0.1:$ACTIONS_PORT/health"; then
   .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" >var/log/actions-shell.log 2>&1 &
   actions_pid=$!
+  # Stop it however the chat ends (Ctrl-C, a closed terminal, kill).
   trap 'kill "$actions_pid" 2>/dev/null || true' EXIT
+  trap 'exit 130' HUP INT TERM
   until curl -sf -o /dev/null "http://127.0.0.1:$ACTIONS_PORT/health"; do
     kill -0 "$actions_pid" 2>/dev/null || { tail -n 20 var/log/actions-shell.log >&2; exit 1; }
     sleep 1
