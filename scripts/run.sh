@@ -14,6 +14,8 @@ CONSENT_PORT="${CONSENT_PORT:-8000}"
 INTERFACE="${RASA_INTERFACE:-127.0.0.1}"
 
 pids=()
+names=()
+logs=()
 stop() {
   trap - INT TERM EXIT
   if [ "${#pids[@]}" -gt 0 ]; then
@@ -33,10 +35,10 @@ wait_for() {  # name url log seconds
       tail -n 30 "$log" >&2
       exit 1
     fi
-    for pid in "${pids[@]}"; do
-      if ! kill -0 "$pid" 2>/dev/null; then
-        echo "$name stopped while starting; last lines of $log:" >&2
-        tail -n 30 "$log" >&2
+    for i in "${!pids[@]}"; do
+      if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+        echo "${names[$i]} stopped while starting (is its port already in use?); last lines of ${logs[$i]}:" >&2
+        tail -n 30 "${logs[$i]}" >&2
         exit 1
       fi
     done
@@ -47,16 +49,16 @@ wait_for() {  # name url log seconds
 # The consent service sees only backend/ on its path, the Rasa side only the project root.
 PYTHONPATH="$PWD/backend" .venv-backend/bin/python -m consent_service serve --port "$CONSENT_PORT" \
   >var/log/consent.log 2>&1 &
-pids+=($!)
+pids+=($!); names+=("The consent service"); logs+=(var/log/consent.log)
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" \
   >var/log/actions.log 2>&1 &
-pids+=($!)
+pids+=($!); names+=("The action server"); logs+=(var/log/actions.log)
 api_args=(--enable-api)
 if [ -n "${RASA_API_TOKEN:-}" ]; then api_args+=(--auth-token "$RASA_API_TOKEN"); fi
 .venv/bin/rasa run --model models/assistant.tar.gz --endpoints endpoints.yml \
   --credentials credentials.yml --interface "$INTERFACE" --port "$RASA_PORT" "${api_args[@]}" \
   >var/log/rasa.log 2>&1 &
-pids+=($!)
+pids+=($!); names+=("The Rasa server"); logs+=(var/log/rasa.log)
 
 echo "Starting the consent service (:$CONSENT_PORT), the action server (:$ACTIONS_PORT) and the Rasa server (:$RASA_PORT) ..."
 wait_for "The consent service" "http://127.0.0.1:$CONSENT_PORT/health" var/log/consent.log 60
