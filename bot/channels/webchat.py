@@ -178,12 +178,10 @@ class WebChatInput(InputChannel):
         self.tokens = tokens_from(settings)
         self.origins = [o.strip() for o in settings.webchat_allowed_origins.split(",") if o.strip()]
         self.offered = OfferedButtons()
-        self.sio: AsyncServer | None = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The page, its files, the session endpoint and the socket."""
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.origins)
-        self.sio = sio
         webchat: Blueprint = SocketBlueprint(sio, SOCKET_PATH, "socketio_webchat", __name__)
 
         @webchat.route("/", methods=["GET"])  # type: ignore[misc]

@@ -90,9 +90,8 @@ def list_items(session: DbSession, _client: Client) -> list[ItemPublic]:
     return [ItemPublic(item_id=i.item_id, name_ja=i.name_ja, level=i.level) for i in items]
 
 
-def _offer_public(offer: Offer, session: DbSession, now: Now) -> OfferPublic:
+def _offer_public(offer: Offer, levels: dict[str, int], now: Now) -> OfferPublic:
     approval = offer.active_approval(now)
-    levels = consents.item_levels(session)
     facts = consents.offer_facts(offer, now)
     max_level = max(i.item.level for i in offer.items)
     # The offer's own rules; the request-specific ones (terms version, family doctor answer) are
@@ -139,7 +138,8 @@ def _offer_public(offer: Offer, session: DbSession, now: Now) -> OfferPublic:
 def list_offers(session: DbSession, _client: Client, now: Now) -> list[OfferPublic]:
     """Every offer, with its items' levels, benefits and the ethics approval in force."""
     offers = session.execute(select(Offer).order_by(Offer.offer_id)).scalars().all()
-    return [_offer_public(offer, session, now) for offer in offers]
+    levels = consents.item_levels(session)  # once, not once per offer
+    return [_offer_public(offer, levels, now) for offer in offers]
 
 
 @router.get(
@@ -155,7 +155,7 @@ def get_offer(
     offer = session.get(Offer, offer_id)
     if offer is None:
         raise ServiceError(404, "unknown_offer", "No offer has this offer_id.")
-    return _offer_public(offer, session, now)
+    return _offer_public(offer, consents.item_levels(session), now)
 
 
 @router.post(

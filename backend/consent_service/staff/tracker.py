@@ -89,18 +89,33 @@ def read_events(engine: Engine, start: dt.date, end: dt.date) -> list[Event]:
             rows = connection.execute(query, {"low": low, "high": high}).all()
         except Exception:  # no tracker store yet (nobody has talked to the assistant)
             return []
-    return [
-        Event(
-            id=row[0],
-            sender=row[1],
-            kind=row[2],
-            at=dt.datetime.fromtimestamp(row[3] or 0, JST),
-            intent=row[4],
-            action=row[5],
-            data=json.loads(row[6] or "{}"),
-        )
-        for row in rows
-    ]
+    return [_event(row) for row in rows]
+
+
+def read_sender_events(engine: Engine, sender: str) -> list[Event]:
+    """Every event of one sender (for one transcript), oldest first."""
+    query = text(
+        "SELECT id, sender_id, type_name, timestamp, intent_name, action_name, data FROM events "
+        "WHERE sender_id = :sender ORDER BY id"
+    )
+    with engine.connect() as connection:
+        try:
+            rows = connection.execute(query, {"sender": sender}).all()
+        except Exception:  # no tracker store yet
+            return []
+    return [_event(row) for row in rows]
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        id=row[0],
+        sender=row[1],
+        kind=row[2],
+        at=dt.datetime.fromtimestamp(row[3] or 0, JST),
+        intent=row[4],
+        action=row[5],
+        data=json.loads(row[6] or "{}"),
+    )
 
 
 def conversations(events: list[Event], start: dt.date, end: dt.date) -> list[Conversation]:

@@ -17,14 +17,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from consent_service.config import Settings
 from consent_service.models import Consent, Offer, StaffAccessLog, StaffSession
 from consent_service.staff import auth, charts, metrics
 from consent_service.staff.masking import SMALL, mask, suppress
-from consent_service.staff.tracker import JST, Conversation, conversations, read_events
+from consent_service.staff.tracker import (
+    JST,
+    Conversation,
+    conversations,
+    read_events,
+    read_sender_events,
+)
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -263,7 +269,11 @@ def consent_records(session: Session, filters: Filters) -> dict[tuple[int, str],
     }
     names = {"line": "LINE", "web": "web", "rest": "REST"}
     result: dict[tuple[int, str], list[int]] = {}
-    for consent in session.execute(select(Consent)).scalars():
+    in_range = or_(
+        and_(Consent.created_at >= low, Consent.created_at < high),
+        and_(Consent.withdrawn_at >= low, Consent.withdrawn_at < high),
+    )
+    for consent in session.execute(select(Consent).where(in_range)).scalars():
         key = (levels.get(consent.offer_id, 1), names.get(consent.channel, "REST"))
         if filters.channel not in ("all", key[1]):
             continue
@@ -295,11 +305,10 @@ def conversation_list(request: Request, staff: Staff, filters: Filtered) -> Resp
 def transcript(request: Request, staff: Staff, key: str) -> Response:
     """One conversation with intents and actions, masked; the view is written to the access log."""
     sender, _, number = key.rpartition(":")
-    wide = Filters(request, start=dt.date(2000, 1, 1))
-    wide.start = wide.end - dt.timedelta(days=366)
-    conv = next(
-        (c for c in load(request, wide) if c.sender == sender and str(c.number) == number), None
-    )
+    today = _now(request).astimezone(JST).date()
+    events = read_sender_events(request.app.state.tracker_engine, sender)
+    recent = conversations(events, today - dt.timedelta(days=366), today)  # the last year only
+    conv = next((c for c in recent if str(c.number) == number), None)
     if conv is None:
         return page(request, "transcript.html", staff, conv=None, lines=[], view="conversations")
     hide = masker(request)
