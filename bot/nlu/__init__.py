@@ -1,0 +1,1 @@
+"""Rasa NLU components of the assistant (referenced by module path from config.yml)."""
