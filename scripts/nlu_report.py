@@ -34,9 +34,14 @@ def intent_scores(results: Path) -> dict[str, Any]:
 
 
 def entity_scores(results: Path) -> dict[str, Any] | None:
-    """Return the entity report of DIET, when `rasa test nlu` wrote one."""
-    path = results / "DIETClassifier_report.json"
-    return dict(load(path)) if path.exists() else None
+    """Return the entity report of DIET, when `rasa test nlu` wrote one.
+
+    The report is named after the component class (`FastLoadingDIETClassifier` in config.yml,
+    `DIETClassifier` in the benchmark's baseline).
+    """
+    for path in sorted(results.glob("*DIETClassifier_report.json")):
+        return dict(load(path))
+    return None
 
 
 def render(results: Path) -> str:
