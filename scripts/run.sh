@@ -55,7 +55,7 @@ pids+=($!); names+=("The consent service"); logs+=(var/log/consent.log)
 pids+=($!); names+=("The action server"); logs+=(var/log/actions.log)
 api_args=(--enable-api)
 if [ -n "${RASA_API_TOKEN:-}" ]; then api_args+=(--auth-token "$RASA_API_TOKEN"); fi
-.venv/bin/rasa run --model models/assistant.tar.gz --endpoints endpoints.yml \
+.venv/bin/python -m bot.server run --model models/assistant.tar.gz --endpoints endpoints.yml \
   --credentials credentials.yml --interface "$INTERFACE" --port "$RASA_PORT" "${api_args[@]}" \
   >var/log/rasa.log 2>&1 &
 pids+=($!); names+=("The Rasa server"); logs+=(var/log/rasa.log)

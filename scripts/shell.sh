@@ -18,5 +18,5 @@ if ! curl -sf -o /dev/null "http://127.0.0.1:$ACTIONS_PORT/health"; then
     sleep 1
   done
 fi
-.venv/bin/rasa shell --model models/assistant.tar.gz --endpoints endpoints.yml \
+.venv/bin/python -m bot.server shell --model models/assistant.tar.gz --endpoints endpoints.yml \
   --port "${SHELL_PORT:-5006}"

@@ -25,6 +25,7 @@ from tests.line_fake import FakeLineApi
 
 MODEL = PROJECT_ROOT / "models" / "assistant.tar.gz"
 RASA = PROJECT_ROOT / ".venv" / "bin" / "rasa"
+PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 BACKEND_PYTHON = PROJECT_ROOT / ".venv-backend" / "bin" / "python"
 CONSENT_TOKEN = "e2e-consent-token"
 LINE_SECRET = "e2e-line-channel-secret"
@@ -178,7 +179,8 @@ def assistant(
             str(RASA), "run", "actions", "--actions", "actions", "--port", str(actions_port),
         ],
         "rasa": [
-            str(RASA), "run", "--model", str(MODEL), "--endpoints", str(endpoints),
+            str(PYTHON), "-m", "bot.server", "run", "--model", str(MODEL),
+            "--endpoints", str(endpoints),
             "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--enable-api",
             "--interface", "127.0.0.1", "--port", str(rasa_port),
         ],
