@@ -34,6 +34,22 @@ class Settings(BaseSettings):
     webchat_allowed_origins: str = "http://localhost:5005,http://127.0.0.1:5005"
     webchat_session_secret: SecretStr | None = None
     webchat_session_days: int = 30
+    # State shared by Rasa replicas (bot/shared_state.py): Redis in production, this process's
+    # memory when empty. Keys are prefixed so several assistants can share one Redis.
+    redis_url: str = ""
+    redis_key_prefix: str = "funabashi"
+    # Per resident, at most this many messages per window reach the assistant; the first one
+    # over is answered with a request to wait, later ones are dropped (0: no limit).
+    rate_limit_messages: int = 20
+    rate_limit_seconds: int = 60
+    # LINE webhooks are answered before they are acknowledged, within this many seconds (then
+    # the rest continues in the background); a replica's claim on an event lasts this long.
+    line_ack_within_seconds: float = 8.0
+    line_event_claim_seconds: float = 30.0
+    # Tracker events of finished sessions older than this many days are deleted (bot/retention.py).
+    retention_days: float = 90.0
+    # The action server accepts calls only with this bearer token, when set (bot/action_server.py).
+    action_server_token: SecretStr | None = None
     # The city's contact route, offered when the assistant cannot help. Left empty, the assistant
     # points residents to the city's website instead of inventing details.
     city_contact_name: str = ""

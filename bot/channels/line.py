@@ -6,8 +6,13 @@ Configure it in `credentials.yml` as `bot.channels.line.LineInput:`; secrets com
 
 - The `X-Line-Signature` is checked on the raw body, in constant time, before anything is parsed;
   a missing or wrong one gets 401 and only the fact is logged.
-- The webhook is acknowledged at once; events are processed in the background.
-- Events in `standby` mode and redeliveries already seen (`webhookEventId`) are skipped.
+- Events are answered before the webhook is acknowledged (within `LINE_ACK_WITHIN_SECONDS`, then
+  the rest goes on in the background), so a replica that dies mid-answer leaves the webhook
+  unacknowledged and nginx or LINE's redelivery brings it to another replica.
+- Each event is answered once across replicas (`webhookEventId` claimed in the shared state,
+  bot/shared_state.py); events in `standby` mode are skipped.
+- A resident sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` is told once to
+  wait (`too_many_messages`); further messages in that window are dropped.
 - Text typed by a resident is always text (a leading "/" is made full-width); only postbacks
   carrying the assistant's own button payloads become intents.
 - Stickers, images, location and other non-text messages, and over-long text, get a polite text
@@ -22,7 +27,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, Set
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
@@ -39,6 +43,7 @@ from bot.channels.line_messages import (
 )
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
+from bot.shared_state import Claim, RateLimit, SharedState, shared_state, wait_for_claim
 
 logger = logging.getLogger(__name__)
 
@@ -46,31 +51,10 @@ MAX_BODY_BYTES = 1_000_000
 MAX_TYPED_CHARACTERS = 1000
 # LINE does not promise how long a reply token lives; past this, answer by push instead.
 REPLY_TOKEN_SECONDS = 50.0
-SEEN_EVENTS = 10_000
-SEEN_SECONDS = 3600.0
 NON_TEXT = "/non_text_message"
 TOO_LONG = "/message_too_long"
 GREETING = "/greet"
-
-
-class RecentIds:
-    """A bounded memory of recently seen ids (webhook redeliveries come within minutes)."""
-
-    def __init__(self, size: int = SEEN_EVENTS, seconds: float = SEEN_SECONDS) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._size, self._seconds = size, seconds
-
-    def first_time(self, key: str) -> bool:
-        """Remember `key`; tell whether it is new."""
-        now = time.monotonic()
-        while self._seen and next(iter(self._seen.values())) < now - self._seconds:
-            self._seen.popitem(last=False)
-        if key in self._seen:
-            return False
-        if len(self._seen) >= self._size:
-            self._seen.popitem(last=False)
-        self._seen[key] = now
-        return True
+TOO_MANY = "/too_many_messages"
 
 
 def event_text(event: Dict[str, Any]) -> str | None:
@@ -115,9 +99,15 @@ class LineInput(InputChannel):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._seen = RecentIds()
-        self._tasks: Set[asyncio.Task[None]] = set()
+        self._tasks: Set[asyncio.Task[bool]] = set()
         self._api: LineApi | None = None
+        self._state: SharedState | None = None
+
+    def state(self) -> SharedState:
+        """The state shared with the other replicas (created in the running event loop)."""
+        if self._state is None:
+            self._state = shared_state(self.settings)
+        return self._state
 
     def api(self) -> LineApi:
         """The Messaging API client (created in the running event loop)."""
@@ -155,54 +145,103 @@ class LineInput(InputChannel):
                     raise TypeError
             except (ValueError, KeyError, TypeError):
                 return response.json({"reason": "malformed_body"}, status=400)
-            wanted = [e for e in events if isinstance(e, dict) and self._should_handle(e)]
+            wanted = [e for e in events if isinstance(e, dict) and e.get("mode") != "standby"]
             if wanted:
                 # One task per webhook, its events in order: LINE batches a resident's quick
                 # successive messages, and they must reach Rasa in the order they were sent.
                 task = asyncio.ensure_future(self._handle_all(wanted, on_new_message))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                # Past the deadline it is acknowledged anyway; the answers follow by push.
+                try:
+                    answered = await asyncio.wait_for(
+                        asyncio.shield(task), self.settings.line_ack_within_seconds
+                    )
+                except asyncio.TimeoutError:
+                    answered = True
+                if not answered:
+                    # Not acknowledged, so that LINE delivers it again (redelivery on) or nginx
+                    # tries the other replica; the events' claims were given up.
+                    return response.json({"reason": "retry_later"}, status=503)
             return response.json({"status": "ok"})
 
         return line_webhook
 
-    def _should_handle(self, event: Dict[str, Any]) -> bool:
-        if event.get("mode") == "standby":
-            return False
-        event_id = event.get("webhookEventId")
-        return not (isinstance(event_id, str) and not self._seen.first_time(event_id))
+    async def _claim(self, key: str | None) -> bool:
+        """Take the event for this replica; False if it was (or is being) answered elsewhere."""
+        if key is None:
+            return True
+        try:
+            claim = await wait_for_claim(self.state(), key, self.settings.line_event_claim_seconds)
+        except Exception as error:  # shared state unreachable: answering beats silence
+            logger.error("LINE event claim failed: %s", type(error).__name__)
+            return True
+        return claim is Claim.NEW
+
+    async def _settle(self, key: str | None, answered: bool) -> None:
+        if key is None:
+            return
+        try:
+            if answered:
+                await self.state().finish(key)
+            else:
+                await self.state().release(key)
+        except Exception as error:
+            logger.error("LINE event state not saved: %s", type(error).__name__)
+
+    async def _rate_verdict(self, sender: str) -> str:
+        limit = RateLimit(
+            self.state(), self.settings.rate_limit_messages, self.settings.rate_limit_seconds
+        )
+        try:
+            return await limit.verdict(f"line:{sender}")
+        except Exception as error:
+            logger.error("LINE rate limit unavailable: %s", type(error).__name__)
+            return "ok"
 
     async def _handle_all(
         self,
         events: list[dict[str, Any]],
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
-    ) -> None:
-        for event in events:
-            await self._handle(event, on_new_message)
+    ) -> bool:
+        """Answer the events in order; False if one of them could not be answered."""
+        results = [await self._handle(event, on_new_message) for event in events]
+        return all(results)
 
     async def _handle(
         self, event: Dict[str, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
-    ) -> None:
+    ) -> bool:
         source = event.get("source") or {}
         user_id = source.get("userId")
         text = event_text(event)
         if source.get("type") != "user" or not isinstance(user_id, str) or text is None:
             logger.info("LINE event ignored: %s", event.get("type"))
-            return
+            return True
+        event_id = event.get("webhookEventId")
+        key = event_id if isinstance(event_id, str) and event_id else None
+        if not await self._claim(key):
+            logger.info("LINE event skipped: already answered")
+            return True
+        answered = False
         try:
+            sender = pseudonym(self.settings, "line", user_id)
+            verdict = await self._rate_verdict(sender)
+            if verdict == "drop":
+                logger.info("LINE event dropped: over the rate limit")
+                answered = True
+                return True
+            if verdict == "tell":
+                text = TOO_MANY
             await self.api().show_loading(user_id)
             collector = CollectingOutputChannel()
-            await on_new_message(
-                UserMessage(
-                    text,
-                    collector,
-                    pseudonym(self.settings, "line", user_id),
-                    input_channel=self.name(),
-                )
-            )
+            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
             await self._answer(event, user_id, collector.messages)
+            answered = True
         except Exception as error:  # one bad event must not stop the others
             logger.error("LINE event failed: %s", type(error).__name__)
+        finally:
+            await self._settle(key, answered)
+        return answered
 
     async def _answer(
         self,

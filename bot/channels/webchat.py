@@ -12,6 +12,9 @@ must present a session token this server issued.
   (`WEBCHAT_ALLOWED_ORIGINS`) and only with a valid token.
 - Typed text is always text (a leading "/" is made full-width); a button's payload is accepted
   only if the assistant offered that button to this session.
+- A session sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` is told once to wait
+  (`too_many_messages`); further messages in that window are dropped. The count is shared by the
+  replicas through bot/shared_state.py.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from socketio import AsyncServer
 
 from bot.channels.line_messages import typed_text
 from bot.settings import Settings, get_settings
+from bot.shared_state import RateLimit, SharedState, shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ MAX_TYPED_CHARACTERS = 1000
 MAX_SESSIONS_REMEMBERED = 50_000
 GREETING = "/greet"
 TOO_LONG = "/message_too_long"
+TOO_MANY = "/too_many_messages"
 
 
 def _b64(data: bytes) -> str:
@@ -178,6 +183,19 @@ class WebChatInput(InputChannel):
         self.tokens = tokens_from(settings)
         self.origins = [o.strip() for o in settings.webchat_allowed_origins.split(",") if o.strip()]
         self.offered = OfferedButtons()
+        self._state: SharedState | None = None
+
+    async def _rate_verdict(self, session: str) -> str:
+        if self._state is None:
+            self._state = shared_state(self.settings)
+        limit = RateLimit(
+            self._state, self.settings.rate_limit_messages, self.settings.rate_limit_seconds
+        )
+        try:
+            return await limit.verdict(f"web:{session}")
+        except Exception as error:  # shared state unreachable: answering beats silence
+            logger.error("Web chat rate limit unavailable: %s", type(error).__name__)
+            return "ok"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The page, its files, the session endpoint and the socket."""
@@ -241,7 +259,10 @@ class WebChatInput(InputChannel):
                 text = TOO_LONG if len(message) > MAX_TYPED_CHARACTERS else typed_text(message)
             else:
                 return
-            await self._handle(sio, sid, text, on_new_message)
+            verdict = await self._rate_verdict(session)
+            if verdict == "drop":
+                return
+            await self._handle(sio, sid, TOO_MANY if verdict == "tell" else text, on_new_message)
 
         return webchat
 

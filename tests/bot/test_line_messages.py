@@ -9,7 +9,7 @@ import hmac
 
 import pytest
 
-from bot.channels.line import RecentIds, event_text
+from bot.channels.line import event_text
 from bot.channels.line_messages import (
     postback_payload,
     signature_is_valid,
@@ -155,11 +155,3 @@ def test_nothing_to_say_sends_nothing() -> None:
 )  # fmt: skip
 def test_event_text(event: dict, text: str | None) -> None:
     assert event_text(event) == text
-
-
-def test_recent_ids_forget_the_oldest() -> None:
-    seen = RecentIds(size=2)
-    assert seen.first_time("a") and seen.first_time("b")
-    assert not seen.first_time("a")
-    assert seen.first_time("c")  # "a" falls out
-    assert seen.first_time("a")

@@ -1,0 +1,191 @@
+"""What the channels must share between Rasa replicas: handled LINE events and rate limits.
+
+With `REDIS_URL` unset (`make run`, one process) it lives in this process, bounded. With it set
+(the production profile, several replicas behind nginx) it lives in Redis, so that:
+
+- a LINE event is answered once, whichever replica LINE's redelivery or nginx's retry reaches:
+  the replica handling it holds a short claim (`LINE_EVENT_CLAIM_SECONDS`); a copy arriving
+  meanwhile waits for the claim to become "done" (then it is skipped) or to expire (the replica
+  died: the copy is handled);
+- a resident's messages count against one limit (`RATE_LIMIT_MESSAGES` per
+  `RATE_LIMIT_SECONDS`) across replicas.
+
+Keys hold pseudonyms and LINE's event ids only, never a LINE user id or a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import OrderedDict
+from typing import Any, Protocol
+
+from bot.settings import Settings
+
+MEMORY_LIMIT = 50_000
+DONE_SECONDS = 3600
+
+
+class Claim(enum.Enum):
+    """What a replica may do with an event it received."""
+
+    NEW = "new"  # handle it (this replica now holds the claim)
+    DONE = "done"  # already handled: skip it
+    BUSY = "busy"  # another replica is handling it right now
+
+
+class SharedState(Protocol):
+    """The operations the channels need."""
+
+    async def claim(self, key: str, seconds: float) -> Claim:
+        """Try to take `key` for `seconds`."""
+
+    async def finish(self, key: str) -> None:
+        """Mark `key` handled (remembered for an hour)."""
+
+    async def release(self, key: str) -> None:
+        """Give `key` up unhandled, so that a copy may be handled."""
+
+    async def count(self, key: str, seconds: int) -> int:
+        """Add one to the counter `key` of the current window of `seconds`; return it."""
+
+
+class MemoryState:
+    """The shared state of a single process (bounded, oldest forgotten first)."""
+
+    def __init__(self, limit: int = MEMORY_LIMIT) -> None:
+        """An empty state remembering at most `limit` keys of each kind."""
+        self._claims: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._limit = limit
+
+    @staticmethod
+    def _trim(store: OrderedDict[str, Any], limit: int) -> None:
+        while len(store) > limit:
+            store.popitem(last=False)
+
+    async def claim(self, key: str, seconds: float) -> Claim:
+        """Try to take `key` for `seconds`."""
+        now = time.monotonic()
+        state = self._claims.get(key)
+        if state is not None and state[1] > now:
+            return Claim.DONE if state[0] == "done" else Claim.BUSY
+        self._claims[key] = ("busy", now + seconds)
+        self._claims.move_to_end(key)
+        self._trim(self._claims, self._limit)
+        return Claim.NEW
+
+    async def finish(self, key: str) -> None:
+        """Mark `key` handled."""
+        self._claims[key] = ("done", time.monotonic() + DONE_SECONDS)
+        self._claims.move_to_end(key)
+        self._trim(self._claims, self._limit)
+
+    async def release(self, key: str) -> None:
+        """Give `key` up unhandled."""
+        self._claims.pop(key, None)
+
+    async def count(self, key: str, seconds: int) -> int:
+        """Add one to the counter of the current window; return it."""
+        now = time.monotonic()
+        value, until = self._counts.get(key, (0, 0.0))
+        value, until = (value + 1, until) if until > now else (1, now + seconds)
+        self._counts[key] = (value, until)
+        self._counts.move_to_end(key)
+        self._trim(self._counts, self._limit)
+        return value
+
+
+class RedisState:
+    """The shared state in Redis (`redis.asyncio`), keys under `prefix`."""
+
+    def __init__(self, client: Any, prefix: str = "funabashi") -> None:
+        """Use `client` (a `redis.asyncio.Redis`)."""
+        self._redis = client
+        self._prefix = prefix
+
+    def _key(self, kind: str, key: str) -> str:
+        return f"{self._prefix}:{kind}:{key}"
+
+    async def claim(self, key: str, seconds: float) -> Claim:
+        """Try to take `key` for `seconds` (SET NX with expiry)."""
+        name = self._key("event", key)
+        if await self._redis.set(name, "busy", nx=True, px=max(1, int(seconds * 1000))):
+            return Claim.NEW
+        value = await self._redis.get(name)
+        if value is None:  # expired between the two calls: try once more
+            taken = await self._redis.set(name, "busy", nx=True, px=max(1, int(seconds * 1000)))
+            return Claim.NEW if taken else Claim.BUSY
+        return Claim.DONE if value in (b"done", "done") else Claim.BUSY
+
+    async def finish(self, key: str) -> None:
+        """Mark `key` handled."""
+        await self._redis.set(self._key("event", key), "done", ex=DONE_SECONDS)
+
+    async def release(self, key: str) -> None:
+        """Give `key` up unhandled."""
+        await self._redis.delete(self._key("event", key))
+
+    async def count(self, key: str, seconds: int) -> int:
+        """Add one to the counter of the current window; return it (INCR, EXPIRE on first)."""
+        window = int(time.time()) // max(1, seconds)
+        name = self._key("rate", f"{key}:{window}")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, seconds * 2)
+            value, _ = await pipe.execute()
+        return int(value)
+
+
+def shared_state(settings: Settings) -> SharedState:
+    """The state for this process: in Redis when REDIS_URL is set, else in memory."""
+    if settings.redis_url:
+        import redis.asyncio as redis  # type: ignore[import-untyped]
+
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+        return RedisState(client, settings.redis_key_prefix)
+    return MemoryState()
+
+
+async def wait_for_claim(state: SharedState, key: str, seconds: float, poll: float = 0.2) -> Claim:
+    """Claim `key`; while another replica holds it, wait until it is done or expires.
+
+    Args:
+        state: The shared state.
+        key: The event's key.
+        seconds: How long a claim lasts (also the longest wait).
+        poll: How often to look again.
+
+    Returns:
+        `Claim.NEW` (handle it) or `Claim.DONE` (skip it).
+    """
+    deadline = time.monotonic() + seconds + 1.0
+    result = await state.claim(key, seconds)
+    while result is Claim.BUSY and time.monotonic() < deadline:
+        await asyncio.sleep(poll)
+        result = await state.claim(key, seconds)
+    return Claim.DONE if result is Claim.BUSY else result
+
+
+class RateLimit:
+    """Per-sender message limit over a window: allow, tell once, then drop."""
+
+    def __init__(self, state: SharedState, messages: int, seconds: int) -> None:
+        """At most `messages` per `seconds` per sender (0 messages: no limit)."""
+        self._state, self._messages, self._seconds = state, messages, seconds
+
+    async def verdict(self, sender: str) -> str:
+        """Tell what to do with `sender`'s next message.
+
+        Returns:
+            "ok", "tell" (the first message over the limit) or "drop" (the ones after it).
+        """
+        if self._messages <= 0:
+            return "ok"
+        count = await self._state.count(sender, self._seconds)
+        if count <= self._messages:
+            return "ok"
+        return "tell" if count == self._messages + 1 else "drop"

@@ -1,0 +1,91 @@
+"""The state replicas share: event claims and rate limits, in memory and in a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any, AsyncIterator
+
+import pytest
+
+from bot.shared_state import Claim, MemoryState, RateLimit, RedisState, wait_for_claim
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield MemoryState(limit=100)
+        return
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception:
+        await client.close()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is required in CI and not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: start redis-server to run these")
+    prefix = f"test-{uuid.uuid4().hex}"
+    yield RedisState(client, prefix)
+    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.close()
+
+
+async def test_an_event_is_claimed_once_then_done(state: Any) -> None:
+    assert await state.claim("e1", 5) is Claim.NEW
+    assert await state.claim("e1", 5) is Claim.BUSY
+    await state.finish("e1")
+    assert await state.claim("e1", 5) is Claim.DONE
+
+
+async def test_a_released_event_can_be_claimed_again(state: Any) -> None:
+    assert await state.claim("e2", 5) is Claim.NEW
+    await state.release("e2")
+    assert await state.claim("e2", 5) is Claim.NEW
+
+
+async def test_a_claim_of_a_dead_replica_expires(state: Any) -> None:
+    assert await state.claim("e3", 0.3) is Claim.NEW
+    assert await wait_for_claim(state, "e3", 0.3, poll=0.05) is Claim.NEW
+
+
+async def test_a_copy_waits_for_the_first_and_is_then_skipped(state: Any) -> None:
+    assert await state.claim("e4", 5) is Claim.NEW
+
+    async def first_finishes() -> None:
+        await asyncio.sleep(0.2)
+        await state.finish("e4")
+
+    finisher = asyncio.ensure_future(first_finishes())
+    assert await wait_for_claim(state, "e4", 5, poll=0.05) is Claim.DONE
+    await finisher
+
+
+async def test_rate_limit_allows_tells_once_then_drops(state: Any) -> None:
+    limit = RateLimit(state, messages=3, seconds=60)
+    verdicts = [await limit.verdict("resident-a") for _ in range(6)]
+    assert verdicts == ["ok", "ok", "ok", "tell", "drop", "drop"]
+    assert await limit.verdict("resident-b") == "ok"
+
+
+async def test_no_limit_when_zero(state: Any) -> None:
+    limit = RateLimit(state, messages=0, seconds=60)
+    assert {await limit.verdict("r") for _ in range(50)} == {"ok"}
+
+
+def test_memory_state_is_bounded() -> None:
+    memory = MemoryState(limit=3)
+
+    async def fill() -> None:
+        for n in range(10):
+            await memory.claim(f"k{n}", 60)
+            await memory.count(f"c{n}", 60)
+
+    asyncio.run(fill())
+    assert len(memory._claims) == 3 and len(memory._counts) == 3
