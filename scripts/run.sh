@@ -50,7 +50,7 @@ wait_for() {  # name url log seconds
 PYTHONPATH="$PWD/backend" .venv-backend/bin/python -m consent_service serve --port "$CONSENT_PORT" \
   >var/log/consent.log 2>&1 &
 pids+=($!); names+=("The consent service"); logs+=(var/log/consent.log)
-.venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" \
+.venv/bin/python -m bot.action_server --port "$ACTIONS_PORT" \
   >var/log/actions.log 2>&1 &
 pids+=($!); names+=("The action server"); logs+=(var/log/actions.log)
 api_args=(--enable-api)

@@ -8,7 +8,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
 ACTIONS_PORT="${ACTIONS_PORT:-5055}"
 if ! curl -sf -o /dev/null "http://127.0.0.1:$ACTIONS_PORT/health"; then
-  .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" >var/log/actions-shell.log 2>&1 &
+  .venv/bin/python -m bot.action_server --port "$ACTIONS_PORT" >var/log/actions-shell.log 2>&1 &
   actions_pid=$!
   # Stop it however the chat ends (Ctrl-C, a closed terminal, kill).
   trap 'kill "$actions_pid" 2>/dev/null || true' EXIT

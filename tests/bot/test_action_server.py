@@ -1,0 +1,107 @@
+"""The action server answers only Rasa: loopback, token, and no echo of the conversation."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT_ROOT
+
+TOKEN = "test-action-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _call(action: str = "action_list_consents") -> dict:
+    return {
+        "next_action": action,
+        "sender_id": "s1",
+        "tracker": {"sender_id": "s1", "slots": {}, "latest_message": {}, "events": []},
+        "domain": {},
+        "version": "3.6.21",
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("actions") / "actions.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "ACTION_SERVER_TOKEN": TOKEN,
+        "CONSENT_API_URL": "http://127.0.0.1:9",
+        "CONSENT_API_ATTEMPTS": "1",
+        "SUBJECT_PSEUDONYM_KEY": "k",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.action_server", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(f"{url}/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(log.read_text(errors="replace"))
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_health_needs_no_token(server: str) -> None:
+    assert requests.get(f"{server}/health", timeout=5).status_code == 200
+
+
+def test_calls_without_the_right_token_are_refused(server: str) -> None:
+    assert requests.post(f"{server}/webhook", json=_call(), timeout=5).status_code == 401
+    wrong = requests.post(
+        f"{server}/webhook", json=_call(), headers={"Authorization": "Bearer nope"}, timeout=5
+    )
+    assert wrong.status_code == 401
+    in_url = requests.post(f"{server}/webhook?token={TOKEN}", json=_call(), timeout=5)
+    assert in_url.status_code == 401  # only the header counts
+
+
+def test_rasa_with_the_token_gets_the_action_run(server: str) -> None:
+    answer = requests.post(f"{server}/webhook", json=_call(), headers=AUTH, timeout=30)
+    assert answer.status_code == 200
+    assert "responses" in answer.json()
+
+
+def test_a_failing_call_does_not_echo_the_conversation(server: str) -> None:
+    call = _call()
+    call["tracker"] = "not a tracker 血圧 150"
+    answer = requests.post(f"{server}/webhook", json=call, headers=AUTH, timeout=30)
+    assert answer.status_code >= 400
+    assert "血圧" not in answer.text
+
+
+def test_it_listens_on_loopback_only(server: str) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outward address
+        outward = probe.getsockname()[0]
+    if outward.startswith("127."):
+        pytest.skip("this machine has no non-loopback address")
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        assert sock.connect_ex((outward, port)) != 0
