@@ -8,8 +8,9 @@ retry never records twice. Refusals (4xx) are never retried: they come back as
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Dict, List
 
@@ -61,6 +62,8 @@ class ConsentClient:
 
     settings: Settings
     session: requests.Session
+    # (fetched at, offers): the list of offers is read at most every CONSENT_OFFERS_CACHE_SECONDS.
+    _offers: tuple[float, List[Dict[str, Any]]] | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ConsentClient:
@@ -106,8 +109,20 @@ class ConsentClient:
         raise ConsentServiceUnavailable(f"{method} {path} failed {attempts} times")
 
     def offers(self) -> List[Dict[str, Any]]:
-        """All offers, with levels, benefits, approval and whether they can be consented to."""
-        return list(self._call("GET", "/v1/offers"))
+        """All offers, with levels, benefits, approval and whether they can be consented to.
+
+        The list is the same for every resident and changes only with the catalogue, so it is
+        kept for `CONSENT_OFFERS_CACHE_SECONDS` (0: always asked): after a push notification
+        thousands of residents ask for it within minutes. A consent is still checked by the
+        service when it is submitted, so a list a few seconds old can never record a wrong one.
+        """
+        ttl = self.settings.consent_offers_cache_seconds
+        now = time.monotonic()
+        if ttl > 0 and self._offers is not None and now - self._offers[0] < ttl:
+            return copy.deepcopy(self._offers[1])
+        offers = list(self._call("GET", "/v1/offers"))
+        self._offers = (now, offers)
+        return copy.deepcopy(offers)
 
     def offer(self, offer_id: str) -> Dict[str, Any]:
         """One offer."""

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     consent_api_read_timeout: float = 5.0
     consent_api_attempts: int = 3
     consent_api_token: SecretStr | None = None
+    # The offers (the same for every resident) are read from the service at most this often.
+    consent_offers_cache_seconds: float = 30.0
     subject_pseudonym_key: SecretStr | None = None
     line_channel_secret: SecretStr | None = None
     line_channel_access_token: SecretStr | None = None
