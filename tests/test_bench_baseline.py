@@ -1,0 +1,51 @@
+"""The benchmark's baseline differs from config.yml only in the front end and DIET's loader.
+
+`make bench` compares the assistant with Rasa's stock set-up "with the same featurizers and
+DIET/TED settings" (issue 7); if someone tunes DIET in config.yml and forgets the baseline, the
+comparison would silently stop being fair.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+STOCK_FRONT_END = ["SpacyNLP", "SpacyTokenizer", "SpacyFeaturizer"]
+LIGHT_FRONT_END = ["bot.nlu.japanese.SudachiTokenizer", "bot.nlu.japanese.StaticVectorsFeaturizer"]
+
+
+def _load(path: str) -> Dict[str, Any]:
+    return dict(yaml.safe_load((PROJECT_ROOT / path).read_text(encoding="utf-8")))
+
+
+# Same class and settings; ours only loads without re-tracing DIET's training step.
+SAME_COMPONENT = {"bot.nlu.diet.FastLoadingDIETClassifier": "DIETClassifier"}
+
+
+def _split(pipeline: List[Dict[str, Any]], front: List[str]) -> List[Dict[str, Any]]:
+    names = [component["name"] for component in pipeline[: len(front)]]
+    assert names == front
+    return [
+        {**component, "name": SAME_COMPONENT.get(component["name"], component["name"])}
+        for component in pipeline[len(front) :]
+    ]
+
+
+def test_baseline_is_config_with_the_stock_front_end() -> None:
+    ours, stock = _load("config.yml"), _load("bench/baseline/config.yml")
+    assert _split(ours["pipeline"], LIGHT_FRONT_END) == _split(stock["pipeline"], STOCK_FRONT_END)
+    assert ours["policies"] == stock["policies"]
+    assert ours["language"] == stock["language"] == "ja"
+
+
+def test_both_front_ends_read_the_same_vectors_and_case() -> None:
+    ours, stock = _load("config.yml"), _load("bench/baseline/config.yml")
+    spacy_nlp, _, spacy_featurizer = stock["pipeline"][:3]
+    tokenizer, featurizer = ours["pipeline"][:2]
+    assert spacy_nlp["model"] == featurizer.get("model", "ja_ginza") == "ja_ginza"
+    assert spacy_nlp.get("case_sensitive") is False
+    assert tokenizer.get("case_sensitive", False) is False
+    assert spacy_featurizer.get("pooling", "mean") == featurizer.get("pooling", "mean")
