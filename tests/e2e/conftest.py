@@ -117,6 +117,7 @@ class Assistant:
     url: str
     tracker_db: Path
     consent: ConsentService
+    logs: List[Path]
 
     def say(self, sender: str, message: str) -> List[Dict[str, Any]]:
         """Send one message through the REST channel and return the answers."""
@@ -176,7 +177,7 @@ def assistant(
     logs = {name: work / f"{name}.log" for name in ("actions", "rasa")}
     commands = {
         "actions": [
-            str(RASA), "run", "actions", "--actions", "actions", "--port", str(actions_port),
+            str(PYTHON), "-m", "bot.action_server", "--port", str(actions_port),
         ],
         "rasa": [
             str(PYTHON), "-m", "bot.server", "run", "--model", str(MODEL),
@@ -203,7 +204,10 @@ def assistant(
             f"http://127.0.0.1:{rasa_port}/webhooks/rest/", processes["rasa"], logs["rasa"]
         )
         yield Assistant(
-            url=f"http://127.0.0.1:{rasa_port}", tracker_db=work / "rasa.db", consent=consent
+            url=f"http://127.0.0.1:{rasa_port}",
+            tracker_db=work / "rasa.db",
+            consent=consent,
+            logs=[*logs.values(), consent.log],
         )
     finally:
         consent.stop()
