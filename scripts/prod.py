@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import requests
 
@@ -37,6 +37,7 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 BACKEND_PYTHON = ROOT / ".venv-backend" / "bin" / "python"
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
 REQUIRED_SECRETS = ("CONSENT_API_TOKEN", "SUBJECT_PSEUDONYM_KEY")
+RETENTION_EVERY_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -104,9 +105,9 @@ class ProdStack:
 
     def __init__(
         self,
-        ports: Optional[Ports] = None,
-        run_dir: Optional[Path] = None,
-        env: Optional[Dict[str, str]] = None,
+        ports: Ports | None = None,
+        run_dir: Path | None = None,
+        env: Dict[str, str] | None = None,
         model: Path = ROOT / "models" / "assistant.tar.gz",
         rasa_db: str = "funabashi_rasa",
         consent_db: str = "funabashi_consent",
@@ -128,9 +129,7 @@ class ProdStack:
         pg_port = base.setdefault("PG_PORT", "5432")
         pg_user = base.setdefault("PG_USER", "postgres")
         pg_password = base.setdefault("PG_PASSWORD", "")
-        self.pg_admin = (
-            f"postgresql://{pg_user}:{pg_password}@{pg_host}:{pg_port}/postgres"
-        )
+        self.pg_admin = f"postgresql://{pg_user}:{pg_password}@{pg_host}:{pg_port}/postgres"
         self.rasa_db, self.consent_db = rasa_db, consent_db
         auth = f"{pg_user}:{pg_password}@" if pg_password else f"{pg_user}@"
         redis_host = base.setdefault("REDIS_HOST", "127.0.0.1")
@@ -167,7 +166,7 @@ class ProdStack:
 
     # -- parts ------------------------------------------------------------------------------------
 
-    def _start(self, name: str, command: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    def _start(self, name: str, command: List[str], env: Dict[str, str] | None = None) -> None:
         log = self.run_dir / f"{name}.log"
         with log.open("ab") as out:
             self.processes[name] = subprocess.Popen(
@@ -218,7 +217,7 @@ class ProdStack:
             self._wait(f"rasa-{index}", f"http://127.0.0.1:{port}/webhooks/line/", 600)
 
     def start_nginx(self) -> None:
-        """nginx in front of the replicas (public) and the action servers (private)."""
+        """Nginx in front of the replicas (public) and the action servers (private)."""
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(nginx).exists():
             raise SystemExit("nginx is missing: `apt-get install nginx-light` (Debian).")
@@ -239,6 +238,15 @@ class ProdStack:
         for index, port in enumerate(self.ports.rasa):
             self._wait(f"rasa-{index}", f"http://127.0.0.1:{port}/webhooks/line/", 600)
         self.start_nginx()
+
+    def run_retention(self) -> int:
+        """Apply the retention policy to the tracker store once (bot/retention.py)."""
+        command = [str(PYTHON), "-m", "bot.retention", "--endpoints",
+                   str(ROOT / "endpoints.prod.yml")]  # fmt: skip
+        with (self.run_dir / "retention.log").open("ab") as out:
+            return subprocess.run(
+                command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, check=False
+            ).returncode
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Kill one part (SIGKILL by default: no goodbye)."""
@@ -265,7 +273,7 @@ class ProdStack:
         return f"http://127.0.0.1:{self.ports.public}"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: List[str] | None = None) -> int:
     """`run`: start the production profile and keep it up until Ctrl-C."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("command", choices=["run"])
@@ -282,7 +290,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             f" and staff console on 127.0.0.1:{stack.ports.consent}.\n"
             f"Logs: {stack.run_dir}/. Ctrl-C stops everything."
         )
+        next_retention = 0.0
         while all(p.poll() is None for p in stack.processes.values()):
+            if time.monotonic() >= next_retention:  # at start, then daily
+                if stack.run_retention() != 0:
+                    print(f"Retention failed; see {stack.run_dir}/retention.log", file=sys.stderr)
+                next_retention = time.monotonic() + RETENTION_EVERY_SECONDS
             time.sleep(1)
         stopped = [name for name, p in stack.processes.items() if p.poll() is not None]
         print(f"Stopped unexpectedly: {', '.join(stopped)}; see {stack.run_dir}/.", file=sys.stderr)
