@@ -151,7 +151,16 @@ class ProdStack:
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{self.ports.actions_proxy}/webhook",
             # channels (bot/settings.py)
             "REDIS_URL": base.get("REDIS_URL", f"redis://{redis_host}:{redis_port}/2"),
-            "WEBCHAT_ALLOWED_ORIGINS": base.get("WEBCHAT_ALLOWED_ORIGINS", public),
+            # The page as served by this profile's nginx, besides the configured origins.
+            "WEBCHAT_ALLOWED_ORIGINS": ",".join(
+                origin
+                for origin in [
+                    *base.get("WEBCHAT_ALLOWED_ORIGINS", "").split(","),
+                    public,
+                    f"http://localhost:{self.ports.public}",
+                ]
+                if origin.strip()
+            ),
             # action servers
             "CONSENT_API_URL": f"http://127.0.0.1:{self.ports.consent}",
             # consent service and staff console
