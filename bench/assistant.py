@@ -665,8 +665,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     rows.append(("Rasa server RSS after start", "≤ 0.75×", f"{value:.2f}×", value <= 0.75))
     value = ours["cold_start_s"] / stock["cold_start_s"]
     rows.append(("cold start to first answer", "≤ 0.75×", f"{value:.2f}×", value <= 0.75))
-    f1_stock = stock["held_out"]["intent_macro_f1"]
-    f1_ours = ours["held_out"]["intent_macro_f1"]
+    # Compared to 9 decimals: identical predictions give F1s that differ in the last float bit.
+    f1_stock = round(stock["held_out"]["intent_macro_f1"], 9)
+    f1_ours = round(ours["held_out"]["intent_macro_f1"], 9)
     rows.append(("intent macro F1, held-out", f"≥ stock ({f1_stock:.3f}) and ≥ 0.95",
                  f"{f1_ours:.3f}", f1_ours >= f1_stock and f1_ours >= 0.95))  # fmt: skip
     return rows
@@ -700,6 +701,23 @@ def render(results: dict[str, Any], command: str) -> str:
     ]
     for what, required, measured, met in targets(results):
         lines.append(f"| {what} | {required} | {measured} | {'yes' if met else '**no**'} |")
+    minutes = results["total_minutes"]
+    lines.append(
+        f"| `make bench-assistant` on this machine | < 30 min | {minutes:.0f} min | "
+        f"{'yes' if minutes < 30 else '**no**'} |"
+    )
+    if minutes >= 30:
+        waited = results.get("nlu_tests_after_soak_s", 0) / 60
+        lines += [
+            "",
+            f"**Not met: the run took {minutes:.0f} minutes.** The 5-fold cross-validation of "
+            "both pipelines is ten DIET trainings (each about 40 s of TensorFlow tracing and "
+            "40 epochs of Rasa re-indexing sparse features) plus the stock pipeline's slow model "
+            "loads; it starts with the 10-minute soak and was still running "
+            f"{waited:.0f} minutes after it. Training and the other measurements take about 15 "
+            "minutes. Halving DIET's epoch cost means changing Rasa's data generator, not done "
+            "here.",
+        ]
     lines += [
         "",
         "### NLU quality",
@@ -735,8 +753,8 @@ def render(results: dict[str, Any], command: str) -> str:
         f"Each level runs {plan['level_seconds']:.0f} s: every simulated resident repeats a "
         "conversation under a new sender id (FAQ: five questions answered from the domain; "
         "consent: 「同意したい」 and 「同意した内容を確認したい」, each running a custom action "
-        "that calls the consent service). `/model/parse`: the held-out messages one after another, "
-        f"{plan['parse_rounds']} rounds.",
+        "that calls the consent service). `/model/parse`: the held-out messages one after "
+        f"another (rounds: {plan['parse_rounds']}).",
         "",
         "| measure | stock p50 / p95 / p99 ms | ours p50 / p95 / p99 ms | p95 ratio | "
         "stock turns/s | ours turns/s | generator CPU ms/turn |",
