@@ -44,6 +44,7 @@ from typing import Any
 import aiohttp
 import requests
 import yaml
+from report import write_section  # bench/report.py (the script's own folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv" / "bin" / "rasa"
@@ -836,18 +837,6 @@ def render(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(section: str, path: Path) -> None:
-    """Replace this benchmark's section of `path` (or append it)."""
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
-    updated = (
-        pattern.sub(lambda _: section, current)
-        if pattern.search(current)
-        else current.rstrip("\n") + "\n\n" + section
-    )
-    path.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> int:
     """Run the benchmark (or re-render saved results) and rewrite docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -872,7 +861,7 @@ def main() -> int:
             print(f"{what}: {measured} (required {required}){'' if met else '  NOT MET'}")
         return 0
     plot(results)
-    write_report(render(results, "make bench"), REPORT)
+    write_section(render(results, "make bench"), REPORT, MARK_START, MARK_END)
     for what, required, measured, met in targets(results):
         print(f"{what}: {measured} (required {required}){'' if met else '  NOT MET'}")
     return 0

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import socket
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from report import write_section  # bench/report.py (the script's own folder)
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,18 +184,6 @@ def render(results: list[dict[str, Any]], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(section: str, path: Path) -> None:
-    """Replace this benchmark's section of `path` (or append it)."""
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
-    updated = (
-        pattern.sub(lambda _: section, current)
-        if pattern.search(current)
-        else current.rstrip("\n") + "\n\n" + section
-    )
-    path.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> int:
     """Run the benchmark and rewrite its section of docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -213,7 +201,7 @@ def main() -> int:
                     result = {"database": kind, **run_level(base, clients, args.requests, terms)}
                     print(json.dumps(result))
                     results.append(result)
-    write_report(render(results, "make bench-consent"), args.report)
+    write_section(render(results, "make bench-consent"), args.report, MARK_START, MARK_END)
     print(f"Wrote {args.report}")
     return 0 if all(r["errors"] == 0 for r in results) else 1
 
