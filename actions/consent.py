@@ -28,6 +28,7 @@ from actions.consent_client import (
     ConsentServiceUnavailable,
     get_client,
 )
+from actions.levels import latest_entity_values
 
 Events = List[Dict[str, Any]]
 MAX_OFFER_BUTTONS = 13
@@ -94,9 +95,15 @@ class _Flow:
         if intent == "give_consent":
             return self.start()
         if intent == "answer_family_doctor":
-            answer = c.latest_entity(self.tracker, "family_doctor_answer")
-            if answer in c.DOCTOR_ANSWERS:
-                return self.doctor_answer(answer)
+            # Values the synonym mapper did not recognise (a stray "はい" tagged with the answer)
+            # are ignored; two different answers in one message are unclear.
+            answers = {
+                value
+                for value in latest_entity_values(self.tracker, "family_doctor_answer")
+                if value in c.DOCTOR_ANSWERS
+            }
+            if len(answers) == 1:
+                return self.doctor_answer(answers.pop())
             if self.pending and self.stage in ("doctor_asked", "doctor_not_yet"):
                 # Not clear which answer was meant: never guess, ask again with buttons.
                 self.utter("utter_ask_family_doctor")

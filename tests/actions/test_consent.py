@@ -226,6 +226,30 @@ def test_unclear_doctor_answer_is_asked_again(api, domain) -> None:
     assert "family_doctor_consulted" not in slots_of(events)
 
 
+def _doctor_answers(slots: Dict[str, Any], *values: str) -> Tracker:
+    event = user_event("…", "answer_family_doctor", [("family_doctor_answer", v) for v in values])
+    return Tracker(SENDER, slots, event["parse_data"], [event], False, None, {}, "action_listen")
+
+
+def test_a_stray_unrecognised_value_beside_the_answer_is_ignored(api, domain) -> None:
+    # 「はい、かかりつけ医に相談しました」: DIET may tag 「はい」 too; the synonym mapper knows only
+    # the real answer.
+    slots = {**confirming(LEVEL2), "consent_stage": "doctor_asked"}
+    events, dispatcher = run(
+        ActionConsentFlow(), _doctor_answers(slots, "はい", "consulted"), domain
+    )
+    assert events[0] == SlotSet("family_doctor_consulted", "consulted")
+    assert sent(dispatcher) == ["utter_consent_readback_level2"]
+
+
+def test_two_different_answers_in_one_message_are_asked_again(api, domain) -> None:
+    slots = {**confirming(LEVEL2), "consent_stage": "doctor_asked"}
+    t = _doctor_answers(slots, "consulted", "not_yet")
+    events, dispatcher = run(ActionConsentFlow(), t, domain)
+    assert sent(dispatcher) == ["utter_ask_family_doctor"]
+    assert "family_doctor_consulted" not in slots_of(events)
+
+
 def test_yes_at_the_read_back_records_with_a_pseudonym(api, domain) -> None:
     api.post(
         f"{API}/v1/consents",
