@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
 from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 MEMORY_LIMIT = 50_000
 DONE_SECONDS = 3600
@@ -189,3 +192,18 @@ class RateLimit:
         if count <= self._messages:
             return "ok"
         return "tell" if count == self._messages + 1 else "drop"
+
+
+async def rate_verdict(state: SharedState, settings: Settings, sender: str) -> str:
+    """The settings' rate limit applied to `sender` (a channel-prefixed pseudonym).
+
+    Returns:
+        "ok", "tell" or "drop" (see `RateLimit.verdict`); "ok" when the shared state cannot be
+        reached — answering beats silence.
+    """
+    limit = RateLimit(state, settings.rate_limit_messages, settings.rate_limit_seconds)
+    try:
+        return await limit.verdict(sender)
+    except Exception as error:
+        logger.error("Rate limit unavailable: %s", type(error).__name__)
+        return "ok"

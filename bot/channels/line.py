@@ -43,7 +43,7 @@ from bot.channels.line_messages import (
 )
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
-from bot.shared_state import Claim, RateLimit, SharedState, shared_state, wait_for_claim
+from bot.shared_state import Claim, SharedState, rate_verdict, shared_state, wait_for_claim
 
 logger = logging.getLogger(__name__)
 
@@ -189,16 +189,6 @@ class LineInput(InputChannel):
         except Exception as error:
             logger.error("LINE event state not saved: %s", type(error).__name__)
 
-    async def _rate_verdict(self, sender: str) -> str:
-        limit = RateLimit(
-            self.state(), self.settings.rate_limit_messages, self.settings.rate_limit_seconds
-        )
-        try:
-            return await limit.verdict(f"line:{sender}")
-        except Exception as error:
-            logger.error("LINE rate limit unavailable: %s", type(error).__name__)
-            return "ok"
-
     async def _handle_all(
         self,
         events: list[dict[str, Any]],
@@ -225,7 +215,7 @@ class LineInput(InputChannel):
         answered = False
         try:
             sender = pseudonym(self.settings, "line", user_id)
-            verdict = await self._rate_verdict(sender)
+            verdict = await rate_verdict(self.state(), self.settings, f"line:{sender}")
             if verdict == "drop":
                 logger.info("LINE event dropped: over the rate limit")
                 answered = True

@@ -39,7 +39,7 @@ from socketio import AsyncServer
 
 from bot.channels.line_messages import typed_text
 from bot.settings import Settings, get_settings
-from bot.shared_state import RateLimit, SharedState, shared_state
+from bot.shared_state import SharedState, rate_verdict, shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -188,14 +188,7 @@ class WebChatInput(InputChannel):
     async def _rate_verdict(self, session: str) -> str:
         if self._state is None:
             self._state = shared_state(self.settings)
-        limit = RateLimit(
-            self._state, self.settings.rate_limit_messages, self.settings.rate_limit_seconds
-        )
-        try:
-            return await limit.verdict(f"web:{session}")
-        except Exception as error:  # shared state unreachable: answering beats silence
-            logger.error("Web chat rate limit unavailable: %s", type(error).__name__)
-            return "ok"
+        return await rate_verdict(self._state, self.settings, f"web:{session}")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The page, its files, the session endpoint and the socket."""

@@ -9,7 +9,15 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from bot.shared_state import Claim, MemoryState, RateLimit, RedisState, wait_for_claim
+from bot.settings import Settings
+from bot.shared_state import (
+    Claim,
+    MemoryState,
+    RateLimit,
+    RedisState,
+    rate_verdict,
+    wait_for_claim,
+)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -89,3 +97,17 @@ def test_memory_state_is_bounded() -> None:
 
     asyncio.run(fill())
     assert len(memory._claims) == 3 and len(memory._counts) == 3
+
+
+class _Unreachable(MemoryState):
+    async def count(self, key: str, seconds: int) -> int:
+        raise ConnectionError("redis down")
+
+
+async def test_rate_verdict_uses_the_settings_and_answers_when_redis_is_down() -> None:
+    settings = Settings(rate_limit_messages=1, rate_limit_seconds=60)
+    memory = MemoryState()
+    assert [await rate_verdict(memory, settings, "line:a") for _ in range(3)] == [
+        "ok", "tell", "drop",
+    ]  # fmt: skip
+    assert await rate_verdict(_Unreachable(), settings, "line:a") == "ok"
