@@ -265,16 +265,18 @@ class ProdStack:
             process.wait(timeout=30)
 
     def stop(self) -> None:
-        """Stop everything that is running."""
-        for name in list(self.processes):
-            process = self.processes.pop(name)
+        """Stop everything that is running, and wait for it."""
+        stopping = list(self.processes.values())
+        self.processes.clear()
+        for process in stopping:
             if process.poll() is None:
                 process.terminate()
-        for process in list(self.processes.values()):
+        for process in stopping:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
     @property
     def public_url(self) -> str:
