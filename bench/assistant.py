@@ -502,16 +502,16 @@ def machine() -> dict[str, Any]:
             cpu = line.split(":", 1)[1].strip()
             break
     memory = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
-    rasa_version = subprocess.run(
+    versions = subprocess.run(
         [str(RASA), "--version"], capture_output=True, text=True, check=False, env=base_env()
     ).stdout
+    rasa = re.search(r"Rasa Version\s*:\s*(\S+)", versions or "")
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": round(int(memory.group(1)) / 1024 / 1024, 1) if memory else None,
         "os": platform.platform(),
-        "rasa": re.search(r"Rasa Version\s*:\s*(\S+)", rasa_version or "")
-        and re.search(r"Rasa Version\s*:\s*(\S+)", rasa_version).group(1),  # type: ignore[union-attr]
+        "rasa": rasa.group(1) if rasa else None,
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
 
