@@ -23,7 +23,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
         clean
 
 help:  ## List the targets.
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 venv: $(STAMP)  ## Build .venv (Python 3.10, locked dependencies).
 $(STAMP): requirements/rasa.in requirements/rasa-dev.in requirements/rasa.lock scripts/bootstrap.sh
@@ -111,7 +111,7 @@ lock: venv  ## Re-resolve requirements/rasa.lock after editing requirements/*.in
 
 bench: bench-consent bench-assistant  ## Run every benchmark and rewrite docs/benchmarks.md.
 
-bench-assistant: venv venv-backend  ## The assistant vs Rasa's stock Japanese set-up (~30 min).
+bench-assistant: venv venv-backend  ## The assistant vs Rasa's stock Japanese set-up (~40 min on 2 cores).
 	$(PY) bench/assistant.py
 
 bench-consent: venv-backend  ## Consent writes/s and latency, SQLite and PostgreSQL.
