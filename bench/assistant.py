@@ -19,7 +19,8 @@ held-out test set. The results go to `results/bench/assistant.json`, the plots t
 and the tables to this benchmark's section of `docs/benchmarks.md`.
 
 Run it with `make bench` (everything) or `.venv/bin/python bench/assistant.py --quick` (short
-phases and a 2-fold CV, to try the harness; its figures are not for the report).
+phases and a 2-fold CV, to try the harness in about 15 minutes; its figures are not for the
+report).
 """
 
 from __future__ import annotations
