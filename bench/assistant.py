@@ -578,7 +578,7 @@ def mib(value: int) -> str:
     return f"{value / 2**20:.0f} MiB"
 
 
-def plot(results: dict[str, Any]) -> list[str]:
+def plot(results: dict[str, Any]) -> None:
     """Latency distribution, throughput vs concurrency and RSS over the soak, as SVG files."""
     import matplotlib
 
@@ -586,9 +586,14 @@ def plot(results: dict[str, Any]) -> list[str]:
     import matplotlib.pyplot as plt
 
     PLOTS.mkdir(parents=True, exist_ok=True)
+
+    def save(figure: Any, name: str) -> None:
+        figure.tight_layout()
+        figure.savefig(PLOTS / name)
+        plt.close(figure)
+
     stacks = results["stacks"]
     colours = {"stock": "#999999", "ours": "#1f6fb4"}
-    names = []
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
     for axis, kind in zip(axes, ("faq", "consent"), strict=True):
@@ -604,10 +609,7 @@ def plot(results: dict[str, Any]) -> list[str]:
         axis.set_title(f"{kind.upper()} turn latency (whiskers p1–p99)")
         axis.set_ylabel("ms")
         axis.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(PLOTS / "latency.svg")
-    names.append("latency.svg")
-    plt.close(figure)
+    save(figure, "latency.svg")
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for label in STACKS:
@@ -623,10 +625,7 @@ def plot(results: dict[str, Any]) -> list[str]:
     axis.set_title("Throughput vs concurrency")
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(PLOTS / "throughput.svg")
-    names.append("throughput.svg")
-    plt.close(figure)
+    save(figure, "throughput.svg")
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for label in STACKS:
@@ -642,11 +641,7 @@ def plot(results: dict[str, Any]) -> list[str]:
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(PLOTS / "rss.svg")
-    names.append("rss.svg")
-    plt.close(figure)
-    return names
+    save(figure, "rss.svg")
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:

@@ -85,22 +85,21 @@ async def durably(operation: Callable[..., Awaitable[T]], *args: Any) -> T:
     Raises:
         Exception: The operation's last error, once the retries are used up.
     """
-    for delay in (*TRACKER_STORE_RETRY_DELAYS, None):
+    for delay in TRACKER_STORE_RETRY_DELAYS:
         try:
             return await operation(*args)
         except Exception as error:
-            if delay is None:
-                logger.error(
-                    "Tracker store unavailable; the message fails: %s", type(error).__name__
-                )
-                raise
             logger.warning(
                 "Tracker store unavailable (%s); trying again in %.1f s",
                 type(error).__name__,
                 delay,
             )
             await asyncio.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return await operation(*args)
+    except Exception as error:
+        logger.error("Tracker store unavailable; the message fails: %s", type(error).__name__)
+        raise
 
 
 async def _retrieve(self: Any, sender_id: str) -> Any | None:
