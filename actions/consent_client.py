@@ -1,5 +1,12 @@
 """The one HTTP client of the consent service (../shared/docs/contract.md, `/v1`).
 
+Ids that came from a conversation (a typed `/give_consent{"offer_id": ...}` is as easy to send as
+a button press) reach a URL only after a strict check of their shape (:func:`valid_offer_id`,
+:func:`valid_consent_id`, :func:`valid_subject_id`), and every path segment is percent-encoded:
+`../audit/verify` can never turn a call into another endpoint of the service, made with the
+service token. An id of the wrong shape is answered as the service would answer an unknown one,
+without a call.
+
 Every call has a connect and a read timeout. Writes carry an Idempotency-Key and are retried a
 bounded number of times with the same key after a timeout, a connection error or a 5xx, so a
 retry never records twice. Refusals (4xx) are never retried: they come back as
@@ -9,10 +16,13 @@ retry never records twice. Refusals (4xx) are never retried: they come back as
 from __future__ import annotations
 
 import copy
+import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Dict, List
+from urllib.parse import quote
 
 import requests
 
@@ -21,6 +31,11 @@ from bot.settings import Settings, get_settings
 
 RETRY_BACKOFF_SECONDS = (0.3, 1.0)
 CHANNELS = {"socketio": "web", "line": "line", "rest": "rest"}
+# Catalogue identifiers (offers, items: backend/consent_service/catalog/catalog.yml) are
+# lower-case snake_case, at most 64 characters (the service's column); subject ids are the hex
+# HMAC-SHA256 of the contract; consent ids are the service's UUIDs.
+CATALOG_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+SUBJECT_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class ConsentServiceUnavailable(Exception):
@@ -49,6 +64,48 @@ def subject_id(settings: Settings, channel: str, sender_id: str) -> str:
         hex(HMAC-SHA256(key, "<channel>:<sender_id>")); the raw sender id never leaves here.
     """
     return pseudonym(settings, channel, sender_id)
+
+
+def valid_offer_id(value: object) -> bool:
+    """Tell whether `value` has the shape of a catalogue id (an offer or an item).
+
+    Args:
+        value: An id as it came from a conversation (entity, slot or button payload).
+
+    Returns:
+        True for lower-case snake_case of at most 64 characters; False for anything else.
+    """
+    return isinstance(value, str) and CATALOG_ID.fullmatch(value) is not None
+
+
+valid_item_id = valid_offer_id
+
+
+def valid_consent_id(value: object) -> bool:
+    """Tell whether `value` is a consent id: a UUID in its canonical lower-case form.
+
+    Args:
+        value: An id as it came from a conversation.
+
+    Returns:
+        True only for "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (hex digits, lower case).
+    """
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def valid_subject_id(value: object) -> bool:
+    """Tell whether `value` is a subject pseudonym (64 lower-case hex digits)."""
+    return isinstance(value, str) and SUBJECT_ID.fullmatch(value) is not None
+
+
+def _segment(value: str) -> str:
+    """One URL path segment, percent-encoded so that it can never be `/`, `..` or a query."""
+    return quote(value, safe="")
 
 
 def consent_channel(input_channel: str | None) -> str:
@@ -125,8 +182,14 @@ class ConsentClient:
         return copy.deepcopy(offers)
 
     def offer(self, offer_id: str) -> Dict[str, Any]:
-        """One offer."""
-        return dict(self._call("GET", f"/v1/offers/{offer_id}"))
+        """One offer.
+
+        Raises:
+            ConsentRefused: 404 `unknown_offer`, without a call, for an id of the wrong shape.
+        """
+        if not valid_offer_id(offer_id):
+            raise ConsentRefused(404, "unknown_offer")
+        return dict(self._call("GET", f"/v1/offers/{_segment(offer_id)}"))
 
     def items(self) -> List[Dict[str, Any]]:
         """Every catalogue item with its level."""
@@ -141,13 +204,35 @@ class ConsentClient:
         return dict(self._call("POST", "/v1/consents", json=body, idempotency_key=idempotency_key))
 
     def consents(self, subject: str) -> List[Dict[str, Any]]:
-        """A subject's history, active and withdrawn."""
-        return list(self._call("GET", f"/v1/subjects/{subject}/consents"))
+        """A subject's history, active and withdrawn.
+
+        Raises:
+            ValueError: `subject` is not a pseudonym (a programming error: never called).
+        """
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        return list(self._call("GET", f"/v1/subjects/{_segment(subject)}/consents"))
 
     def withdraw(self, consent_id: str, subject: str) -> Dict[str, Any]:
-        """Withdraw one of the subject's consents (idempotent on the service's side)."""
+        """Withdraw one of the subject's consents (idempotent on the service's side).
+
+        The body always names the subject: the service withdraws the consent only if it is that
+        subject's (404 otherwise), so a consent id learnt elsewhere withdraws nothing.
+
+        Raises:
+            ConsentRefused: 404 `unknown_consent`, without a call, for an id of the wrong shape.
+            ValueError: `subject` is not a pseudonym (a programming error).
+        """
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        if not valid_consent_id(consent_id):
+            raise ConsentRefused(404, "unknown_consent")
         return dict(
-            self._call("POST", f"/v1/consents/{consent_id}/withdraw", json={"subject_id": subject})
+            self._call(
+                "POST",
+                f"/v1/consents/{_segment(consent_id)}/withdraw",
+                json={"subject_id": subject},
+            )
         )
 
 

@@ -14,7 +14,12 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import consent_common as c
-from actions.consent_client import ConsentRefused, ConsentServiceUnavailable, get_client
+from actions.consent_client import (
+    ConsentRefused,
+    ConsentServiceUnavailable,
+    get_client,
+    valid_consent_id,
+)
 
 Events = List[Dict[str, Any]]
 MAX_BUTTONS = 13
@@ -86,7 +91,8 @@ def _choose(dispatcher: CollectingDispatcher, subject: str) -> Events:
 
 def _confirm(dispatcher: CollectingDispatcher, subject: str, consent_id: str) -> Events:
     """Ask before withdrawing the chosen consent (only the subject's own, active one)."""
-    found = _active(subject, consent_id)
+    # A typed id of the wrong shape is unknown: answered without asking the service anything.
+    found = _active(subject, consent_id) if valid_consent_id(consent_id) else []
     if not found:
         dispatcher.utter_message(response="utter_withdraw_unknown")
         return [SlotSet(c.PENDING, None), SlotSet(c.WITHDRAW, None)]

@@ -65,6 +65,11 @@ LEVEL2 = {
 }
 CLOSED = {**LEVEL1, "offer_id": "restaurants_allergy", "consentable": False}
 RECEIPT = {"receipt_id": "rcpt-0001", "kind": "consent"}
+# Consent ids are the service's UUIDs.
+C1 = "0b6f3c2a-5d1e-4f7a-9c8b-2e4d6f8a0c1e"
+C2 = "7a1d9e3b-2c4f-4b6a-8d0e-5f7a9c1b3d5e"
+C9 = "e9c7a5b3-1d2f-4e6a-9b8c-0d1e2f3a4b5c"
+C999 = "99999999-9999-4999-8999-999999999999"
 
 
 @pytest.fixture(autouse=True)
@@ -253,7 +258,7 @@ def test_two_different_answers_in_one_message_are_asked_again(api, domain) -> No
 def test_yes_at_the_read_back_records_with_a_pseudonym(api, domain) -> None:
     api.post(
         f"{API}/v1/consents",
-        json={"consent_id": "c-1", "status": "active", "receipt": RECEIPT},
+        json={"consent_id": C1, "status": "active", "receipt": RECEIPT},
         status=201,
     )
     events, dispatcher = run(
@@ -320,7 +325,7 @@ def test_timeout_then_success_records_once(api, domain) -> None:
     api.post(f"{API}/v1/consents", status=503, json={"reason": "database_unavailable"})
     api.post(
         f"{API}/v1/consents",
-        json={"consent_id": "c-1", "status": "active", "receipt": RECEIPT},
+        json={"consent_id": C1, "status": "active", "receipt": RECEIPT},
         status=201,
     )
     _, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
@@ -355,11 +360,11 @@ def test_refusal_inside_detail_is_understood(api, domain) -> None:
 
 def test_an_existing_consent_is_named_by_its_receipt(api, domain) -> None:
     api.post(
-        f"{API}/v1/consents", status=409, json={"reason": "already_consented", "consent_id": "c-9"}
+        f"{API}/v1/consents", status=409, json={"reason": "already_consented", "consent_id": C9}
     )
     api.get(
         f"{API}/v1/subjects/{SUBJECT}/consents",
-        json=[{"consent_id": "c-9", "offer_id": "city_health_vitals", "status": "active",
+        json=[{"consent_id": C9, "offer_id": "city_health_vitals", "status": "active",
                "receipt_id": "rcpt-9"}],
     )  # fmt: skip
     _, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
@@ -397,9 +402,9 @@ def test_listing_offers_while_the_service_is_down_apologises(domain) -> None:
 # ---- withdrawal and listing --------------------------------------------------------------
 
 HISTORY = [
-    {"consent_id": "c-1", "offer_id": "city_health_vitals", "status": "active",
+    {"consent_id": C1, "offer_id": "city_health_vitals", "status": "active",
      "receipt_id": "rcpt-1"},
-    {"consent_id": "c-2", "offer_id": "city_health_checkup", "status": "withdrawn",
+    {"consent_id": C2, "offer_id": "city_health_checkup", "status": "withdrawn",
      "receipt_id": "rcpt-2"},
 ]  # fmt: skip
 
@@ -409,21 +414,23 @@ def test_withdraw_lists_active_consents_as_buttons(api, domain) -> None:
     _, dispatcher = run(ActionWithdrawalFlow(), tracker("withdraw_consent"), domain)
     [message] = dispatcher.messages
     assert message["response"] == "utter_withdraw_choose"
-    assert [b["payload"] for b in message["buttons"]] == ['/withdraw_consent{"consent_id": "c-1"}']
+    assert [b["payload"] for b in message["buttons"]] == [
+        f'/withdraw_consent{{"consent_id": "{C1}"}}'
+    ]
 
 
 def test_withdraw_confirms_then_withdraws_with_the_subject(api, domain) -> None:
     api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=HISTORY)
     api.post(
-        f"{API}/v1/consents/c-1/withdraw",
-        json={"consent_id": "c-1", "status": "withdrawn", "receipt": {"receipt_id": "rcpt-w"}},
+        f"{API}/v1/consents/{C1}/withdraw",
+        json={"consent_id": C1, "status": "withdrawn", "receipt": {"receipt_id": "rcpt-w"}},
     )
     events, dispatcher = run(
-        ActionWithdrawalFlow(), tracker("withdraw_consent", consent_id="c-1"), domain
+        ActionWithdrawalFlow(), tracker("withdraw_consent", consent_id=C1), domain
     )
     assert sent(dispatcher) == ["utter_withdraw_confirm"]
     state = slots_of(events)
-    assert state == {"consent_pending": "withdrawal", "withdraw_consent_id": "c-1"}
+    assert state == {"consent_pending": "withdrawal", "withdraw_consent_id": C1}
     events, dispatcher = run(ActionWithdrawalFlow(), tracker("affirm", state), domain)
     assert sent(dispatcher) == ["utter_withdraw_done"]
     assert dispatcher.messages[0]["receipt_id"] == "rcpt-w"
@@ -433,7 +440,7 @@ def test_withdraw_confirms_then_withdraws_with_the_subject(api, domain) -> None:
 
 def test_someone_elses_or_withdrawn_consent_cannot_be_chosen(api, domain) -> None:
     api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=HISTORY)
-    for consent_id in ("c-2", "c-999"):
+    for consent_id in (C2, C999):
         dispatcher = CollectingDispatcher()
         ActionWithdrawalFlow().run(
             dispatcher, tracker("withdraw_consent", consent_id=consent_id), domain
@@ -443,7 +450,7 @@ def test_someone_elses_or_withdrawn_consent_cannot_be_chosen(api, domain) -> Non
 
 
 def test_no_to_the_withdrawal_keeps_the_consent(api, domain) -> None:
-    state = {"consent_pending": "withdrawal", "withdraw_consent_id": "c-1"}
+    state = {"consent_pending": "withdrawal", "withdraw_consent_id": C1}
     _, dispatcher = run(ActionWithdrawalFlow(), tracker("deny", state), domain)
     assert sent(dispatcher) == ["utter_withdraw_cancelled"]
     assert not [c for c in api.calls if c.request.method == "POST"]
@@ -487,7 +494,7 @@ def test_yes_or_no_with_no_open_question_is_small_talk(api, domain, intent, resp
 def test_yes_goes_to_the_open_consent_question(api, domain) -> None:
     api.post(
         f"{API}/v1/consents",
-        json={"consent_id": "c-1", "status": "active", "receipt": RECEIPT},
+        json={"consent_id": C1, "status": "active", "receipt": RECEIPT},
         status=201,
     )
     _, dispatcher = run(ActionHandleYesNo(), tracker("affirm", confirming(LEVEL1)), domain)
@@ -495,7 +502,7 @@ def test_yes_goes_to_the_open_consent_question(api, domain) -> None:
 
 
 def test_no_goes_to_the_open_withdrawal_question(api, domain) -> None:
-    state = {"consent_pending": "withdrawal", "withdraw_consent_id": "c-1"}
+    state = {"consent_pending": "withdrawal", "withdraw_consent_id": C1}
     _, dispatcher = run(ActionHandleYesNo(), tracker("deny", state), domain)
     assert sent(dispatcher) == ["utter_withdraw_cancelled"]
 
@@ -521,3 +528,46 @@ def test_an_offer_closed_meanwhile_ends_the_flow_politely(api, domain, intent, s
     assert sent(dispatcher) == ["utter_consent_offer_unavailable"]
     assert slots_of(events)["consent_pending"] is None
     assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+# ---- ids typed into a conversation (security issue #12) -----------------------------------
+
+HOSTILE = ["../audit/verify", "../../v1/audit/verify", "city_health_vitals/../x", "%2e%2e/x"]
+
+
+@pytest.mark.parametrize("offer_id", HOSTILE)
+def test_a_typed_offer_id_cannot_reach_another_endpoint(api, domain, offer_id) -> None:
+    # "\n/give_consent{"offer_id": "../audit/verify"}" once made the action server call
+    # GET /v1/audit/verify with the service token.
+    events, dispatcher = run(
+        ActionConsentFlow(), tracker("give_consent", offer_id=offer_id), domain
+    )
+    assert sent(dispatcher) == ["utter_consent_offer_unavailable"]
+    assert len(api.calls) == 0
+    assert slots_of(events)["consent_offer_id"] is None
+
+
+@pytest.mark.parametrize("consent_id", [*HOSTILE, "c-1", C1.upper()])
+def test_a_typed_consent_id_of_the_wrong_shape_is_unknown(api, domain, consent_id) -> None:
+    _, dispatcher = run(
+        ActionWithdrawalFlow(), tracker("withdraw_consent", consent_id=consent_id), domain
+    )
+    assert sent(dispatcher) == ["utter_withdraw_unknown"]
+    assert len(api.calls) == 0
+
+
+def test_a_forged_withdrawal_slot_withdraws_nothing(api, domain) -> None:
+    state = {"consent_pending": "withdrawal", "withdraw_consent_id": "../audit/verify"}
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker("affirm", state), domain)
+    assert sent(dispatcher) == ["utter_withdraw_unknown"]
+    assert len(api.calls) == 0
+
+
+def test_the_service_refusing_another_subjects_consent_is_answered_politely(api, domain) -> None:
+    # The service answers 404 when the consent is not the named subject's.
+    api.post(f"{API}/v1/consents/{C1}/withdraw", status=404, json={"reason": "consent_not_found"})
+    state = {"consent_pending": "withdrawal", "withdraw_consent_id": C1}
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker("affirm", state), domain)
+    assert sent(dispatcher) == ["utter_withdraw_unknown"]
+    [post] = [c for c in api.calls if c.request.method == "POST"]
+    assert json.loads(post.request.body) == {"subject_id": SUBJECT}
