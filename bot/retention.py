@@ -2,11 +2,17 @@
 
 `python -m bot.retention --endpoints endpoints.prod.yml --days 90` (the production profile runs it
 daily; `--dry-run` only counts). It deletes, from Rasa's SQL tracker store, every event older than
-the cut-off that belongs to a finished session — one before the start of the resident's latest
-session (`action_session_start`). Rasa never reads those again (it loads a conversation from its
-latest session start, and the slots a conversation needs are carried into each new session), so a
-resident mid-conversation loses nothing; what was said months ago is gone, including the analytics
-the staff console drew from it.
+the cut-off that
+
+- belongs to a finished session — one before the start of the resident's latest session
+  (`action_session_start`). Rasa never reads those again (it loads a conversation from its latest
+  session start, and the slots a conversation needs are carried into each new session), so a
+  resident mid-conversation loses nothing;
+- or belongs to a conversation whose last event is older than the cut-off: nobody has written in
+  it for the whole retention period, so all of it goes, even when it only ever had one session
+  (a resident who talked once, a year ago, is not kept forever). Writing again starts afresh.
+
+What was said before the cut-off is gone, including the analytics the staff console drew from it.
 """
 
 from __future__ import annotations
@@ -22,11 +28,18 @@ logger = logging.getLogger(__name__)
 OLD_FINISHED_EVENTS = """
     FROM events
     WHERE timestamp < :cutoff
-      AND id < COALESCE(
-        (SELECT MAX(latest.id) FROM events latest
-         WHERE latest.sender_id = events.sender_id AND latest.action_name = 'action_session_start'),
-        (SELECT MAX(latest.id) FROM events latest
-         WHERE latest.sender_id = events.sender_id AND latest.type_name = 'session_started')
+      AND (
+        id < COALESCE(
+          (SELECT MAX(latest.id) FROM events latest
+           WHERE latest.sender_id = events.sender_id
+             AND latest.action_name = 'action_session_start'),
+          (SELECT MAX(latest.id) FROM events latest
+           WHERE latest.sender_id = events.sender_id AND latest.type_name = 'session_started')
+        )
+        OR sender_id IN (
+          SELECT idle.sender_id FROM events idle
+          GROUP BY idle.sender_id HAVING MAX(idle.timestamp) < :cutoff
+        )
       )
 """
 
@@ -65,7 +78,7 @@ def tracker_engine(endpoints: str) -> Any:
 def apply_retention(
     engine: Any, days: float, dry_run: bool = False, now: float | None = None
 ) -> RetentionResult:
-    """Delete (or with `dry_run` count) the old events of finished sessions.
+    """Delete (or with `dry_run` count) old events of finished sessions and idle conversations.
 
     Args:
         engine: The tracker store's SQLAlchemy engine.
@@ -110,7 +123,12 @@ def main(argv: List[str] | None = None) -> None:
     days = args.days if args.days is not None else get_settings().retention_days
     result = apply_retention(tracker_engine(args.endpoints), days, dry_run=args.dry_run)
     verb = "deleted" if result.deleted else "would delete" if args.dry_run else "found"
-    logger.info("Retention (%s days): %s %d events of finished sessions", days, verb, result.events)
+    logger.info(
+        "Retention (%s days): %s %d events of finished sessions and idle conversations",
+        days,
+        verb,
+        result.events,
+    )
 
 
 if __name__ == "__main__":

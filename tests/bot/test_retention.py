@@ -83,9 +83,13 @@ def _texts(store: SQLTrackerStore, sender: str) -> List[Any]:
     return [e.text for e in tracker.events if isinstance(e, UserUttered)] if tracker else []
 
 
-def test_old_finished_sessions_go_current_ones_stay(store: SQLTrackerStore) -> None:
-    # A resident who talked 200 days ago and again yesterday; one who only talked 200 days ago
-    # (that single session is their latest: kept, Rasa would still load it); one recent.
+def test_old_finished_sessions_and_idle_conversations_go_current_ones_stay(
+    store: SQLTrackerStore,
+) -> None:
+    # a: talked 200 days ago and again yesterday (the old session goes, the current one stays);
+    # b: talked once, 200 days ago, one session only (all of it goes: issue #12);
+    # c: talked 2 days ago; d: one session started 200 days ago, last message 10 days ago (kept
+    # whole: it is in use); e: two sessions, 200 and 150 days ago (all of it goes).
     _save(
         store,
         "a",
@@ -93,21 +97,39 @@ def test_old_finished_sessions_go_current_ones_stay(store: SQLTrackerStore) -> N
     )
     _save(store, "b", _session(NOW - 200 * DAY, ["歩数"]))
     _save(store, "c", _session(NOW - 2 * DAY, ["同意したい"]))
-    before = {s: asyncio.run(store.retrieve(s)) for s in "abc"}
+    _save(
+        store,
+        "d",
+        [
+            *_session(NOW - 200 * DAY, ["体重"], "offer"),
+            UserUttered("最近", timestamp=NOW - 10 * DAY),
+        ],
+    )
+    _save(store, "e", _session(NOW - 200 * DAY, ["脈拍"]) + _session(NOW - 150 * DAY, ["体温"]))
+    before = {s: asyncio.run(store.retrieve(s)) for s in "acd"}
 
     dry = apply_retention(store.engine, days=90, dry_run=True, now=NOW)
-    assert dry.events == 4 and not dry.deleted  # a's first session, nothing of b or c
+    assert dry.events == 16 and not dry.deleted  # a's first session, all of b and of e
     assert _texts(store, "a") == ["血圧は150です", "こんにちは"]
+    assert _texts(store, "b") == ["歩数"]
 
     result = apply_retention(store.engine, days=90, now=NOW)
-    assert result.events == 4 and result.deleted
+    assert result.events == 16 and result.deleted
     assert _texts(store, "a") == ["こんにちは"]
-    assert _texts(store, "b") == ["歩数"]
+    assert _texts(store, "b") == []
     assert _texts(store, "c") == ["同意したい"]
-    after = {s: asyncio.run(store.retrieve(s)) for s in "abc"}
-    for sender in "abc":
+    assert _texts(store, "d") == ["体重", "最近"]
+    assert _texts(store, "e") == []
+    with store.engine.connect() as connection:
+        left = connection.execute(
+            text("SELECT COUNT(*) FROM events WHERE sender_id IN ('b', 'e')")
+        ).scalar()
+    assert left == 0
+    after = {s: asyncio.run(store.retrieve(s)) for s in "acd"}
+    for sender in "acd":
         assert after[sender].current_state() == before[sender].current_state()
     assert after["a"].get_slot("consent_stage") == "offer"
+    assert after["d"].get_slot("consent_stage") == "offer"
     assert apply_retention(store.engine, days=90, now=NOW).events == 0
 
 
