@@ -48,10 +48,17 @@ class Settings(BaseSettings):
     # the rest continues in the background); a replica's claim on an event lasts this long.
     line_ack_within_seconds: float = 8.0
     line_event_claim_seconds: float = 30.0
-    # Tracker events of finished sessions older than this many days are deleted (bot/retention.py).
+    # Tracker events of finished sessions, and conversations idle for longer, older than this many
+    # days are deleted (bot/retention.py).
     retention_days: float = 90.0
-    # The action server accepts calls only with this bearer token, when set (bot/action_server.py).
+    # The action server accepts calls only with this bearer token (bot/action_server.py); required,
+    # at least 43 characters (32 random bytes), checked at start-up (bot/startup.py).
     action_server_token: SecretStr | None = None
+    # Rasa's HTTP API (`--enable-api`, development only) answers only with this token; required
+    # whenever the API is on, at least 43 characters (bot/server.py, bot/startup.py).
+    rasa_api_token: SecretStr | None = None
+    # Largest HTTP request body Rasa's server accepts (bytes); larger ones get 413 (bot/server.py).
+    rasa_request_max_bytes: int = 1_048_576
     # The city's contact route, offered when the assistant cannot help. Left empty, the assistant
     # points residents to the city's website instead of inventing details.
     city_contact_name: str = ""
