@@ -34,13 +34,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.guard import typed_text
 from bot.channels.line_api import LineApi
-from bot.channels.line_messages import (
-    postback_payload,
-    signature_is_valid,
-    to_line_messages,
-    typed_text,
-)
+from bot.channels.line_messages import postback_payload, signature_is_valid, to_line_messages
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
 from bot.shared_state import Claim, SharedState, rate_verdict, shared_state, wait_for_claim

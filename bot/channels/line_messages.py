@@ -40,15 +40,6 @@ def signature_is_valid(channel_secret: str, body: bytes, signature: str | None) 
     return hmac.compare_digest(base64.b64encode(digest), signature.encode("ascii", "replace"))
 
 
-def typed_text(text: str) -> str:
-    """Make typed text safe for Rasa.
-
-    A leading "/" would be parsed as an intent, so it becomes the full-width "／" and the
-    message is understood as ordinary text.
-    """
-    return "／" + text[1:] if text.startswith("/") else text
-
-
 def postback_payload(data: str) -> str | None:
     """The payload of one of the assistant's own buttons, or None for anything else."""
     if len(data.encode("utf-8")) <= MAX_POSTBACK_BYTES and PAYLOAD.match(data):

@@ -37,7 +37,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from bot.channels.line_messages import typed_text
+from bot.channels.guard import typed_text
 from bot.settings import Settings, get_settings
 from bot.shared_state import SharedState, rate_verdict, shared_state
 

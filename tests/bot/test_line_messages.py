@@ -9,13 +9,13 @@ import hmac
 
 import pytest
 
+from bot.channels.guard import typed_text
 from bot.channels.line import event_text
 from bot.channels.line_messages import (
     postback_payload,
     signature_is_valid,
     split_text,
     to_line_messages,
-    typed_text,
 )
 from tests.line_fake import SPECS, OpenApi, documented_limit_problems
 
