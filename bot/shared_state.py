@@ -1,4 +1,4 @@
-"""What the channels must share between Rasa replicas: handled LINE events and rate limits.
+"""What the channels share between Rasa replicas: handled LINE events, rate limits, buttons.
 
 With `REDIS_URL` unset (`make run`, one process) it lives in this process, bounded. With it set
 (the production profile, several replicas behind nginx) it lives in Redis, so that:
@@ -6,11 +6,16 @@ With `REDIS_URL` unset (`make run`, one process) it lives in this process, bound
 - a LINE event is answered once, whichever replica LINE's redelivery or nginx's retry reaches:
   the replica handling it holds a short claim (`LINE_EVENT_CLAIM_SECONDS`); a copy arriving
   meanwhile waits for the claim to become "done" (then it is skipped) or to expire (the replica
-  died: the copy is handled);
+  died: the copy is handled); a handled event's id is remembered for
+  `LINE_EVENT_REMEMBER_SECONDS` (24 h), so a copy or replay within that time is skipped;
 - a resident's messages count against one limit (`RATE_LIMIT_MESSAGES` per
-  `RATE_LIMIT_SECONDS`) across replicas.
+  `RATE_LIMIT_SECONDS`) across replicas, and so do the web chat's new sessions per client;
+- the payloads of the buttons the web chat last offered a session are known to every replica
+  (for `WEBCHAT_OFFERED_BUTTONS_SECONDS`), so a button pressed after a fail-over still works and
+  a payload never offered is only text.
 
-Keys hold pseudonyms and LINE's event ids only, never a LINE user id or a message.
+Keys hold pseudonyms, web chat session ids, keyed hashes of client addresses and LINE's event
+ids only, never a LINE user id, an address or a message.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from bot.settings import Settings
 logger = logging.getLogger(__name__)
 
 MEMORY_LIMIT = 50_000
-DONE_SECONDS = 3600
+DONE_SECONDS = 86_400
 
 
 class Claim(enum.Enum):
@@ -44,14 +49,23 @@ class SharedState(Protocol):
     async def claim(self, key: str, seconds: float) -> Claim:
         """Try to take `key` for `seconds`."""
 
-    async def finish(self, key: str) -> None:
-        """Mark `key` handled (remembered for an hour)."""
+    async def finish(self, key: str, seconds: float = DONE_SECONDS) -> None:
+        """Mark `key` handled (remembered for `seconds`)."""
 
     async def release(self, key: str) -> None:
         """Give `key` up unhandled, so that a copy may be handled."""
 
     async def count(self, key: str, seconds: int) -> int:
         """Add one to the counter `key` of the current window of `seconds`; return it."""
+
+    async def offer(self, key: str, payloads: list[str], seconds: float) -> None:
+        """Add `payloads` to the buttons offered to `key`, all forgotten after `seconds`."""
+
+    async def was_offered(self, key: str, payload: str) -> bool:
+        """Whether `payload` is among the buttons offered to `key`."""
+
+    async def clear_offers(self, key: str) -> None:
+        """Forget the buttons offered to `key` (a new answer replaces them)."""
 
 
 class MemoryState:
@@ -61,6 +75,7 @@ class MemoryState:
         """An empty state remembering at most `limit` keys of each kind."""
         self._claims: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._offers: OrderedDict[str, tuple[frozenset[str], float]] = OrderedDict()
         self._limit = limit
 
     @staticmethod
@@ -79,9 +94,9 @@ class MemoryState:
         self._trim(self._claims, self._limit)
         return Claim.NEW
 
-    async def finish(self, key: str) -> None:
-        """Mark `key` handled."""
-        self._claims[key] = ("done", time.monotonic() + DONE_SECONDS)
+    async def finish(self, key: str, seconds: float = DONE_SECONDS) -> None:
+        """Mark `key` handled (remembered for `seconds`)."""
+        self._claims[key] = ("done", time.monotonic() + seconds)
         self._claims.move_to_end(key)
         self._trim(self._claims, self._limit)
 
@@ -98,6 +113,24 @@ class MemoryState:
         self._counts.move_to_end(key)
         self._trim(self._counts, self._limit)
         return value
+
+    async def offer(self, key: str, payloads: list[str], seconds: float) -> None:
+        """Add `payloads` to the buttons offered to `key`."""
+        now = time.monotonic()
+        offered, until = self._offers.get(key, (frozenset(), 0.0))
+        self._offers[key] = (offered | frozenset(payloads) if until > now else frozenset(payloads),
+                             now + seconds)  # fmt: skip
+        self._offers.move_to_end(key)
+        self._trim(self._offers, self._limit)
+
+    async def was_offered(self, key: str, payload: str) -> bool:
+        """Whether `payload` is among the buttons offered to `key`."""
+        offered, until = self._offers.get(key, (frozenset(), 0.0))
+        return until > time.monotonic() and payload in offered
+
+    async def clear_offers(self, key: str) -> None:
+        """Forget the buttons offered to `key`."""
+        self._offers.pop(key, None)
 
 
 class RedisState:
@@ -122,9 +155,9 @@ class RedisState:
             return Claim.NEW if taken else Claim.BUSY
         return Claim.DONE if value in (b"done", "done") else Claim.BUSY
 
-    async def finish(self, key: str) -> None:
-        """Mark `key` handled."""
-        await self._redis.set(self._key("event", key), "done", ex=DONE_SECONDS)
+    async def finish(self, key: str, seconds: float = DONE_SECONDS) -> None:
+        """Mark `key` handled (remembered for `seconds`)."""
+        await self._redis.set(self._key("event", key), "done", px=max(1, int(seconds * 1000)))
 
     async def release(self, key: str) -> None:
         """Give `key` up unhandled."""
@@ -139,6 +172,24 @@ class RedisState:
             pipe.expire(name, seconds * 2)
             value, _ = await pipe.execute()
         return int(value)
+
+    async def offer(self, key: str, payloads: list[str], seconds: float) -> None:
+        """Add `payloads` to the set of offered buttons (SADD, PEXPIRE)."""
+        if not payloads:
+            return
+        name = self._key("offered", key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(name, *payloads)
+            pipe.pexpire(name, max(1, int(seconds * 1000)))
+            await pipe.execute()
+
+    async def was_offered(self, key: str, payload: str) -> bool:
+        """Whether `payload` is in the set of offered buttons (SISMEMBER)."""
+        return bool(await self._redis.sismember(self._key("offered", key), payload))
+
+    async def clear_offers(self, key: str) -> None:
+        """Forget the offered buttons (DEL)."""
+        await self._redis.delete(self._key("offered", key))
 
 
 def shared_state(settings: Settings) -> SharedState:
@@ -207,3 +258,25 @@ async def rate_verdict(state: SharedState, settings: Settings, sender: str) -> s
     except Exception as error:
         logger.error("Rate limit unavailable: %s", type(error).__name__)
         return "ok"
+
+
+async def within_budget(state: SharedState, key: str, allowed: int, seconds: int) -> bool:
+    """Count one use of `key` and tell whether it is within `allowed` per window of `seconds`.
+
+    Args:
+        state: The shared state (the count holds across replicas).
+        key: What is counted (e.g. "websession:<keyed hash of the client address>").
+        allowed: Uses allowed per window (0: no budget).
+        seconds: The window.
+
+    Returns:
+        False once the window's uses exceed `allowed`; True when the shared state cannot be
+        reached — refusing every resident would be worse than a missed count.
+    """
+    if allowed <= 0:
+        return True
+    try:
+        return await state.count(key, seconds) <= allowed
+    except Exception as error:
+        logger.error("Budget unavailable: %s", type(error).__name__)
+        return True
