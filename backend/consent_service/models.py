@@ -270,11 +270,14 @@ class StaffUser(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    totp_secret: Mapped[str] = mapped_column(String(64))
+    # AES-256-GCM under STAFF_TOTP_KEY ("v1:" + base64url), never the secret in clear.
+    totp_secret: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # The last accepted 30-second TOTP step: a code of this step or an earlier one is a replay.
+    last_totp_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class StaffSession(Base):
@@ -286,6 +289,8 @@ class StaffSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # When the session was last used (STAFF_IDLE_MINUTES); None counts as idle.
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     user: Mapped[StaffUser] = relationship(lazy="joined")
 
 
