@@ -4,9 +4,12 @@ Started as `python -m bot.action_server --port 5055` (`make run`, the production
 tests). Compared with `rasa run actions`:
 
 - it listens on one interface, loopback by default (`--host`); rasa_sdk 3.6 binds all of them;
-- with `ACTION_SERVER_TOKEN` set, every call but `/health` must carry it as
-  `Authorization: Bearer <token>` (Rasa sends it from `action_endpoint.headers` in
-  endpoints.prod.yml; a header, never in a URL that a proxy might log); others get 401;
+- it does not start without a strong `ACTION_SERVER_TOKEN` and `CONSENT_API_TOKEN`
+  (bot/startup.py): every call but `/health` must carry the first as
+  `Authorization: Bearer <token>` (Rasa sends it from `action_endpoint.headers` in endpoints.yml
+  and endpoints.prod.yml; a header, never in a URL that a proxy might log); others get 401, so a
+  page a developer visits cannot make it act either;
+- the files it creates are private to its user (umask 0077);
 - an action that fails is answered with a bare 500: rasa_sdk's own handler echoes the whole
   request — the conversation, health data included — back to Rasa, which may log it.
 """
@@ -22,6 +25,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import startup
 from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ def create_app(settings: Settings, actions: str = "actions") -> Sanic:
         actions: The package the actions are loaded from.
 
     Returns:
-        The Sanic app, not yet running.
+        The Sanic app, not yet running. Without a token it refuses every call but `/health`.
     """
     from rasa_sdk.endpoint import create_app as create_sdk_app
 
@@ -45,11 +49,11 @@ def create_app(settings: Settings, actions: str = "actions") -> Sanic:
 
     @app.on_request  # type: ignore[misc]
     async def require_token(request: Request) -> HTTPResponse | None:
-        if not expected or request.path == "/health":
+        if request.path == "/health":
             return None
         header = request.headers.get("authorization") or ""
         supplied = header[7:] if header.lower().startswith("bearer ") else ""
-        if hmac.compare_digest(supplied.encode(), expected.encode()):
+        if expected and hmac.compare_digest(supplied.encode(), expected.encode()):
             return None
         logger.warning("Action server call refused: missing or wrong token")
         return response.json({"error": "unauthorized"}, status=401)
@@ -69,8 +73,11 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5055)
     parser.add_argument("--actions", default="actions", help="package with the actions")
     args = parser.parse_args(argv)
+    startup.private_files()
+    settings = get_settings()
+    startup.check_tokens(settings, required=("ACTION_SERVER_TOKEN", "CONSENT_API_TOKEN"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(get_settings(), args.actions)
+    app = create_app(settings, args.actions)
     app.run(args.host, args.port, workers=1, access_log=False)
 
 

@@ -16,6 +16,14 @@ production profile, the e2e tests and the benchmark.
    — the channel does not acknowledge it, and LINE or the resident sends it again. SQL
    connections are also checked before use (`pool_pre_ping`), so a restarted database costs no
    failed request.
+3. **Nothing open by default** (`prepare`, before Rasa parses its command line): `run` and
+   `shell` need a strong `ACTION_SERVER_TOKEN` (exported for `${ACTION_SERVER_TOKEN}` in the
+   endpoints files, also when it comes from `.env`); `--enable-api` needs a strong
+   `RASA_API_TOKEN` (or `--auth-token`), added to Rasa's arguments inside this process so that it
+   never shows in a process list — Rasa's HTTP API then refuses requests without it (401), and a
+   page a developer visits cannot drive it. Request bodies over `RASA_REQUEST_MAX_BYTES` (1 MiB)
+   get 413 (Sanic's `REQUEST_MAX_SIZE`, 100 MB by default). Files are created private (umask 0077).
+   Rasa's telemetry (usage events and error reports to Rasa's servers) is off.
 """
 
 from __future__ import annotations
@@ -23,7 +31,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Dict, TypeVar
+import os
+import sys
+from typing import Any, Awaitable, Callable, Dict, List, TypeVar
+
+from bot import startup
+from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +154,61 @@ def install() -> None:
     _INSTALLED = True
 
 
+def _explicit_auth_token(argv: List[str]) -> str | None:
+    """The value of `--auth-token` / `-t` on Rasa's command line, if given."""
+    for index, argument in enumerate(argv):
+        if argument in ("--auth-token", "-t"):
+            return argv[index + 1] if index + 1 < len(argv) else ""
+        if argument.startswith("--auth-token="):
+            return argument.split("=", 1)[1]
+    return None
+
+
+def prepare(argv: List[str], settings: Settings) -> List[str]:
+    """Check Rasa's command line against the settings and complete it; set the environment.
+
+    Args:
+        argv: Rasa's arguments without the program name (`run --enable-api ...`).
+        settings: This process's settings.
+
+    Returns:
+        The arguments to give Rasa: with `--auth-token` from `RASA_API_TOKEN` when the API is on.
+
+    Raises:
+        SystemExit: With a one-line message, for a missing or weak token.
+    """
+    startup.private_files()
+    os.environ["SANIC_REQUEST_MAX_SIZE"] = str(settings.rasa_request_max_bytes)
+    # Rasa's telemetry sends usage events and error messages (which may quote a conversation) to
+    # Rasa's servers unless told not to; nothing of this service leaves it that way.
+    os.environ["RASA_TELEMETRY_ENABLED"] = "false"
+    command = argv[0] if argv else ""
+    if command not in ("run", "shell"):
+        return list(argv)
+    startup.check_tokens(settings, required=("ACTION_SERVER_TOKEN",))
+    startup.export_endpoint_variables(settings)
+    if "--enable-api" not in argv:
+        return list(argv)
+    explicit = _explicit_auth_token(argv)
+    if explicit is not None:
+        problem = startup.token_problem("--auth-token", explicit, required=True)
+        if problem:
+            raise SystemExit(problem)
+        return list(argv)
+    configured = settings.rasa_api_token
+    problem = startup.token_problem(
+        "RASA_API_TOKEN",
+        configured.get_secret_value() if configured else None,
+        required=True,
+    )
+    if problem or configured is None:
+        raise SystemExit(f"Rasa's HTTP API (--enable-api) stays closed: {problem}")
+    return [*argv, "--auth-token", configured.get_secret_value()]
+
+
 def main() -> None:
-    """Run Rasa's command line (`rasa run ...`) with the fixes installed."""
+    """Run Rasa's command line (`rasa run ...`) with the checks done and the fixes installed."""
+    sys.argv = [sys.argv[0], *prepare(sys.argv[1:], get_settings())]
     install()
     from rasa.__main__ import main as rasa_main
 

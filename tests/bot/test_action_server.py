@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import requests
 
 from tests.conftest import PROJECT_ROOT
 
-TOKEN = "test-action-token"
+TOKEN = secrets.token_urlsafe(32)
+CONSENT_TOKEN = secrets.token_urlsafe(32)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -34,18 +36,23 @@ def _call(action: str = "action_list_consents") -> dict:
     }
 
 
+def _env(**values: str) -> dict:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "CONSENT_API_URL": "http://127.0.0.1:9",
+        "CONSENT_API_ATTEMPTS": "1",
+        "CONSENT_API_TOKEN": CONSENT_TOKEN,
+        "SUBJECT_PSEUDONYM_KEY": "k",
+        **values,
+    }
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("actions") / "actions.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(PROJECT_ROOT),
-        "ACTION_SERVER_TOKEN": TOKEN,
-        "CONSENT_API_URL": "http://127.0.0.1:9",
-        "CONSENT_API_ATTEMPTS": "1",
-        "SUBJECT_PSEUDONYM_KEY": "k",
-    }
+    env = _env(ACTION_SERVER_TOKEN=TOKEN)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.action_server", "--port", str(port)],
@@ -105,3 +112,22 @@ def test_it_listens_on_loopback_only(server: str) -> None:
     with socket.socket() as sock:
         sock.settimeout(2)
         assert sock.connect_ex((outward, port)) != 0
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"ACTION_SERVER_TOKEN": ""}, "ACTION_SERVER_TOKEN"),  # the old development default
+        ({"ACTION_SERVER_TOKEN": "test-action-token"}, "ACTION_SERVER_TOKEN"),
+        ({"ACTION_SERVER_TOKEN": "a" * 64}, "ACTION_SERVER_TOKEN"),
+        ({"ACTION_SERVER_TOKEN": TOKEN, "CONSENT_API_TOKEN": ""}, "CONSENT_API_TOKEN"),
+        ({"ACTION_SERVER_TOKEN": TOKEN, "CONSENT_API_TOKEN": "consent"}, "CONSENT_API_TOKEN"),
+    ],
+)
+def test_it_does_not_start_without_strong_tokens(values: dict, named: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.action_server", "--port", str(_free_port())],
+        cwd=PROJECT_ROOT, env=_env(**values), capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert named.encode() in done.stderr

@@ -1,14 +1,28 @@
-"""bot/server.py checks custom-action answers exactly as Rasa does, with the schema checked once."""
+"""bot/server.py checks custom-action answers exactly as Rasa does, with the schema checked once,
+and starts nothing open: tokens required and strong, the API closed, bodies bounded, files
+private."""
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import json
+import os
+import secrets
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
 
 import jsonschema
 import pytest
+import requests
 from rasa.core.actions.action import RemoteAction
 
 from bot import server
+from bot.settings import Settings
+from tests.conftest import PROJECT_ROOT
 
 _ORIGINAL_VALIDATE = RemoteAction._validate_action_result
 
@@ -119,3 +133,192 @@ async def test_installed_failsafe_store_raises_rather_than_answering_none(
 
         RemoteAction._validate_action_result = _ORIGINAL_VALIDATE
         server._INSTALLED = False
+
+
+# ---- nothing open by default (security issue #12) ------------------------------------------
+
+STRONG = secrets.token_urlsafe(32)
+OTHER = secrets.token_urlsafe(32)
+
+
+def _settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def clean_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """prepare() sets the umask and environment variables: give them back afterwards."""
+    monkeypatch.delenv("ACTION_SERVER_TOKEN", raising=False)
+    monkeypatch.delenv("SANIC_REQUEST_MAX_SIZE", raising=False)
+    monkeypatch.delenv("RASA_TELEMETRY_ENABLED", raising=False)
+    umask = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(umask)
+
+
+@pytest.mark.parametrize(
+    ("argv", "values", "named"),
+    [
+        (["run"], {}, "ACTION_SERVER_TOKEN"),
+        (["run"], {"action_server_token": "short"}, "ACTION_SERVER_TOKEN"),
+        (["run"], {"action_server_token": "x" * 60}, "ACTION_SERVER_TOKEN"),
+        (["shell"], {}, "ACTION_SERVER_TOKEN"),
+        (["run", "--enable-api"], {"action_server_token": STRONG}, "RASA_API_TOKEN"),
+        (
+            ["run", "--enable-api"],
+            {"action_server_token": STRONG, "rasa_api_token": "dev-token"},
+            "RASA_API_TOKEN",
+        ),
+        (["run", "--enable-api", "--auth-token", "abc"], {"action_server_token": STRONG}, "token"),
+        (["run", "--enable-api", "--auth-token=abc"], {"action_server_token": STRONG}, "token"),
+        (
+            ["run"],
+            {"action_server_token": STRONG, "consent_api_token": "consent-token"},
+            "CONSENT_API_TOKEN",
+        ),
+    ],
+)
+def test_missing_or_weak_tokens_are_refused_at_start_up(
+    clean_process: None, argv: List[str], values: Dict[str, str], named: str
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        server.prepare(argv, _settings(**values))
+    message = str(refused.value)
+    assert named in message and "\n" not in message
+
+
+def test_the_api_gets_the_configured_token_inside_the_process(clean_process: None) -> None:
+    settings = _settings(action_server_token=STRONG, rasa_api_token=OTHER)
+    argv = server.prepare(["run", "--enable-api", "--port", "5005"], settings)
+    assert argv == ["run", "--enable-api", "--port", "5005", "--auth-token", OTHER]
+    assert os.environ["ACTION_SERVER_TOKEN"] == STRONG  # for ${ACTION_SERVER_TOKEN}
+    assert os.environ["SANIC_REQUEST_MAX_SIZE"] == "1048576"
+    assert os.environ["RASA_TELEMETRY_ENABLED"] == "false"  # nothing sent to Rasa's servers
+    assert os.umask(0o077) == 0o077
+
+
+def test_an_explicit_strong_auth_token_and_an_api_less_run_pass(clean_process: None) -> None:
+    settings = _settings(action_server_token=STRONG)
+    assert server.prepare(["run", "--enable-api", "-t", OTHER], settings) == [
+        "run", "--enable-api", "-t", OTHER,
+    ]  # fmt: skip
+    assert server.prepare(["run", "--port", "5006"], settings) == ["run", "--port", "5006"]
+    assert server.prepare(["--version"], _settings()) == ["--version"]
+
+
+def test_dev_endpoints_send_the_action_server_token_as_a_header(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rasa.utils.endpoints import read_endpoint_config
+
+    monkeypatch.setenv("ACTION_SERVER_TOKEN", STRONG)
+    endpoint = read_endpoint_config(str(PROJECT_ROOT / "endpoints.yml"), "action_endpoint")
+    assert endpoint is not None
+    assert endpoint.headers == {"Authorization": f"Bearer {STRONG}"}
+    assert endpoint.token is None  # never in the URL
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _dev_env(**values: str) -> Dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "SUBJECT_PSEUDONYM_KEY": "k",
+        "CONSENT_API_TOKEN": "",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **values,
+    }
+    for name in ("SANIC_REQUEST_MAX_SIZE", "RASA_TELEMETRY_ENABLED"):
+        env.pop(name, None)
+    return env
+
+
+def _dev_command(port: int) -> List[str]:
+    # As scripts/run.sh starts Rasa (the development endpoints and channels, the API on), with
+    # no model: the checks under test come before one is needed.
+    return [
+        sys.executable, "-m", "bot.server", "run", "--enable-api",
+        "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+        "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+        "--model", "no-model", "--interface", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dev_rasa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, Path]]:
+    """Rasa as `make run` starts it, in a folder of its own (var/rasa.db is relative)."""
+    work = tmp_path_factory.mktemp("dev")
+    (work / "var").mkdir()
+    port = _free_port()
+    log = work / "rasa.log"
+    env = _dev_env(ACTION_SERVER_TOKEN=STRONG, RASA_API_TOKEN=OTHER)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            _dev_command(port), cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
+            umask=0o022,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if process.poll() is not None:
+                pytest.fail(log.read_text(errors="replace")[-3000:])
+            try:
+                requests.get(f"{url}/version", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(log.read_text(errors="replace")[-3000:])
+        yield url, work
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_dev_api_refuses_calls_without_the_token(dev_rasa: Tuple[str, Path]) -> None:
+    url, _ = dev_rasa
+    for method, path in [("GET", "/status"), ("GET", "/conversations/x/tracker"),
+                         ("POST", "/conversations/x/tracker/events"), ("POST", "/model/parse"),
+                         ("PUT", "/model")]:  # fmt: skip
+        answer = requests.request(method, f"{url}{path}", json={}, timeout=10)
+        assert answer.status_code == 401, (method, path, answer.status_code)
+        wrong = requests.request(method, f"{url}{path}", params={"token": STRONG}, timeout=10)
+        assert wrong.status_code == 401, (method, path, wrong.status_code)
+    with_token = requests.get(f"{url}/status", params={"token": OTHER}, timeout=10)
+    assert with_token.status_code not in (401, 403)
+
+
+def test_the_dev_server_refuses_bodies_over_a_megabyte(dev_rasa: Tuple[str, Path]) -> None:
+    url, _ = dev_rasa
+    big = json.dumps({"sender": "s", "message": "あ" * 400_000}).encode()  # 1.2 MB
+    # Refused before any route sees it: Sanic's limit, not a channel's own check.
+    for path, params in [("/webhooks/line/webhook", {}), ("/model/parse", {"token": OTHER}),
+                         ("/webhooks/rest/webhook", {})]:  # fmt: skip
+        answer = requests.post(f"{url}{path}", params=params, data=big, timeout=30)
+        assert answer.status_code == 413, (path, answer.status_code)
+    small = requests.post(f"{url}/model/parse", params={"token": OTHER}, data=b"{}", timeout=30)
+    assert small.status_code != 413
+
+
+def test_the_dev_tracker_store_file_is_private(dev_rasa: Tuple[str, Path]) -> None:
+    _, work = dev_rasa
+    assert stat.S_IMODE((work / "var" / "rasa.db").stat().st_mode) == 0o600
+
+
+def test_the_dev_server_does_not_start_with_the_api_open(tmp_path: Path) -> None:
+    (tmp_path / "var").mkdir()
+    env = _dev_env(ACTION_SERVER_TOKEN=STRONG, RASA_API_TOKEN="")
+    done = subprocess.run(
+        _dev_command(_free_port()), cwd=tmp_path, env=env, capture_output=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert b"RASA_API_TOKEN" in done.stderr
+    assert not (tmp_path / "var" / "rasa.db").exists()
