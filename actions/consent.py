@@ -1,10 +1,14 @@
 """Giving consent in conversation.
 
-The steps: show the offers that can be consented to → explain the chosen one (who receives which
-items at which level, for what, with which benefit) → if it includes level-2 data, ask whether the
-resident has consulted their family doctor (on "not yet": recommend consulting first and offer to
-stop; continue only on an explicit choice) → read back exactly what will be recorded → an explicit
-yes → only then the call to the consent service. "Recorded" is said only on the service's success.
+The steps: show the offers that can be consented to → explain the chosen one (the notice's first
+screen: recipient, purpose in plain words, items and levels, where the data comes from, benefit,
+duration, operator and contact point, all labelled as an example of the demonstration) → if it
+includes level-2 data, recommend consulting a family doctor and ask whether the resident has (on
+"not yet": recommend consulting first and offer to stop; continue only on the button that says
+so — a typed "はい" to "どうしますか？" is asked again) → read back exactly what will be recorded,
+with the terms version and what withdrawal does (the second screen; "もっと詳しく" shows the rest
+and the terms, action_show_terms) → an explicit yes ("同意します" typed at the read-back is one) →
+only then the call to the consent service. "Recorded" is said only on the service's success.
 
 The state lives in slots that only these actions set (never from entities), and every step checks
 it, so a typed `/affirm` or `/give_consent{...}` cannot skip one. A stopped or failed consent keeps
@@ -14,6 +18,7 @@ submission that reached the service before a failure is never recorded twice.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Dict, List
 
@@ -29,6 +34,7 @@ from actions.consent_client import (
     get_client,
 )
 from actions.levels import latest_entity_values
+from actions.notice import retention_days
 
 Events = List[Dict[str, Any]]
 MAX_OFFER_BUTTONS = 13
@@ -114,7 +120,7 @@ class _Flow:
             if self.stage == "doctor_asked":
                 return self.doctor_answer("consulted" if yes else "not_yet")
             if self.stage == "doctor_not_yet":
-                return self.read_back(self.current_offer()) if yes else self.pause()
+                return self.proceed_or_pause(yes)
             if self.stage == "confirming":
                 return self.submit() if yes else self.cancel()
         return self.nothing_pending()
@@ -125,6 +131,12 @@ class _Flow:
         offer_id = c.latest_entity(self.tracker, "offer_id")
         if offer_id:
             return self.choose(offer_id)
+        named_items = next(self.tracker.get_latest_entity_values("data_item"), None)
+        if self.pending and self.stage == "confirming" and named_items is None:
+            # 「同意します」 typed at the read-back answers its question: it is the yes.
+            return self.submit()
+        if self.pending and self.stage == "doctor_not_yet":
+            return self.proceed_or_pause(yes=True)
         if self.stage and self.tracker.get_slot(c.OFFER):
             return self.resume()
         return self.list_offers()
@@ -194,12 +206,18 @@ class _Flow:
         return [*events, *self.read_back(offer)]
 
     def explain(self, offer: Dict[str, Any]) -> None:
+        purpose = offer["purpose"]
         values = {
             "title": offer["title_ja"],
             "recipient": offer["recipient"]["name_ja"],
-            "purpose": offer["purpose"]["name_ja"],
+            # In plain words: the offer's own description, else its purpose's, else the name.
+            "description": offer.get("description_ja")
+            or purpose.get("description_ja")
+            or purpose["name_ja"],
             "items": c.items_text(self.domain, offer["items"]),
+            "source": c.source_text(self.domain, offer["items"]),
             "benefits": c.benefits_text(self.domain, offer["benefits"]),
+            "contact": c.contact_text(self.domain),
         }
         approval = offer.get("ethics_approval")
         if c.needs_doctor(offer) and approval:
@@ -222,6 +240,19 @@ class _Flow:
             self.utter("utter_recommend_consult_first")
             return [*events, SlotSet(c.STAGE, "doctor_not_yet")]
         return [*events, *self.read_back(offer, doctor=answer)]
+
+    def proceed_or_pause(self, yes: bool) -> Events:
+        """The answer to "どうしますか？" after "まだ相談していない".
+
+        Only the "このまま進める" button (its payload names the choice) continues; a no stops. A
+        bare "はい" does not say which of the two was meant, so the question is asked again.
+        """
+        if not yes:
+            return self.pause()
+        if c.latest_entity(self.tracker, c.CHOICE) == "proceed":
+            return self.read_back(self.current_offer())
+        self.utter("utter_consent_choose_continue_or_pause")
+        return []
 
     def pause(self) -> Events:
         self.utter("utter_consent_paused")
@@ -316,3 +347,36 @@ class _Flow:
 
 class _OfferGone(Exception):
     """The offer of an open consent no longer exists or no longer takes consents."""
+
+
+class ActionShowTerms(Action):
+    """`ask_terms` ("もっと詳しく"): the rest of the notice and the terms in force, in the chat.
+
+    While a read-back waits for its yes, the question is put again afterwards, so the resident can
+    answer it right there.
+    """
+
+    def name(self) -> str:
+        """Return the action's name in the domain."""
+        return "action_show_terms"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> Events:
+        """Send the details and the terms text, or an apology when the service is down."""
+        try:
+            terms = get_client().terms()
+        except ConsentServiceUnavailable:
+            dispatcher.utter_message(response="utter_consent_service_down_generic")
+            return []
+        dispatcher.utter_message(response="utter_terms_intro", retention_days=retention_days())
+        dispatcher.utter_message(
+            response="utter_terms_text",
+            terms_version=str(terms["version"]),
+            # The file is Markdown: its heading marks are not for a chat bubble.
+            terms_text=re.sub(r"^#+\s*", "", str(terms["text_ja"]).strip(), flags=re.MULTILINE),
+        )
+        waiting = tracker.get_slot(c.PENDING) == "consent"
+        if waiting and tracker.get_slot(c.STAGE) == "confirming":
+            dispatcher.utter_message(response="utter_terms_back_to_question")
+        return []

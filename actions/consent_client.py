@@ -197,7 +197,11 @@ class ConsentClient:
 
     def terms_version(self) -> str:
         """The version of the terms in force."""
-        return str(self._call("GET", "/v1/terms")["version"])
+        return str(self.terms()["version"])
+
+    def terms(self) -> Dict[str, Any]:
+        """The terms in force: `version`, `sha256` and the text `text_ja`."""
+        return dict(self._call("GET", "/v1/terms"))
 
     def create_consent(self, body: Dict[str, Any], idempotency_key: str) -> Dict[str, Any]:
         """Record a consent (retried with the same key; never twice)."""

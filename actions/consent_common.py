@@ -23,6 +23,8 @@ DOCTOR = "family_doctor_consulted"
 WITHDRAW = "withdraw_consent_id"
 DOCTOR_ANSWERS = ("consulted", "not_yet", "will_not")
 LEVEL_NEEDING_DOCTOR = 2
+# The entity in the payloads of the two buttons after "まだ相談していない" (proceed / pause).
+CHOICE = "consent_choice"
 
 
 def resident(tracker: Tracker) -> tuple[str, str]:
@@ -74,6 +76,26 @@ def benefits_text(domain: Dict[str, Any], benefits: List[Dict[str, Any]]) -> str
             for b in ordered
         ),
     )
+
+
+def source_text(domain: Dict[str, Any], items: List[Dict[str, Any]]) -> str:
+    """Where the offer's data comes from, one fragment per level it contains (1 and/or 2)."""
+    levels = sorted({int(i["level"]) for i in items if int(i["level"]) in (1, 2)})
+    return join(domain, (fragment(domain, f"source_level{level}") for level in levels))
+
+
+def contact_text(domain: Dict[str, Any]) -> str:
+    """The notice's contact point: the configured city contact, or where to find it."""
+    settings = get_settings()
+    if settings.has_city_contact():
+        return fragment(
+            domain,
+            "contact_configured",
+            name=settings.city_contact_name,
+            phone=settings.city_contact_phone,
+            hours=settings.city_contact_hours,
+        )
+    return fragment(domain, "contact_unconfigured")
 
 
 def needs_doctor(offer: Dict[str, Any]) -> bool:

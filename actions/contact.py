@@ -43,3 +43,29 @@ class ActionContactCity(Action):
         """Send the contact route."""
         utter_city_contact(dispatcher)
         return []
+
+
+class ActionAnswerNoFamilyDoctor(Action):
+    """Answer `ask_no_family_doctor`: the professionals the seed names, and a configured centre.
+
+    The seed names 医師・歯科医師・薬剤師・保健師 as the medical professionals; a health centre is
+    offered only when the deployment configured one (`CITY_HEALTH_CENTRE_NAME`/`_PHONE`).
+    """
+
+    def name(self) -> str:
+        """Return the action's name in the domain."""
+        return "action_answer_no_family_doctor"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[Dict[str, Any]]:
+        """Send the answer, then the health centre when one is configured."""
+        dispatcher.utter_message(response="utter_no_family_doctor")
+        settings = get_settings()
+        if settings.has_health_centre():
+            dispatcher.utter_message(
+                response="utter_health_centre",
+                centre_name=settings.city_health_centre_name,
+                centre_phone=settings.city_health_centre_phone,
+            )
+        return []

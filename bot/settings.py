@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     city_contact_name: str = ""
     city_contact_phone: str = ""
     city_contact_hours: str = ""
+    # A health centre residents without a family doctor can ask (保健センター etc.), offered only
+    # when both are set; the assistant never names one it was not given.
+    city_health_centre_name: str = ""
+    city_health_centre_phone: str = ""
 
     class Config:
         """Where pydantic looks for values besides the environment."""
@@ -81,6 +85,16 @@ class Settings(BaseSettings):
         return all(
             value.strip()
             for value in (self.city_contact_name, self.city_contact_phone, self.city_contact_hours)
+        )
+
+    def has_health_centre(self) -> bool:
+        """Tell whether a health centre for residents without a family doctor is configured.
+
+        Returns:
+            True when its name and phone are both set.
+        """
+        return all(
+            value.strip() for value in (self.city_health_centre_name, self.city_health_centre_phone)
         )
 
 

@@ -108,11 +108,20 @@ def test_answers_fit_a_phone_screen(domain) -> None:
 
 # The placeholders each response may have: values the actions pass, never wording.
 PLACEHOLDERS = {
+    "utter_greet": {"retention_days"},
+    "utter_retention": {"retention_days"},
+    "utter_delete_data": {"retention_days"},
+    "utter_terms_intro": {"retention_days"},
+    "utter_terms_text": {"terms_version", "terms_text"},
+    "utter_health_centre": {"centre_name", "centre_phone"},
     "utter_contact_city": {"contact_name", "contact_phone", "contact_hours"},
     "utter_consent_level3_not_handled": {"items"},
-    "utter_consent_offer_explanation": {"title", "recipient", "purpose", "items", "benefits"},
+    "utter_consent_offer_explanation": {
+        "title", "recipient", "description", "items", "source", "benefits", "contact",
+    },
     "utter_consent_offer_explanation_level2": {
-        "title", "recipient", "purpose", "items", "benefits", "approved_by", "advisors",
+        "title", "recipient", "description", "items", "source", "benefits", "contact",
+        "approved_by", "advisors",
     },
     "utter_consent_resume": {"title"},
     "utter_consent_readback": {"recipient", "purpose", "items", "terms_version"},
@@ -127,6 +136,7 @@ PLACEHOLDERS = {
     "utter_fragment_item": {"name", "level"},
     "utter_fragment_economic_benefit": {"description"},
     "utter_fragment_consent_line": {"title", "status", "receipt_id"},
+    "utter_fragment_contact_configured": {"name", "phone", "hours"},
 }  # fmt: skip
 
 
@@ -170,7 +180,17 @@ def test_actions_send_only_domain_responses() -> None:
 
 @pytest.mark.parametrize(
     "fragment",
-    ["doctor_consulted", "doctor_not_yet", "doctor_will_not", "status_active", "status_withdrawn"],
+    [
+        "doctor_consulted",
+        "doctor_not_yet",
+        "doctor_will_not",
+        "status_active",
+        "status_withdrawn",
+        "source_level1",
+        "source_level2",
+        "contact_configured",
+        "contact_unconfigured",
+    ],
 )
 def test_fragments_named_at_run_time_exist(domain, fragment: str) -> None:
     assert f"utter_fragment_{fragment}" in domain["responses"]

@@ -218,7 +218,8 @@ def test_not_yet_recommends_consulting_and_can_pause(api, domain) -> None:
 
 def test_not_yet_then_explicit_continue_reads_back(api, domain) -> None:
     slots = {**confirming(LEVEL2, "not_yet"), "consent_stage": "doctor_not_yet"}
-    events, dispatcher = run(ActionConsentFlow(), tracker("affirm", slots), domain)
+    t = tracker("affirm", slots, consent_choice="proceed")  # the "このまま進める" button
+    events, dispatcher = run(ActionConsentFlow(), t, domain)
     assert sent(dispatcher) == ["utter_consent_readback_level2"]
     assert slots_of(events)["consent_stage"] == "confirming"
 
@@ -522,7 +523,7 @@ def test_service_down_at_the_final_yes_keeps_the_question_open(domain) -> None:
 )  # fmt: skip
 def test_an_offer_closed_meanwhile_ends_the_flow_politely(api, domain, intent, stage) -> None:
     slots = {**confirming(CLOSED, "consulted"), "consent_stage": stage}
-    t = tracker(intent, slots, family_doctor_answer="consulted")
+    t = tracker(intent, slots, family_doctor_answer="consulted", consent_choice="proceed")
     events, dispatcher = run(ActionHandleYesNo() if intent == "affirm" else ActionConsentFlow(),
                              t, domain)  # fmt: skip
     assert sent(dispatcher) == ["utter_consent_offer_unavailable"]

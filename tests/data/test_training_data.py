@@ -19,7 +19,13 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from tests.conftest import CONTRACT_DATA_ITEMS, CONTRACT_INTENTS, PROJECT_ROOT
 
 MIN_TRAINING_EXAMPLES = 25
-EXTRA_INTENTS = ["answer_family_doctor"]
+EXTRA_INTENTS = [
+    "answer_family_doctor",
+    # issue 13
+    "ask_correct_data", "ask_delete_data", "ask_retention", "ask_operator", "ask_no_family_doctor",
+    "ask_proxy_consent", "ask_mynumber", "ask_after_withdrawal", "ask_choose_city_only",
+    "ask_level_schedule", "ask_terms",
+]  # fmt: skip
 MIN_TEST_EXAMPLES = 5
 LEVEL_MENTION = re.compile(r"(レベル|れべる)[0-3０-３]")
 
