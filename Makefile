@@ -17,6 +17,8 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Keep TensorFlow quiet and on the CPU threads this machine has.
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Rasa sends nothing to Rasa's telemetry or error-reporting servers (bot/server.py does the same).
+export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: help venv venv-backend browser-deps model run backend staff-user shell test lint lint-backend validate unit \
         test-backend test-nlu test-stories e2e test-reliability nginx-deps nlu-report bench bench-consent bench-assistant lock lock-backend \
@@ -38,6 +40,9 @@ $(BSTAMP): backend/requirements.in backend/requirements.lock scripts/bootstrap-b
 model: venv  ## Train models/assistant.tar.gz if config, domain or data changed.
 	@scripts/train-if-changed.sh
 
+# Always run: writes .env if missing, else adds the generated secrets it lacks (never changes a
+# value); .env 0600, var/ 0700.
+.PHONY: .env
 .env:
 	@$(PY) scripts/init_env.py .env
 

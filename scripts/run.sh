@@ -3,9 +3,16 @@
 # the action server on 5055 and the Rasa server on 5005 (REST channel, SQLite tracker store in
 # var/). Runs in the foreground; Ctrl-C stops everything it started. Called by `make run` after
 # both environments, the model and .env exist.
+#
+# Nothing it starts is open: the action server and Rasa's HTTP API refuse calls without
+# ACTION_SERVER_TOKEN / RASA_API_TOKEN (generated into .env by scripts/init_env.py; the servers
+# read them from there and refuse to start without them, bot/startup.py), so a web page the
+# developer visits cannot drive them. Databases and logs under var/ are private (umask 0077).
 set -euo pipefail
+umask 077
 cd "$(dirname "$0")/.."
 mkdir -p var/log
+chmod 700 var var/log
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
 RASA_PORT="${RASA_PORT:-5005}"
@@ -53,10 +60,10 @@ pids+=($!); names+=("The consent service"); logs+=(var/log/consent.log)
 .venv/bin/python -m bot.action_server --port "$ACTIONS_PORT" \
   >var/log/actions.log 2>&1 &
 pids+=($!); names+=("The action server"); logs+=(var/log/actions.log)
-api_args=(--enable-api)
-if [ -n "${RASA_API_TOKEN:-}" ]; then api_args+=(--auth-token "$RASA_API_TOKEN"); fi
+# --enable-api: bot.server gives Rasa RASA_API_TOKEN (environment, then .env) itself, so the
+# token never appears in a process list; it refuses to start without a strong one.
 .venv/bin/python -m bot.server run --model models/assistant.tar.gz --endpoints endpoints.yml \
-  --credentials credentials.yml --interface "$INTERFACE" --port "$RASA_PORT" "${api_args[@]}" \
+  --credentials credentials.yml --interface "$INTERFACE" --port "$RASA_PORT" --enable-api \
   >var/log/rasa.log 2>&1 &
 pids+=($!); names+=("The Rasa server"); logs+=(var/log/rasa.log)
 
@@ -71,6 +78,7 @@ The assistant is running. Talk to it:
   web chat:  http://localhost:$RASA_PORT/webhooks/socketio/chat
   curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"情報銀行って何？"}'
   make shell    (a terminal chat, in another terminal)
+Rasa's HTTP API: http://127.0.0.1:$RASA_PORT/status?token=... (RASA_API_TOKEN in .env)
 Consent service: http://127.0.0.1:$CONSENT_PORT/docs (API; token CONSENT_API_TOKEN in .env)
 Staff console:   http://127.0.0.1:$CONSENT_PORT/staff/ (first account: make staff-user NAME=kanri)
 Logs: var/log/rasa.log, var/log/actions.log, var/log/consent.log. Ctrl-C stops everything.

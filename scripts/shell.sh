@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A terminal chat with the assistant (`make shell`). Uses the action server of a running
-# `make run` if there is one, otherwise starts its own for the length of the chat.
+# `make run` if there is one, otherwise starts its own for the length of the chat. Both use
+# ACTION_SERVER_TOKEN from .env (bot/startup.py); the chat's server listens on loopback only.
 set -euo pipefail
+umask 077
 cd "$(dirname "$0")/.."
 mkdir -p var/log
+chmod 700 var var/log
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
 ACTIONS_PORT="${ACTIONS_PORT:-5055}"
@@ -19,4 +22,4 @@ if ! curl -sf -o /dev/null "http://127.0.0.1:$ACTIONS_PORT/health"; then
   done
 fi
 .venv/bin/python -m bot.server shell --model models/assistant.tar.gz --endpoints endpoints.yml \
-  --port "${SHELL_PORT:-5006}"
+  --interface 127.0.0.1 --port "${SHELL_PORT:-5006}"

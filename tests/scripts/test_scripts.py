@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import stat
 from pathlib import Path
+from typing import Dict, Iterator
 
 import pytest
 
+from bot import startup
 from scripts import init_env, nlu_report
+from tests.conftest import PROJECT_ROOT
 
 
 def write_results(folder: Path, accuracy: float) -> Path:
@@ -46,7 +51,22 @@ def test_report_names_the_weak_intent_and_its_confusion(tmp_path: Path) -> None:
     assert "| ポイントはもらえる？ | ask_points | ask_benefits (0.60) |" in text
 
 
-def test_init_env_writes_private_random_secrets_once(tmp_path: Path) -> None:
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """A developer's usual umask; init_env sets 0077 on this process, given back afterwards."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _values(path: Path) -> Dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines())
+    return {k: v for k, v in (p for p in pairs if len(p) == 2) if not k.startswith("#")}
+
+
+def test_init_env_writes_private_random_secrets_once(tmp_path: Path, umask_022: None) -> None:
     first, second = tmp_path / "a.env", tmp_path / "b.env"
     init_env.main(first)
     init_env.main(second)
@@ -57,4 +77,69 @@ def test_init_env_writes_private_random_secrets_once(tmp_path: Path) -> None:
     assert token not in second.read_text(encoding="utf-8")
     first.write_text("KEEP=1\n", encoding="utf-8")
     init_env.main(first)
-    assert first.read_text(encoding="utf-8") == "KEEP=1\n"
+    assert first.read_text(encoding="utf-8").startswith("KEEP=1\n")
+
+
+def test_init_env_generates_the_rasa_api_and_action_server_tokens(
+    tmp_path: Path, umask_022: None
+) -> None:
+    path = tmp_path / ".env"
+    init_env.main(path)
+    values = _values(path)
+    for name in ("RASA_API_TOKEN", "ACTION_SERVER_TOKEN", "CONSENT_API_TOKEN"):
+        assert startup.strong_token(values[name]), name
+    assert values["RASA_API_TOKEN"] != values["ACTION_SERVER_TOKEN"]
+
+
+def test_init_env_adds_missing_tokens_to_an_existing_file_and_keeps_the_rest(
+    tmp_path: Path, umask_022: None
+) -> None:
+    path = tmp_path / ".env"
+    path.write_text(
+        "# mine\nCONSENT_API_TOKEN=kept-as-it-is\nRASA_API_TOKEN=\nCITY_CONTACT_NAME=窓口\n",
+        encoding="utf-8",
+    )
+    path.chmod(0o644)
+    init_env.main(path)
+    values = _values(path)
+    assert values["CONSENT_API_TOKEN"] == "kept-as-it-is"
+    assert values["CITY_CONTACT_NAME"] == "窓口"
+    assert startup.strong_token(values["RASA_API_TOKEN"])
+    assert startup.strong_token(values["ACTION_SERVER_TOKEN"])
+    assert path.read_text(encoding="utf-8").count("RASA_API_TOKEN=") == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = path.read_text(encoding="utf-8")
+    init_env.main(path)
+    assert path.read_text(encoding="utf-8") == again  # nothing more to add
+
+
+def test_init_env_makes_var_private(tmp_path: Path, umask_022: None) -> None:
+    init_env.main(tmp_path / ".env")
+    assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+    (tmp_path / "var").chmod(0o755)
+    (tmp_path / "var" / "log").mkdir(mode=0o755)
+    init_env.main(tmp_path / ".env")
+    assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "var" / "log").stat().st_mode) == 0o700
+    assert os.umask(0o022) == 0o077  # what it creates afterwards is private too
+
+
+@pytest.mark.parametrize("script", ["run.sh", "shell.sh"])
+def test_dev_scripts_create_private_files_and_never_pass_tokens_as_arguments(
+    script: str,
+) -> None:
+    lines = (PROJECT_ROOT / "scripts" / script).read_text(encoding="utf-8").splitlines()
+    commands = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    first_creating = next(i for i, c in enumerate(commands) if c.startswith("mkdir"))
+    assert "umask 077" in commands[:first_creating]
+    assert "chmod 700 var var/log" in commands
+    expanded = re.compile(r"\$\{?\w*TOKEN")
+    assert not any("--auth-token" in c or expanded.search(c) for c in commands)  # never in `ps`
+
+
+def test_dev_rasa_is_started_with_its_api_closed_by_token_and_the_chat_on_loopback() -> None:
+    run = (PROJECT_ROOT / "scripts" / "run.sh").read_text(encoding="utf-8")
+    shell = (PROJECT_ROOT / "scripts" / "shell.sh").read_text(encoding="utf-8")
+    # bot.server refuses --enable-api without a strong RASA_API_TOKEN (tests/bot/test_server.py)
+    assert "-m bot.server run" in run and "--enable-api" in run
+    assert "-m bot.server shell" in shell and "--interface 127.0.0.1" in shell
