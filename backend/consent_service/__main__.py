@@ -4,6 +4,8 @@ python -m consent_service serve [--host 127.0.0.1] [--port 8000]
 python -m consent_service migrate
 python -m consent_service catalog load [FILE]
 python -m consent_service audit verify
+python -m consent_service retention
+python -m consent_service db create-roles --admin-url postgresql://postgres:...@host/postgres
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import os
 import sys
 from pathlib import Path
 
-from consent_service import audit, catalog
-from consent_service.config import get_settings
+from consent_service import audit, catalog, roles
+from consent_service.config import InsecureSettings, get_settings
+from consent_service.consents import purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
-from consent_service.main import create_app, prepare_database, utc_now
+from consent_service.main import create_app, idempotency_cutoff, prepare_database, utc_now
 from consent_service.staff import auth
 
 
@@ -29,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments (default: sys.argv).
 
     Returns:
-        The exit code: 0 on success, 1 when the audit chain is broken.
+        The exit code: 0 on success, 1 when the audit chain is broken, 2 when the settings are
+        unsafe to serve with.
     """
     parser = argparse.ArgumentParser(prog="python -m consent_service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,13 +50,29 @@ def main(argv: list[str] | None = None) -> int:
     staff_cmd.add_argument("action", choices=["create-user"])
     staff_cmd.add_argument("username")
     staff_cmd.add_argument("--role", choices=["admin", "viewer"], default="admin")
+    commands.add_parser("retention", help="delete idempotency records older than their TTL")
+    db_cmd = commands.add_parser("db", help="set up the PostgreSQL roles (as a superuser)")
+    db_cmd.add_argument("action", choices=["create-roles"])
+    db_cmd.add_argument("--admin-url", required=True, help="a superuser's PostgreSQL URL")
+    db_cmd.add_argument(
+        "--tracker-owner", help="the role that creates Rasa's tables (default: the superuser)"
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
     if args.command == "serve":
         import uvicorn
 
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        try:
+            app = create_app(settings)
+        except InsecureSettings as error:
+            print(error, file=sys.stderr)
+            return 2
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    if args.command == "db":
+        roles.create_roles(args.admin_url, settings, args.tracker_owner)
+        print("Roles are set up; run `migrate` (as the owner) to grant the table privileges.")
         return 0
     engine = make_engine(settings.database_url)
     try:
@@ -60,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             prepare_database(engine, settings, utc_now())
             print("Database is up to date.")
             return 0
-        factory = make_sessionmaker(engine)
+        factory = make_sessionmaker(engine, settings.audit_key())
+        if args.command == "retention":
+            with factory() as session, session.begin():
+                purged = purge_expired_idempotency(session, idempotency_cutoff(settings, utc_now()))
+            print(f"Deleted {purged} expired idempotency records.")
+            return 0
         if args.command == "catalog":
             prepare_database(engine, settings, utc_now())
             with factory() as session, session.begin():
@@ -72,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             password = os.environ.get("STAFF_PASSWORD") or getpass.getpass("Password: ")
             with factory() as session, session.begin():
                 secret = auth.create_user(session, args.username, password, args.role, utc_now())
+
             print(f"Created {args.role} {args.username}. Enrol this in an authenticator app:")
             print(f"TOTP secret: {secret}")
             print(auth.provisioning_uri(args.username, secret))

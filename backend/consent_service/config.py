@@ -7,14 +7,59 @@ as ../shared/docs/contract.md fixes. Nothing is read at import time: use :func:`
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE = PROJECT_ROOT / "var" / "consent.db"
+
+# A secret (client token, admin token, audit key) must carry at least 32 random bytes. Written
+# in the URL-safe or standard base64 alphabet (`secrets.token_urlsafe(32)`, `openssl rand -base64
+# 32`) that is at least 43 characters besides `=` padding (6 bits each); written in hexadecimal
+# only (`secrets.token_hex(32)`, `openssl rand -hex 32`) at least 64 characters (4 bits each).
+MIN_BASE64_CHARS = 43
+MIN_HEX_CHARS = 64
+_BASE64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+# Used only in development when CONSENT_AUDIT_KEY is unset (production refuses to start without
+# the setting): it is public, so it keys the chain against accidents, not against anyone.
+DEVELOPMENT_AUDIT_KEY = "development-audit-key-not-secret-set-CONSENT_AUDIT_KEY-in-production"
+
+
+class InsecureSettings(ValueError):
+    """The settings are not safe to serve with; the message lists every problem."""
+
+
+def secret_strength_problem(name: str, value: str) -> str | None:
+    """Tell why `value` is too weak to be the secret `name`, or None when it is strong enough.
+
+    Args:
+        name: The setting's environment variable (for the message).
+        value: The secret.
+
+    Returns:
+        A sentence naming the setting and the rule, or None.
+    """
+    generate = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+    if _HEX.fullmatch(value):
+        if len(value) >= MIN_HEX_CHARS:
+            return None
+        return (
+            f"{name} is {len(value)} hex characters; at least {MIN_HEX_CHARS} (32 random bytes) "
+            f"are needed: {generate}."
+        )
+    if _BASE64.fullmatch(value) and len(value.rstrip("=")) >= MIN_BASE64_CHARS:
+        return None
+    return (
+        f"{name} must be at least {MIN_BASE64_CHARS} base64 characters (32 random bytes) or "
+        f"{MIN_HEX_CHARS} hex characters: {generate}."
+    )
 
 
 class Settings(BaseSettings):
@@ -24,11 +69,54 @@ class Settings(BaseSettings):
         env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
     )
 
+    consent_env: Literal["development", "production"] = Field(
+        default="development",
+        description=(
+            "`production` requires CONSENT_ADMIN_TOKEN and CONSENT_AUDIT_KEY, a password in a "
+            "PostgreSQL URL, and the admin token for /docs, /redoc and /openapi.json."
+        ),
+    )
     consent_database_url: str = Field(
-        default="", description="SQLAlchemy URL; empty means the SQLite file var/consent.db."
+        default="",
+        description=(
+            "SQLAlchemy URL the service reads and writes with (in production: the app role, "
+            "without DDL); empty means the SQLite file var/consent.db."
+        ),
+    )
+    consent_migration_database_url: str = Field(
+        default="",
+        description=(
+            "URL of the role that owns the schema and runs the migrations; empty means "
+            "CONSENT_DATABASE_URL (one role, as in development)."
+        ),
+    )
+    consent_readonly_database_url: str = Field(
+        default="",
+        description=(
+            "The consent database as the read-only analytics role (SELECT only), for the staff "
+            "console's reads; its user gets SELECT grants after each migration."
+        ),
     )
     consent_api_token: SecretStr | None = Field(
-        default=None, description="The bearer token of the assistant (the service's client)."
+        default=None,
+        description=(
+            "The bearer token of the assistant (the service's client): catalogue reads, and "
+            "recording, listing and withdrawing consents of a subject named in the request."
+        ),
+    )
+    consent_admin_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The operators' bearer token: audit verification and, in production, the API "
+            "documentation. Unset (development only): nothing answers to an admin credential."
+        ),
+    )
+    consent_audit_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "HMAC-SHA256 key of the audit chain; never stored in the database. Required in "
+            "production; development falls back to a public key."
+        ),
     )
     consent_api_extra_token_sha256: str = Field(
         default="",
@@ -66,9 +154,92 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def production(self) -> bool:
+        """Whether CONSENT_ENV is `production`."""
+        return self.consent_env == "production"
+
+    @property
     def database_url(self) -> str:
         """The database URL, defaulting to the SQLite file under var/."""
         return self.consent_database_url or f"sqlite+pysqlite:///{DEFAULT_SQLITE}"
+
+    @property
+    def migration_database_url(self) -> str:
+        """The schema owner's URL, defaulting to the app's."""
+        return self.consent_migration_database_url or self.database_url
+
+    def audit_key(self) -> bytes:
+        """The key of the audit chain (the development key when unset outside production).
+
+        Returns:
+            The key's UTF-8 bytes.
+
+        Raises:
+            InsecureSettings: In production without CONSENT_AUDIT_KEY.
+        """
+        if self.consent_audit_key is not None:
+            return self.consent_audit_key.get_secret_value().encode("utf-8")
+        if self.production:
+            raise InsecureSettings("CONSENT_AUDIT_KEY is required when CONSENT_ENV=production.")
+        return DEVELOPMENT_AUDIT_KEY.encode("utf-8")
+
+    def serving_problems(self) -> list[str]:
+        """Everything that makes these settings unsafe to serve with.
+
+        Every configured secret must carry 32 random bytes (see `secret_strength_problem`);
+        production also needs the admin token and the audit key, and a password in every
+        PostgreSQL URL.
+
+        Returns:
+            One sentence per problem; empty when the service may start.
+        """
+        problems = []
+        secrets = {
+            "CONSENT_API_TOKEN": self.consent_api_token,
+            "CONSENT_ADMIN_TOKEN": self.consent_admin_token,
+            "CONSENT_AUDIT_KEY": self.consent_audit_key,
+        }
+        for name, secret in secrets.items():
+            if secret is None:
+                if self.production and name != "CONSENT_API_TOKEN":
+                    problems.append(f"{name} is required when CONSENT_ENV=production.")
+                continue
+            problem = secret_strength_problem(name, secret.get_secret_value())
+            if problem:
+                problems.append(problem)
+        if (
+            self.consent_api_token is not None
+            and self.consent_admin_token is not None
+            and self.consent_api_token.get_secret_value()
+            == self.consent_admin_token.get_secret_value()
+        ):
+            problems.append("CONSENT_ADMIN_TOKEN must differ from CONSENT_API_TOKEN.")
+        if self.production:
+            urls = {
+                "CONSENT_DATABASE_URL": self.database_url,
+                "CONSENT_MIGRATION_DATABASE_URL": self.consent_migration_database_url,
+                "CONSENT_READONLY_DATABASE_URL": self.consent_readonly_database_url,
+                "STAFF_TRACKER_DATABASE_URL": self.staff_tracker_database_url,
+            }
+            for name, url in urls.items():
+                if url and _postgres_without_password(url):
+                    problems.append(
+                        f"{name} names PostgreSQL without a password; production needs one "
+                        "(see `python -m consent_service db create-roles`)."
+                    )
+        return problems
+
+    def require_safe_to_serve(self) -> None:
+        """Fail fast, before serving, when `serving_problems` finds anything.
+
+        Raises:
+            InsecureSettings: Listing every problem.
+        """
+        problems = self.serving_problems()
+        if problems:
+            raise InsecureSettings(
+                "The consent service refuses to start:\n- " + "\n- ".join(problems)
+            )
 
     @property
     def tracker_database_url(self) -> str:
@@ -88,6 +259,21 @@ class Settings(BaseSettings):
         if self.consent_api_token:
             digests.add(token_digest(self.consent_api_token.get_secret_value()))
         return frozenset(d for d in digests if d)
+
+    def admin_token_digests(self) -> frozenset[str]:
+        """SHA-256 digest of the admin token (none when it is unset).
+
+        Returns:
+            Hex digests.
+        """
+        if self.consent_admin_token is None:
+            return frozenset()
+        return frozenset({token_digest(self.consent_admin_token.get_secret_value())})
+
+
+def _postgres_without_password(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "postgresql" and not parsed.password
 
 
 def token_digest(token: str) -> str:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,12 +68,39 @@ def _request_digest(body: ConsentCreate) -> str:
     return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
-def _stored(session: Session, client: str, key: str) -> IdempotencyRecord | None:
+@dataclass(frozen=True)
+class IdempotencyScope:
+    """Whose keys (the client's token digest), and since when stored answers count."""
+
+    client: str
+    not_before: dt.datetime
+
+
+def _stored(session: Session, scope: IdempotencyScope, key: str) -> IdempotencyRecord | None:
+    """The stored answer to `key`, unless it has expired (an expired one is never replayed)."""
     return session.execute(
         select(IdempotencyRecord).where(
-            IdempotencyRecord.client_digest == client, IdempotencyRecord.key == key
+            IdempotencyRecord.client_digest == scope.client,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at >= scope.not_before,
         )
     ).scalar_one_or_none()
+
+
+def purge_expired_idempotency(session: Session, not_before: dt.datetime) -> int:
+    """Delete every stored answer older than `not_before`, inside the caller's transaction.
+
+    Args:
+        session: The open session.
+        not_before: The oldest time still kept (now minus CONSENT_IDEMPOTENCY_TTL_HOURS).
+
+    Returns:
+        How many were deleted.
+    """
+    result = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < not_before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _replay(record: IdempotencyRecord, digest: str) -> Outcome:
@@ -98,14 +125,14 @@ def _active_duplicate(session: Session, body: ConsentCreate) -> Consent | None:
 
 
 def _conflict_or_replay(
-    session: Session, duplicate: Consent, client: str, key: str, digest: str
+    session: Session, duplicate: Consent, scope: IdempotencyScope, key: str, digest: str
 ) -> Outcome:
     """Answer a request whose consent is already active.
 
     If it was recorded under this very key (a retry racing its first attempt, seen here once the
     first attempt committed), the stored answer is replayed; otherwise it is a conflict.
     """
-    record = _stored(session, client, key)
+    record = _stored(session, scope, key)
     if record is not None:
         return _replay(record, digest)
     raise ServiceError(
@@ -124,6 +151,7 @@ def create_consent(
     idempotency_key: str,
     controller: Controller,
     now: dt.datetime,
+    idempotency_ttl: dt.timedelta,
 ) -> Outcome:
     """Check the rules and record one consent, exactly once per Idempotency-Key.
 
@@ -134,38 +162,49 @@ def create_consent(
         idempotency_key: The request's Idempotency-Key.
         controller: Who issues the receipt.
         now: The current time (UTC).
+        idempotency_ttl: How long a stored answer is replayed; an older one is deleted and the
+            key counts as new.
 
     Returns:
         201 with the consent and its receipt, or the stored answer of an earlier identical
-        request with the same key.
+        request with the same key within `idempotency_ttl`.
 
     Raises:
         ServiceError: When a rule is broken (422), the key was used for another request (422),
             or the same consent is already active (409).
     """
     digest = _request_digest(body)
+    scope = IdempotencyScope(client, now - idempotency_ttl)
     try:
         with factory() as session, session.begin():
-            record = _stored(session, client, idempotency_key)
+            record = _stored(session, scope, idempotency_key)
             if record is not None:
                 return _replay(record, digest)
-            return _record(session, body, client, idempotency_key, digest, controller, now)
+            # An expired answer to this key (if any) makes way for the new one.
+            session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.client_digest == client,
+                    IdempotencyRecord.key == idempotency_key,
+                    IdempotencyRecord.created_at < scope.not_before,
+                )
+            )
+            return _record(session, body, scope, idempotency_key, digest, controller, now)
     except IntegrityError:
         # A concurrent request with the same key, or the same consent, committed first.
         with factory() as session:
             duplicate = _active_duplicate(session, body)
             if duplicate is None:
-                record = _stored(session, client, idempotency_key)
+                record = _stored(session, scope, idempotency_key)
                 if record is not None:
                     return _replay(record, digest)
                 raise
-            return _conflict_or_replay(session, duplicate, client, idempotency_key, digest)
+            return _conflict_or_replay(session, duplicate, scope, idempotency_key, digest)
 
 
 def _record(
     session: Session,
     body: ConsentCreate,
-    client: str,
+    scope: IdempotencyScope,
     key: str,
     digest: str,
     controller: Controller,
@@ -186,7 +225,7 @@ def _record(
     assert offer is not None  # the rules refuse unknown offers
     duplicate = _active_duplicate(session, body)
     if duplicate is not None:
-        return _conflict_or_replay(session, duplicate, key=key, client=client, digest=digest)
+        return _conflict_or_replay(session, duplicate, scope=scope, key=key, digest=digest)
     consent = Consent(
         consent_id=str(uuid.uuid4()),
         subject_id=body.subject_id,
@@ -225,7 +264,7 @@ def _record(
     )
     session.add(
         IdempotencyRecord(
-            client_digest=client,
+            client_digest=scope.client,
             key=key,
             request_sha256=digest,
             status_code=outcome.status,
@@ -273,7 +312,7 @@ def withdraw_consent(
     factory: sessionmaker[Session],
     consent_id: str,
     *,
-    subject_id: str | None,
+    subject_id: str,
     controller: Controller,
     now: dt.datetime,
 ) -> Outcome:
@@ -282,7 +321,7 @@ def withdraw_consent(
     Args:
         factory: Session factory.
         consent_id: The consent.
-        subject_id: When given, the consent must belong to this subject.
+        subject_id: Who asks: the consent must belong to this subject.
         controller: Who issues the receipt.
         now: The current time (UTC).
 
@@ -290,14 +329,15 @@ def withdraw_consent(
         200 with the withdrawal receipt (the same one when the consent was already withdrawn).
 
     Raises:
-        ServiceError: 404 when there is no such consent (for this subject).
+        ServiceError: 404 `consent_not_found` when there is no such consent, or it is another
+            subject's (the same answer, so that it reveals nothing).
     """
     with factory() as session, session.begin():
         consent = session.execute(
             select(Consent).where(Consent.consent_id == consent_id).with_for_update()
         ).scalar_one_or_none()
-        if consent is None or (subject_id is not None and consent.subject_id != subject_id):
-            raise ServiceError(404, "unknown_consent", "No such consent.")
+        if consent is None or consent.subject_id != subject_id:
+            raise ServiceError(404, "consent_not_found", "No such consent.")
         if consent.status == "withdrawn":
             assert consent.withdrawal_receipt_id is not None
             stored = session.get(Receipt, consent.withdrawal_receipt_id)

@@ -46,9 +46,19 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """A session factory whose objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, audit_key: bytes | None = None) -> sessionmaker[Session]:
+    """A session factory whose objects stay readable after commit.
+
+    Args:
+        engine: The database.
+        audit_key: The audit chain's key, which `audit` reads from each session's `info`
+            (needed by every session that writes or verifies audit entries).
+
+    Returns:
+        The factory.
+    """
+    info = {"audit_key": audit_key} if audit_key else {}
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:

@@ -10,14 +10,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from consent_service import catalog, migrations
+from consent_service import audit, catalog, migrations, roles
+from consent_service.api.deps import admin_credential_ok
 from consent_service.api.routes import health_router, router
 from consent_service.config import Settings, get_settings
-from consent_service.consents import Controller, ServiceError
+from consent_service.consents import Controller, ServiceError, purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
 from consent_service.staff.tracker import read_only_engine
 from consent_service.staff.views import LoginRequired
@@ -32,21 +34,43 @@ def utc_now() -> dt.datetime:
 
 
 def prepare_database(engine: Engine, settings: Settings, now: dt.datetime) -> None:
-    """Apply migrations and load the catalogue (an idempotent upsert).
+    """Apply migrations, grant the roles their privileges, load the catalogue, tidy up.
 
-    Loading at every start means a changed catalogue file takes effect on restart; new terms
-    versions and approvals are added, nothing a consent refers to is removed.
+    Migrations run as the schema owner (CONSENT_MIGRATION_DATABASE_URL when set, which then
+    also grants the app and read-only roles exactly their privileges); everything else as the
+    app. Loading the catalogue at every start means a changed catalogue file takes effect on
+    restart; new terms versions and approvals are added, nothing a consent refers to is
+    removed. An audit chain from before migration 0005 is sealed with a keyed entry, and
+    expired idempotency records are deleted.
 
     Args:
-        engine: The database.
-        settings: Where the catalogue file is.
+        engine: The database, as the app connects to it.
+        settings: Where the catalogue file is, the roles' URLs, the audit key.
         now: The current time (UTC).
     """
-    migrations.upgrade(engine)
-    factory = make_sessionmaker(engine)
+    if settings.consent_migration_database_url:
+        owner = make_engine(settings.consent_migration_database_url)
+        try:
+            migrations.upgrade(owner)
+            roles.apply_grants(owner, settings)
+        finally:
+            owner.dispose()
+    else:
+        migrations.upgrade(engine)
+    factory = make_sessionmaker(engine, settings.audit_key())
     with factory() as session, session.begin():
+        if audit.seal_legacy(session, now):
+            log.info("Audit chain: entries from before its key are sealed by a keyed entry")
         catalog.load(session, settings.consent_catalog_path, now)
+        purged = purge_expired_idempotency(session, idempotency_cutoff(settings, now))
     log.info("Catalogue loaded from %s", settings.consent_catalog_path.name)
+    if purged:
+        log.info("Deleted %d expired idempotency records", purged)
+
+
+def idempotency_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """The oldest stored answer to an Idempotency-Key that is still replayed at `now`."""
+    return now - dt.timedelta(hours=settings.consent_idempotency_ttl_hours)
 
 
 def create_app(
@@ -66,6 +90,7 @@ def create_app(
         The application.
     """
     settings = settings or get_settings()
+    settings.require_safe_to_serve()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,9 +99,10 @@ def create_app(
         if settings.consent_auto_migrate:
             prepare_database(db, settings, clock())
         spec, _ = catalog.read(settings.consent_catalog_path)
-        app.state.sessionmaker = make_sessionmaker(db)
+        app.state.sessionmaker = make_sessionmaker(db, settings.audit_key())
         app.state.clock = clock
         app.state.client_digests = settings.client_token_digests()
+        app.state.admin_digests = settings.admin_token_digests()
         app.state.controller = Controller(spec.controller.name_ja, spec.controller.jurisdiction)
         app.state.settings = settings
         app.state.tracker_engine = read_only_engine(settings.tracker_database_url)
@@ -92,15 +118,56 @@ def create_app(
         description=(
             "Records residents' consent to offers of the information bank and enforces its "
             "rules (levels 0-3, family doctor, data ethics board, health benefit). "
-            "Every call but `GET /health` needs `Authorization: Bearer <token>`."
+            "Every call but `GET /health` needs `Authorization: Bearer <token>`: the client "
+            "token (CONSENT_API_TOKEN) for the catalogue and a subject's consents, the admin "
+            "token (CONSENT_ADMIN_TOKEN) for `/v1/audit/verify`."
         ),
         lifespan=lifespan,
+        # In production the documentation answers only to the admin token (_install_docs).
+        docs_url=None if settings.production else "/docs",
+        redoc_url=None if settings.production else "/redoc",
+        openapi_url=None if settings.production else "/openapi.json",
     )
+    if settings.production:
+        _install_docs(app)
     app.include_router(health_router)
     app.include_router(router)
     app.include_router(staff_router)
     _install_error_handlers(app)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Serve `/openapi.json`, `/docs` and `/redoc` only with the admin token.
+
+    Bearer, or HTTP Basic with the token as password so that a browser can open the pages.
+    """
+    challenge = {"WWW-Authenticate": 'Basic realm="consent service admin", charset="UTF-8"'}
+
+    def refusal() -> JSONResponse:
+        return JSONResponse(
+            {"reason": "unauthorized", "message": "The admin token is required."},
+            status_code=401,
+            headers=challenge,
+        )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def _openapi(request: Request) -> Response:
+        if not admin_credential_ok(request):
+            return refusal()
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def _docs(request: Request) -> Response:
+        if not admin_credential_ok(request):
+            return refusal()
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+    @app.get("/redoc", include_in_schema=False)
+    async def _redoc(request: Request) -> Response:
+        if not admin_credential_ok(request):
+            return refusal()
+        return get_redoc_html(openapi_url="/openapi.json", title=app.title)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

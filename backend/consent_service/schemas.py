@@ -144,12 +144,15 @@ class ConsentResult(BaseModel):
 
 
 class AuditVerification(BaseModel):
-    """The result of verifying the audit chain."""
+    """The result of verifying the audit chain and the consents against it."""
 
     ok: bool
     entries: int
     first_bad_seq: int | None
     problem: str | None
+    consent_id: str | None = Field(
+        default=None, description="The consent whose row differs from what the chain says."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -22,8 +22,12 @@ from consent_service.config import Settings
 from consent_service.db import make_engine
 from consent_service.main import create_app
 
-TOKEN = "test-client-token"
+# Secrets as strong as the service demands (32 random bytes: 43 base64 characters).
+TOKEN = "test-client-token-" + "c" * 32
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ADMIN_TOKEN = "test-admin-token-" + "a" * 32
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+AUDIT_KEY = "test-audit-key-" + "k" * 32
 POSTGRES_ADMIN_URL = os.environ.get(
     "CONSENT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -92,6 +96,8 @@ def settings(db_url: str) -> Settings:
         _env_file=None,
         consent_database_url=db_url,
         consent_api_token=TOKEN,
+        consent_admin_token=ADMIN_TOKEN,
+        consent_audit_key=AUDIT_KEY,
     )
 
 

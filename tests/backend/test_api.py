@@ -6,8 +6,18 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
-from tests.backend.conftest import AUTH, consent_body, post_consent, subject
+from consent_service.__main__ import main as cli
+from consent_service.config import get_settings
+from consent_service.main import create_app
+from tests.backend.conftest import ADMIN, AUTH, TOKEN, consent_body, post_consent, subject
+
+
+def withdraw(client: TestClient, consent_id: str, who: str = "resident"):
+    """POST /v1/consents/{consent_id}/withdraw as the subject `who`."""
+    url = f"/v1/consents/{consent_id}/withdraw"
+    return client.post(url, headers=AUTH, json={"subject_id": subject(who)})
 
 
 def test_health_needs_no_token(client: TestClient) -> None:
@@ -71,7 +81,7 @@ def test_scripted_client_walkthrough(client: TestClient, terms_version: str, clo
     assert recorded.json()["receipt"]["family_doctor_consulted"] == "not_yet"
 
     # withdraw, at once, with its own receipt
-    withdrawn = client.post(f"/v1/consents/{consent['consent_id']}/withdraw", headers=AUTH)
+    withdrawn = withdraw(client, consent["consent_id"])
     assert withdrawn.status_code == 200
     assert withdrawn.json()["status"] == "withdrawn"
     assert withdrawn.json()["receipt"]["kind"] == "withdrawal"
@@ -86,7 +96,7 @@ def test_scripted_client_walkthrough(client: TestClient, terms_version: str, clo
     assert history[1]["family_doctor_consulted"] == "not_yet"
 
     # and the audit chain holds: two approvals... plus two consents and one withdrawal
-    verification = client.get("/v1/audit/verify", headers=AUTH).json()
+    verification = client.get("/v1/audit/verify", headers=ADMIN).json()
     assert verification["ok"] is True
     assert verification["entries"] == 3 + 3  # three shipped approvals, then our three writes
 
@@ -107,7 +117,18 @@ def test_receipt_has_the_consent_receipt_fields(client: TestClient, terms_versio
     assert purpose["pii_category"] == [
         {"item_id": "health_checkup", "name_ja": "健診等情報（法定健診項目）", "level": 2}
     ]
-    assert client.get(f"/v1/receipts/{receipt['receipt_id']}", headers=AUTH).json() == receipt
+    url = f"/v1/receipts/{receipt['receipt_id']}"
+    assert client.get(url, headers=AUTH, params={"subject_id": subject()}).json() == receipt
+
+
+def test_a_receipt_is_read_for_its_subject_only(client: TestClient, terms_version: str) -> None:
+    receipt = post_consent(client, consent_body(terms_version)).json()["receipt"]
+    url = f"/v1/receipts/{receipt['receipt_id']}"
+    unknown = client.get("/v1/receipts/no-such-receipt", headers=AUTH,
+                         params={"subject_id": subject()})  # fmt: skip
+    other = client.get(url, headers=AUTH, params={"subject_id": subject("someone else")})
+    assert (other.status_code, other.json()) == (404, unknown.json())
+    assert client.get(url, headers=AUTH).status_code == 422  # no subject named
 
 
 def test_same_key_with_another_body_is_refused(client: TestClient, terms_version: str) -> None:
@@ -136,24 +157,53 @@ def test_the_same_consent_twice_is_a_conflict(client: TestClient, terms_version:
 
 def test_consent_again_after_withdrawal(client: TestClient, terms_version: str) -> None:
     first = post_consent(client, consent_body(terms_version)).json()
-    client.post(f"/v1/consents/{first['consent_id']}/withdraw", headers=AUTH)
+    withdraw(client, first["consent_id"])
     assert post_consent(client, consent_body(terms_version)).status_code == 201
 
 
 def test_withdrawing_twice_returns_the_same_receipt(client: TestClient, terms_version: str) -> None:
     consent = post_consent(client, consent_body(terms_version)).json()
-    url = f"/v1/consents/{consent['consent_id']}/withdraw"
-    assert client.post(url, headers=AUTH).json() == client.post(url, headers=AUTH).json()
-    assert client.get("/v1/audit/verify", headers=AUTH).json()["entries"] == 3 + 2
+    first, second = (withdraw(client, consent["consent_id"]) for _ in range(2))
+    assert first.status_code == 200 and first.json() == second.json()
+    assert client.get("/v1/audit/verify", headers=ADMIN).json()["entries"] == 3 + 2
 
 
-def test_withdrawal_checks_the_subject_when_given(client: TestClient, terms_version: str) -> None:
+def test_withdrawal_needs_the_subject(client: TestClient, terms_version: str) -> None:
     consent = post_consent(client, consent_body(terms_version)).json()
     url = f"/v1/consents/{consent['consent_id']}/withdraw"
-    other = client.post(url, headers=AUTH, json={"subject_id": subject("someone else")})
-    assert (other.status_code, other.json()["reason"]) == (404, "unknown_consent")
-    mine = client.post(url, headers=AUTH, json={"subject_id": subject()})
-    assert mine.status_code == 200
+    for body in (None, {}, {"subject_id": None}, {"subject_id": "U1234567890abcdef"}):
+        response = client.post(url, headers=AUTH, json=body)
+        assert (response.status_code, response.json()["reason"]) == (422, "invalid_request")
+    history = client.get(f"/v1/subjects/{subject()}/consents", headers=AUTH).json()
+    assert [c["status"] for c in history] == ["active"]
+
+
+def test_another_subjects_consent_is_answered_as_unknown(
+    client: TestClient, terms_version: str
+) -> None:
+    consent = post_consent(client, consent_body(terms_version)).json()
+    other = withdraw(client, consent["consent_id"], who="someone else")
+    unknown = withdraw(client, "00000000-0000-0000-0000-000000000000", who="someone else")
+    assert (other.status_code, other.json()["reason"]) == (404, "consent_not_found")
+    assert other.json() == unknown.json()
+    history = client.get(f"/v1/subjects/{subject()}/consents", headers=AUTH).json()
+    assert [c["status"] for c in history] == ["active"]
+    assert withdraw(client, consent["consent_id"]).status_code == 200
+
+
+def test_the_client_token_cannot_verify_the_audit_chain(client: TestClient) -> None:
+    refused = client.get("/v1/audit/verify", headers=AUTH)
+    assert (refused.status_code, refused.json()["reason"]) == (403, "forbidden")
+    assert client.get("/v1/audit/verify", headers=ADMIN).json()["ok"] is True
+
+
+def test_the_admin_token_is_not_a_client_token(client: TestClient, terms_version: str) -> None:
+    for method, path in (("GET", "/v1/offers"), ("GET", f"/v1/subjects/{subject()}/consents")):
+        response = client.request(method, path, headers=ADMIN)
+        assert (response.status_code, response.json()["reason"]) == (403, "forbidden")
+    refused = client.post("/v1/consents", json=consent_body(terms_version),
+                          headers={**ADMIN, "Idempotency-Key": "admin"})  # fmt: skip
+    assert refused.status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -222,8 +272,57 @@ def test_no_subject_or_health_detail_in_logs(client, terms_version, caplog) -> N
     body = consent_body(terms_version, "city_health_checkup", ["health_checkup"], "consulted")
     consent = post_consent(client, body).json()
     client.get(f"/v1/subjects/{subject()}/consents", headers=AUTH)
-    client.post(f"/v1/consents/{consent['consent_id']}/withdraw", headers=AUTH)
+    assert withdraw(client, consent["consent_id"]).status_code == 200
     # Everything the service (and its libraries) logged; the test client's own log is not ours.
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
     for secret in (subject(), "health_checkup", "健診", "consulted"):
         assert secret not in logged
+
+
+def test_an_idempotency_key_is_replayed_until_it_expires(
+    client: TestClient, terms_version: str, clock, settings
+) -> None:
+    first = post_consent(client, consent_body(terms_version), key="k").json()
+    assert withdraw(client, first["consent_id"]).status_code == 200
+    clock.advance(hours=settings.consent_idempotency_ttl_hours - 1)
+    assert post_consent(client, consent_body(terms_version), key="k").json() == first
+    clock.advance(hours=2)
+    # Expired: the stored answer (with its receipt) is gone and the key counts as new.
+    again = post_consent(client, consent_body(terms_version), key="k")
+    assert again.status_code == 201
+    assert again.json()["consent_id"] != first["consent_id"]
+    assert post_consent(client, consent_body(terms_version), key="k").json() == again.json()
+
+
+def _stored_keys(engine) -> list[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT key FROM idempotency_records ORDER BY key"))
+        return [str(key) for (key,) in rows]
+
+
+def test_expired_idempotency_records_are_deleted_at_start(
+    client: TestClient, terms_version: str, clock, settings, engine
+) -> None:
+    post_consent(client, consent_body(terms_version, who="a"), key="old")
+    clock.advance(hours=settings.consent_idempotency_ttl_hours + 1)
+    post_consent(client, consent_body(terms_version, who="b"), key="new")
+    assert _stored_keys(engine) == ["new", "old"]
+    with TestClient(create_app(settings, engine=engine, clock=clock)):
+        pass
+    assert _stored_keys(engine) == ["new"]
+
+
+def test_the_retention_command_deletes_expired_idempotency_records(
+    client: TestClient, terms_version: str, settings, engine, monkeypatch, capsys
+) -> None:
+    post_consent(client, consent_body(terms_version), key="old")  # stored at the test clock's time
+    monkeypatch.setenv("CONSENT_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CONSENT_API_TOKEN", TOKEN)
+    monkeypatch.setenv("CONSENT_IDEMPOTENCY_TTL_HOURS", "1")  # START is hours before real time
+    get_settings.cache_clear()
+    try:
+        assert cli(["retention"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert _stored_keys(engine) == []
+    assert "Deleted 1 expired idempotency records" in capsys.readouterr().out

@@ -20,9 +20,9 @@ from consent_service.config import Settings
 from consent_service.db import make_engine
 from consent_service.main import create_app
 from tests.backend.conftest import (
+    ADMIN,
     AUTH,
     POSTGRES_ADMIN_URL,
-    TOKEN,
     Clock,
     consent_body,
     post_consent,
@@ -73,8 +73,9 @@ def test_dump_restore_and_the_audit_chain_verifies(
             post_consent(client, consent_body(terms, who=f"resident-{n}")).json()["consent_id"]
             for n in range(5)
         ]
-        client.post(f"/v1/consents/{ids[0]}/withdraw", headers=AUTH)
-        before = client.get("/v1/audit/verify", headers=AUTH).json()
+        url = f"/v1/consents/{ids[0]}/withdraw"
+        client.post(url, headers=AUTH, json={"subject_id": subject("resident-0")})
+        before = client.get("/v1/audit/verify", headers=ADMIN).json()
     engine.dispose()
     # the catalogue's and terms' entries at start, five consents, one withdrawal
     assert before["ok"] and before["entries"] == 3 + 5 + 1
@@ -98,14 +99,13 @@ def test_dump_restore_and_the_audit_chain_verifies(
         )  # fmt: skip
         # Exactly the same rows, before anything touches the restored database.
         assert _rows(restored) == _rows(db_url)
-        restored_settings = Settings(
-            _env_file=None, consent_database_url=restored, consent_api_token=TOKEN
-        )
+        # the same settings (client token, admin token, audit key), on the restored database
+        restored_settings = settings.model_copy(update={"consent_database_url": restored})
         restored_engine = make_engine(restored_settings.database_url)
         with TestClient(
             create_app(restored_settings, engine=restored_engine, clock=Clock())
         ) as client:
-            after = client.get("/v1/audit/verify", headers=AUTH).json()
+            after = client.get("/v1/audit/verify", headers=ADMIN).json()
             who = subject("resident-0")
             history = client.get(f"/v1/subjects/{who}/consents", headers=AUTH)
         restored_engine.dispose()

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
 
-from tests.backend.conftest import AUTH, consent_body, post_consent, subject
+from tests.backend.conftest import ADMIN, AUTH, consent_body, post_consent, subject
 
 THREADS = 8
 
@@ -39,5 +39,5 @@ def test_parallel_consents_of_many_residents_keep_the_chain(
     with ThreadPoolExecutor(THREADS) as pool:
         responses = list(pool.map(lambda b: post_consent(client, b), bodies))
     assert {r.status_code for r in responses} == {201}
-    verification = client.get("/v1/audit/verify", headers=AUTH).json()
+    verification = client.get("/v1/audit/verify", headers=ADMIN).json()
     assert verification["ok"] is True and verification["entries"] == 3 + len(bodies)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hmac
 from collections.abc import Callable, Iterator
@@ -11,10 +13,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from consent_service.config import token_digest
+from consent_service.config import Settings, token_digest
 from consent_service.consents import Controller, ServiceError
 
-_bearer = HTTPBearer(auto_error=False, description="The client token (CONSENT_API_TOKEN).")
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="client", description="The client token (CONSENT_API_TOKEN)."
+)
+_admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="admin", description="The admin token (CONSENT_ADMIN_TOKEN)."
+)
 
 
 def get_factory(request: Request) -> sessionmaker[Session]:
@@ -37,37 +44,99 @@ def get_now(request: Request) -> dt.datetime:
     return clock()
 
 
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was started with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def get_controller(request: Request) -> Controller:
     """Who issues the receipts (from the catalogue)."""
     controller: Controller = request.app.state.controller
     return controller
 
 
+def _scope_of(request: Request, token: str) -> str | None:
+    """Which credential `token` is: "client", "admin" or None (unknown).
+
+    Only SHA-256 digests of tokens are kept; every comparison takes constant time.
+    """
+    digest = token_digest(token)
+    clients: frozenset[str] = request.app.state.client_digests
+    admins: frozenset[str] = request.app.state.admin_digests
+    is_client = any([hmac.compare_digest(digest, known) for known in clients])
+    is_admin = any([hmac.compare_digest(digest, known) for known in admins])
+    return "client" if is_client else "admin" if is_admin else None
+
+
+def _require_scope(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str
+) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ServiceError(401, "unauthorized", "A bearer token is required.")
+    found = _scope_of(request, credentials.credentials)
+    if found is None:
+        raise ServiceError(401, "unauthorized", "The bearer token is not valid.")
+    if found != scope:
+        raise ServiceError(403, "forbidden", f"This call needs the {scope} credential.")
+    return token_digest(credentials.credentials)
+
+
 def require_client(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """Authenticate the calling client by its bearer token.
-
-    Only SHA-256 digests of tokens are kept; the comparison takes constant time.
+    """Authenticate the calling client (the assistant) by its bearer token.
 
     Returns:
         The digest of the client's token (which scopes its idempotency keys).
 
     Raises:
-        ServiceError: 401 when the token is missing or unknown.
+        ServiceError: 401 when the token is missing or unknown, 403 for the admin token.
     """
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ServiceError(401, "unauthorized", "A bearer token is required.")
-    digest = token_digest(credentials.credentials)
-    known: frozenset[str] = request.app.state.client_digests
-    if not any(hmac.compare_digest(digest, candidate) for candidate in known):
-        raise ServiceError(401, "unauthorized", "The bearer token is not valid.")
-    return digest
+    return _require_scope(request, credentials, "client")
+
+
+def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+) -> None:
+    """Authenticate an operator by the admin token (CONSENT_ADMIN_TOKEN).
+
+    Raises:
+        ServiceError: 401 when the token is missing or unknown, 403 for a client token.
+    """
+    _require_scope(request, credentials, "admin")
+
+
+def admin_credential_ok(request: Request) -> bool:
+    """Whether the request carries the admin token.
+
+    It may come as a bearer token or as the password of HTTP Basic authentication (so that a
+    browser can open the API documentation).
+
+    Args:
+        request: The request.
+
+    Returns:
+        True for the admin token.
+    """
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    token = value.strip()
+    if scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(token, validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return bool(token) and _scope_of(request, token) == "admin"
 
 
 SessionFactory = Annotated[sessionmaker[Session], Depends(get_factory)]
 DbSession = Annotated[Session, Depends(get_session)]
 Now = Annotated[dt.datetime, Depends(get_now)]
 ReceiptController = Annotated[Controller, Depends(get_controller)]
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
 Client = Annotated[str, Depends(require_client)]
+Admin = Annotated[None, Depends(require_admin)]

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
 
 from consent_service import audit, consents, rules
-from consent_service.api.deps import Client, DbSession, Now, ReceiptController, SessionFactory
+from consent_service.api.deps import (
+    Admin,
+    AppSettings,
+    Client,
+    DbSession,
+    Now,
+    ReceiptController,
+    SessionFactory,
+)
 from consent_service.catalog import current_terms
 from consent_service.consents import ServiceError
-from consent_service.models import DataItem, Offer, Receipt
+from consent_service.models import Consent, DataItem, Offer, Receipt
 from consent_service.schemas import (
     SUBJECT_ID_PATTERN,
     ApprovalPublic,
@@ -35,10 +44,11 @@ from consent_service.schemas import (
 ERRORS = {
     400: {"model": ErrorBody, "description": "The body is not valid JSON."},
     401: {"model": ErrorBody, "description": "Missing or invalid bearer token."},
+    403: {"model": ErrorBody, "description": "A valid token without the right to this call."},
     422: {"model": ErrorBody, "description": "Invalid request or a broken rule (`reason`)."},
 }
 health_router = APIRouter()
-router = APIRouter(prefix="/v1", responses={400: ERRORS[400], 401: ERRORS[401]})
+router = APIRouter(prefix="/v1", responses={400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403]})
 
 IdempotencyKey = Annotated[
     str,
@@ -54,10 +64,12 @@ ConsentId = Annotated[str, Path(min_length=1, max_length=36)]
 
 
 class WithdrawBody(BaseModel):
-    """Optional body of a withdrawal: the subject the consent must belong to."""
+    """The body of a withdrawal: who asks. The consent must belong to this subject."""
 
     model_config = ConfigDict(extra="forbid")
-    subject_id: str | None = Field(default=None, pattern=SUBJECT_ID_PATTERN)
+    subject_id: str = Field(
+        pattern=SUBJECT_ID_PATTERN, description="The pseudonym the consent was recorded for."
+    )
 
 
 @health_router.get(
@@ -171,9 +183,14 @@ def create_consent(
     factory: SessionFactory,
     client: Client,
     controller: ReceiptController,
+    settings: AppSettings,
     now: Now,
 ) -> JSONResponse:
-    """Record a consent after checking every rule; a retry with the same key gets the same."""
+    """Record a consent after checking every rule; a retry with the same key gets the same.
+
+    The stored answer to a key is kept for CONSENT_IDEMPOTENCY_TTL_HOURS; after that the key
+    counts as new.
+    """
     outcome = consents.create_consent(
         factory,
         body,
@@ -181,6 +198,7 @@ def create_consent(
         idempotency_key=idempotency_key,
         controller=controller,
         now=now,
+        idempotency_ttl=dt.timedelta(hours=settings.consent_idempotency_ttl_hours),
     )
     return JSONResponse(outcome.body, status_code=outcome.status)
 
@@ -204,21 +222,25 @@ def list_consents(
     "/consents/{consent_id}/withdraw",
     response_model=ConsentResult,
     tags=["consents"],
-    responses={404: {"model": ErrorBody}},
+    responses={404: {"model": ErrorBody}, 422: ERRORS[422]},
 )
 def withdraw(
     consent_id: ConsentId,
+    body: WithdrawBody,
     factory: SessionFactory,
     _client: Client,
     controller: ReceiptController,
     now: Now,
-    body: Annotated[WithdrawBody | None, Body()] = None,
 ) -> JSONResponse:
-    """Withdraw a consent at once; the withdrawal is recorded and gets its own receipt."""
+    """Withdraw a subject's consent at once; the withdrawal is recorded with its own receipt.
+
+    A consent of another subject is answered exactly like an unknown one (404
+    `consent_not_found`).
+    """
     outcome = consents.withdraw_consent(
         factory,
         consent_id,
-        subject_id=body.subject_id if body else None,
+        subject_id=body.subject_id,
         controller=controller,
         now=now,
     )
@@ -227,16 +249,25 @@ def withdraw(
 
 @router.get("/receipts/{receipt_id}", tags=["consents"], responses={404: {"model": ErrorBody}})
 def get_receipt(
-    receipt_id: Annotated[str, Path(max_length=36)], session: DbSession, _client: Client
+    receipt_id: Annotated[str, Path(max_length=36)],
+    subject_id: Annotated[
+        str, Query(pattern=SUBJECT_ID_PATTERN, description="Whose receipt it must be.")
+    ],
+    session: DbSession,
+    _client: Client,
 ) -> dict[str, object]:
-    """One consent or withdrawal receipt."""
+    """One consent or withdrawal receipt of the subject (another's is answered as unknown)."""
     receipt = session.get(Receipt, receipt_id)
-    if receipt is None:
+    consent = session.get(Consent, receipt.consent_id) if receipt else None
+    if receipt is None or consent is None or consent.subject_id != subject_id:
         raise ServiceError(404, "unknown_receipt", "No such receipt.")
     return dict(receipt.body)
 
 
 @router.get("/audit/verify", response_model=AuditVerification, tags=["audit"])
-def verify_audit(session: DbSession, _client: Client) -> AuditVerification:
-    """Recompute the audit chain; `ok` is false with the first bad entry if anything changed."""
+def verify_audit(session: DbSession, _admin: Admin) -> AuditVerification:
+    """Replay the audit chain and compare it with the consents (admin token only).
+
+    `ok` is false, naming the first bad entry or the consent that differs, if anything changed.
+    """
     return AuditVerification(**audit.verify(session).as_dict())
