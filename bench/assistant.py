@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -55,7 +56,7 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 PLOTS = ROOT / "docs" / "bench"
 RESULTS = ROOT / "results" / "bench"
 MARK_START, MARK_END = "<!-- assistant:start -->", "<!-- assistant:end -->"
-CONSENT_TOKEN = "bench-consent-token"
+CONSENT_TOKEN = secrets.token_urlsafe(32)  # the service refuses weaker client tokens
 STACKS = {"stock": ROOT / "bench" / "baseline" / "config.yml", "ours": ROOT / "config.yml"}
 LEVELS = (1, 4, 16)
 SATURATION = 32

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import socket
 import statistics
 import subprocess
@@ -31,7 +32,7 @@ from report import write_section  # bench/report.py (the script's own folder)
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-token"
+TOKEN = secrets.token_urlsafe(32)  # the service refuses weaker client tokens
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PG_ADMIN = os.environ.get(
     "CONSENT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -49,7 +49,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT / "backend"),
         "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
-        "CONSENT_API_TOKEN": "e2e-staff-token",
+        "CONSENT_API_TOKEN": "e2e-staff-token-" + "0" * 32,  # 32 bytes, as the service demands
         "STAFF_TRACKER_DATABASE_URL": f"sqlite+pysqlite:///{build(work / 'rasa.db')}",
         "STAFF_PASSWORD": PASSWORD,
     }
