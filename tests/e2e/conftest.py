@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -27,7 +28,10 @@ MODEL = PROJECT_ROOT / "models" / "assistant.tar.gz"
 RASA = PROJECT_ROOT / ".venv" / "bin" / "rasa"
 PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 BACKEND_PYTHON = PROJECT_ROOT / ".venv-backend" / "bin" / "python"
-CONSENT_TOKEN = "e2e-consent-token"
+# Strong tokens, as the servers require (bot/startup.py); fresh for every run.
+CONSENT_TOKEN = secrets.token_urlsafe(32)
+RASA_API_TOKEN = secrets.token_urlsafe(32)
+ACTION_SERVER_TOKEN = secrets.token_urlsafe(32)
 LINE_SECRET = "e2e-line-channel-secret"
 LINE_TOKEN = "e2e-line-access-token"
 EXPIRED_REPLY_TOKEN = "expired-reply-token"
@@ -130,7 +134,12 @@ class Assistant:
         return list(response.json())
 
     def tracker(self, sender: str) -> Dict[str, Any]:
-        response = requests.get(f"{self.url}/conversations/{sender}/tracker", timeout=30)
+        """A conversation through Rasa's HTTP API, which answers only with its token."""
+        response = requests.get(
+            f"{self.url}/conversations/{sender}/tracker",
+            params={"token": RASA_API_TOKEN},
+            timeout=30,
+        )
         response.raise_for_status()
         return dict(response.json())
 
@@ -154,7 +163,8 @@ def assistant(
     endpoints.write_text(
         "tracker_store:\n  type: SQL\n  dialect: sqlite\n"
         f"  db: {work / 'rasa.db'}\n"
-        f"action_endpoint:\n  url: http://127.0.0.1:{actions_port}/webhook\n",
+        f"action_endpoint:\n  url: http://127.0.0.1:{actions_port}/webhook\n"
+        "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n",
         encoding="utf-8",
     )
     consent = ConsentService(work)
@@ -164,6 +174,8 @@ def assistant(
         **CITY_CONTACT,
         "CONSENT_API_URL": consent.url,
         "CONSENT_API_TOKEN": CONSENT_TOKEN,
+        "RASA_API_TOKEN": RASA_API_TOKEN,
+        "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
         "SUBJECT_PSEUDONYM_KEY": PSEUDONYM_KEY,
         "CONSENT_API_READ_TIMEOUT": "3",
         "LINE_CHANNEL_SECRET": LINE_SECRET,
