@@ -13,6 +13,12 @@ Secrets come only from the environment (`LINE_CHANNEL_SECRET`, `LINE_CHANNEL_ACC
 `CONSENT_API_TOKEN`, `SUBJECT_PSEUDONYM_KEY`, ...); `make run PROFILE=prod` exports those of
 `.env`. `ACTION_SERVER_TOKEN`, if unset, is generated for the run (only these processes use it).
 Rasa's HTTP API is off; the action servers and the consent service listen on loopback only.
+
+It does not start with an empty password: the tracker store's PostgreSQL role (`RASA_DB_USER`,
+`RASA_DB_PASSWORD`; created if missing, owner of the tracker database) and Redis
+(`REDIS_PASSWORD`, given to the lock store and in `REDIS_URL` to the channels' shared state —
+without it their rate limits and LINE de-duplication would fail against a Redis that requires
+one). Nor with a weak token (bot/startup.py). Everything it writes is private (umask 0077).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -37,6 +44,7 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 BACKEND_PYTHON = ROOT / ".venv-backend" / "bin" / "python"
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
 REQUIRED_SECRETS = ("CONSENT_API_TOKEN", "SUBJECT_PSEUDONYM_KEY")
+PRIVATE_UMASK = 0o077
 RETENTION_EVERY_SECONDS = 24 * 3600
 
 
@@ -63,9 +71,10 @@ class Ports:
                    [one() for _ in range(replicas)], one())  # fmt: skip
 
 
-def create_database(admin_url: str, name: str) -> None:
-    """Create PostgreSQL database `name` unless it exists."""
+def create_database(admin_url: str, name: str, owner: str | None = None) -> None:
+    """Create PostgreSQL database `name` (owned by role `owner`, if given) unless it exists."""
     import psycopg2
+    from psycopg2 import sql
 
     connection = psycopg2.connect(admin_url)
     connection.autocommit = True
@@ -73,9 +82,63 @@ def create_database(admin_url: str, name: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cursor.fetchone() is None:
-                cursor.execute(f'CREATE DATABASE "{name}"')
+                statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+                if owner:
+                    statement += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+                cursor.execute(statement)
     finally:
         connection.close()
+
+
+def ensure_login_role(admin_url: str, role: str, password: str) -> None:
+    """Create PostgreSQL role `role` (LOGIN, with `password`) unless it exists; never alter one."""
+    import psycopg2
+    from psycopg2 import sql
+
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            if cursor.fetchone() is None:
+                cursor.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
+                )
+    finally:
+        connection.close()
+
+
+def start_up_problems(env: Dict[str, str]) -> List[str]:
+    """What keeps the profile from starting safely with this environment (empty: nothing).
+
+    Args:
+        env: The environment the profile's processes get (after defaults are applied).
+
+    Returns:
+        One short sentence per problem: an empty password or a missing or weak token.
+    """
+    from bot.startup import token_problem
+
+    problems = []
+    if not env.get("RASA_DB_PASSWORD"):
+        problems.append(
+            "RASA_DB_PASSWORD (or PG_PASSWORD) is empty: the tracker store's PostgreSQL role"
+            " needs a password"
+        )
+    if not env.get("REDIS_PASSWORD"):
+        problems.append(
+            "REDIS_PASSWORD is empty: Redis (lock store, rate limits, LINE de-duplication)"
+            " needs requirepass and its password"
+        )
+    elif not urlsplit(env.get("REDIS_URL", "")).password:
+        problems.append("REDIS_URL has no password: write it as redis://:<password>@host:port/db")
+    for name in ("CONSENT_API_TOKEN", "ACTION_SERVER_TOKEN"):
+        problem = token_problem(name, env.get(name), required=True)
+        if problem:
+            problems.append(problem.rstrip("."))
+    return problems
 
 
 def render_nginx(ports: Ports, run_dir: Path) -> Path:
@@ -115,7 +178,8 @@ class ProdStack:
         """Prepare the stack; nothing starts yet."""
         self.ports = ports or Ports()
         self.run_dir = run_dir or ROOT / "var" / "prod"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)  # logs of residents' conversations' plumbing: owner only
         self.model = model
         base = dict(os.environ if env is None else env)
         missing = [name for name in REQUIRED_SECRETS if not base.get(name)]
@@ -124,7 +188,8 @@ class ProdStack:
                 "Set these in the environment first (`make run PROFILE=prod` exports .env): "
                 + ", ".join(missing)
             )
-        base.setdefault("ACTION_SERVER_TOKEN", secrets.token_urlsafe(32))
+        if not base.get("ACTION_SERVER_TOKEN"):
+            base["ACTION_SERVER_TOKEN"] = secrets.token_urlsafe(32)
         pg_host = base.setdefault("PG_HOST", "127.0.0.1")
         pg_port = base.setdefault("PG_PORT", "5432")
         pg_user = base.setdefault("PG_USER", "postgres")
@@ -132,8 +197,12 @@ class ProdStack:
         self.pg_admin = f"postgresql://{pg_user}:{pg_password}@{pg_host}:{pg_port}/postgres"
         self.rasa_db, self.consent_db = rasa_db, consent_db
         auth = f"{pg_user}:{pg_password}@" if pg_password else f"{pg_user}@"
+        # The tracker store's own role (created if missing, owner of its database).
+        self.rasa_db_user = base.get("RASA_DB_USER") or pg_user
+        self.rasa_db_password = base.get("RASA_DB_PASSWORD") or pg_password
         redis_host = base.setdefault("REDIS_HOST", "127.0.0.1")
         redis_port = base.setdefault("REDIS_PORT", "6379")
+        redis_password = base.get("REDIS_PASSWORD", "")
         public = f"http://127.0.0.1:{self.ports.public}"
         self.env = {
             **base,
@@ -144,13 +213,14 @@ class ProdStack:
             "RASA_DB_HOST": pg_host,
             "RASA_DB_PORT": pg_port,
             "RASA_DB_NAME": rasa_db,
-            "RASA_DB_USER": pg_user,
-            "RASA_DB_PASSWORD": pg_password,
+            "RASA_DB_USER": self.rasa_db_user,
+            "RASA_DB_PASSWORD": self.rasa_db_password,
             "REDIS_LOCK_DB": base.get("REDIS_LOCK_DB", "1"),
-            "REDIS_PASSWORD": base.get("REDIS_PASSWORD", ""),
+            "REDIS_PASSWORD": redis_password,
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{self.ports.actions_proxy}/webhook",
-            # channels (bot/settings.py)
-            "REDIS_URL": base.get("REDIS_URL", f"redis://{redis_host}:{redis_port}/2"),
+            # channels (bot/settings.py, bot/shared_state.py): the same Redis, with its password
+            "REDIS_URL": base.get("REDIS_URL")
+            or f"redis://:{quote(redis_password, safe='')}@{redis_host}:{redis_port}/2",
             # The page as served by this profile's nginx, besides the configured origins.
             "WEBCHAT_ALLOWED_ORIGINS": ",".join(
                 origin
@@ -171,16 +241,20 @@ class ProdStack:
                 f"postgresql+psycopg://{auth}{pg_host}:{pg_port}/{rasa_db}"
             ),
         }
+        problems = start_up_problems(self.env)
+        if problems:
+            raise SystemExit("The production profile does not start: " + "; ".join(problems))
         self.processes: Dict[str, subprocess.Popen[bytes]] = {}
 
     # -- parts ------------------------------------------------------------------------------------
 
     def _start(self, name: str, command: List[str], env: Dict[str, str] | None = None) -> None:
-        log = self.run_dir / f"{name}.log"
-        with log.open("ab") as out:
+        log = os.open(self.run_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log, "ab") as out:
             self.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT
-            )
+                command, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT,
+                umask=PRIVATE_UMASK,
+            )  # fmt: skip
 
     def _wait(self, name: str, url: str, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -237,7 +311,8 @@ class ProdStack:
 
     def start(self) -> None:
         """Everything, in dependency order."""
-        create_database(self.pg_admin, self.rasa_db)
+        ensure_login_role(self.pg_admin, self.rasa_db_user, self.rasa_db_password)
+        create_database(self.pg_admin, self.rasa_db, owner=self.rasa_db_user)
         create_database(self.pg_admin, self.consent_db)
         self.start_consent()
         for index in range(len(self.ports.actions)):
@@ -252,10 +327,12 @@ class ProdStack:
         """Apply the retention policy to the tracker store once (bot/retention.py)."""
         command = [str(PYTHON), "-m", "bot.retention", "--endpoints",
                    str(ROOT / "endpoints.prod.yml")]  # fmt: skip
-        with (self.run_dir / "retention.log").open("ab") as out:
+        log = os.open(self.run_dir / "retention.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log, "ab") as out:
             return subprocess.run(
-                command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, check=False
-            ).returncode
+                command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, check=False,
+                umask=PRIVATE_UMASK,
+            ).returncode  # fmt: skip
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Kill one part (SIGKILL by default: no goodbye)."""
@@ -289,6 +366,7 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("command", choices=["run"])
     parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)
     stack = ProdStack()
     try:
         print("Starting the production profile (PostgreSQL, Redis, 2 replicas, nginx) ...")

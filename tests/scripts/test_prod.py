@@ -1,0 +1,110 @@
+"""The production profile refuses to start open: empty passwords, a Redis URL without one, weak
+tokens; and what it writes is private (security issue #12). No process of the profile starts."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import sys
+from pathlib import Path
+from typing import Dict, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from redis.connection import parse_url
+
+from scripts.prod import Ports, ProdStack
+
+REDIS_PASSWORD = "r/ed@is:" + secrets.token_urlsafe(24)  # characters a URL must escape
+
+
+def _env(**values: str) -> Dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "CONSENT_API_TOKEN": secrets.token_urlsafe(32),
+        "SUBJECT_PSEUDONYM_KEY": secrets.token_hex(32),
+        "RASA_DB_USER": "funabashi_rasa_role",
+        "RASA_DB_PASSWORD": secrets.token_urlsafe(24),
+        "REDIS_PASSWORD": REDIS_PASSWORD,
+        "REDIS_PORT": "6390",
+    }
+    env.update(values)
+    return {name: value for name, value in env.items() if value != "<unset>"}
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"RASA_DB_PASSWORD": "<unset>"}, "RASA_DB_PASSWORD"),  # and PG_PASSWORD empty
+        ({"RASA_DB_PASSWORD": ""}, "RASA_DB_PASSWORD"),
+        ({"REDIS_PASSWORD": "<unset>"}, "REDIS_PASSWORD"),
+        ({"REDIS_PASSWORD": ""}, "REDIS_PASSWORD"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/2"}, "REDIS_URL"),
+        ({"CONSENT_API_TOKEN": "reliability-consent-token"}, "CONSENT_API_TOKEN"),
+        ({"ACTION_SERVER_TOKEN": "short"}, "ACTION_SERVER_TOKEN"),
+    ],
+)
+def test_the_profile_does_not_start_open(
+    tmp_path: Path, values: Dict[str, str], named: str
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        ProdStack(Ports.free(), tmp_path / "run", _env(**values))
+    message = str(refused.value)
+    assert named in message and "\n" not in message
+
+
+def test_redis_gets_its_password_everywhere(tmp_path: Path) -> None:
+    stack = ProdStack(Ports.free(), tmp_path / "run", _env())
+    assert stack.env["REDIS_PASSWORD"] == REDIS_PASSWORD  # the lock store (endpoints.prod.yml)
+    shared = parse_url(stack.env["REDIS_URL"])  # the channels (bot/shared_state.py)
+    assert shared["password"] == REDIS_PASSWORD
+    assert (shared["host"], shared["port"], shared["db"]) == ("127.0.0.1", 6390, 2)
+    assert REDIS_PASSWORD not in stack.env["REDIS_URL"]  # escaped, not spliced in
+    given = ProdStack(
+        Ports.free(), tmp_path / "run2", _env(REDIS_URL="redis://:pw@10.0.0.5:6379/3")
+    )
+    assert given.env["REDIS_URL"] == "redis://:pw@10.0.0.5:6379/3"
+    assert urlsplit(given.env["REDIS_URL"]).password == "pw"
+
+
+def test_the_tracker_store_uses_its_own_role_and_password(tmp_path: Path) -> None:
+    env = _env()
+    stack = ProdStack(Ports.free(), tmp_path / "run", env)
+    assert stack.env["RASA_DB_USER"] == "funabashi_rasa_role"
+    assert stack.env["RASA_DB_PASSWORD"] == env["RASA_DB_PASSWORD"]
+    fallback = ProdStack(
+        Ports.free(),
+        tmp_path / "run2",
+        _env(RASA_DB_USER="<unset>", RASA_DB_PASSWORD="<unset>", PG_PASSWORD="pg-secret"),
+    )
+    assert (fallback.env["RASA_DB_USER"], fallback.env["RASA_DB_PASSWORD"]) == (
+        "postgres",
+        "pg-secret",
+    )
+
+
+def test_a_missing_action_server_token_is_generated_strong(tmp_path: Path) -> None:
+    stack = ProdStack(Ports.free(), tmp_path / "run", _env(ACTION_SERVER_TOKEN=""))
+    assert len(stack.env["ACTION_SERVER_TOKEN"]) >= 43
+
+
+def test_logs_and_files_of_the_profile_are_private(tmp_path: Path, umask_022: None) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o755)
+    stack = ProdStack(Ports.free(), run_dir, _env())
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    created = tmp_path / "created-by-a-part.db"
+    stack._start("part", [sys.executable, "-c", f"open({str(created)!r}, 'w').write('x')"])
+    assert stack.processes["part"].wait(timeout=60) == 0
+    assert stat.S_IMODE(created.stat().st_mode) == 0o600  # the part's own files
+    assert stat.S_IMODE((run_dir / "part.log").stat().st_mode) == 0o600
