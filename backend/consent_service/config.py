@@ -30,6 +30,9 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 # Used only in development when CONSENT_AUDIT_KEY is unset (production refuses to start without
 # the setting): it is public, so it keys the chain against accidents, not against anyone.
 DEVELOPMENT_AUDIT_KEY = "development-audit-key-not-secret-set-CONSENT_AUDIT_KEY-in-production"
+# Likewise for the staff TOTP secrets when STAFF_TOTP_KEY is unset outside production (`make run`
+# writes a random one to new .env files).
+DEVELOPMENT_STAFF_TOTP_KEY = "development-staff-totp-key-not-secret-set-STAFF_TOTP_KEY"
 
 
 class InsecureSettings(ValueError):
@@ -97,6 +100,13 @@ class Settings(BaseSettings):
             "console's reads; its user gets SELECT grants after each migration."
         ),
     )
+    consent_db_admin_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "A PostgreSQL superuser's URL, read only by `db create-roles` (keeps it out of the "
+            "command line); never give it to the running service."
+        ),
+    )
     consent_api_token: SecretStr | None = Field(
         default=None,
         description=(
@@ -143,6 +153,37 @@ class Settings(BaseSettings):
     staff_mask_with_ginza: bool = Field(
         default=True, description="Also mask GiNZA's named entities (names, places, diseases)."
     )
+    staff_totp_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key (32 random bytes: 43+ base64 or 64 hex characters) that encrypts the staff "
+            "TOTP secrets at rest (AES-256-GCM). Required in production; development falls "
+            "back to a public key."
+        ),
+    )
+    staff_idle_minutes: int = Field(
+        default=30, ge=1, description="A staff session unused this long ends (idle timeout)."
+    )
+    staff_login_ip_attempts: int = Field(
+        default=10, ge=1, description="Log-in attempts per client address per window."
+    )
+    staff_login_ip_window_seconds: int = Field(
+        default=300, ge=1, description="The window of STAFF_LOGIN_IP_ATTEMPTS."
+    )
+    staff_login_ip_max_clients: int = Field(
+        default=10_000,
+        ge=100,
+        description="Client addresses the log-in throttle remembers (least recent forgotten).",
+    )
+    staff_history_weeks: int = Field(
+        default=11,
+        ge=1,
+        le=53,
+        description=(
+            "Completed weeks the aggregate views reach back; keep (weeks + 1) x 7 below "
+            "RETENTION_DAYS so that no shown week loses data to retention."
+        ),
+    )
 
     @model_validator(mode="after")
     def _require_a_token(self) -> Settings:
@@ -183,6 +224,21 @@ class Settings(BaseSettings):
             raise InsecureSettings("CONSENT_AUDIT_KEY is required when CONSENT_ENV=production.")
         return DEVELOPMENT_AUDIT_KEY.encode("utf-8")
 
+    def staff_totp_key_bytes(self) -> bytes:
+        """The key material of the staff TOTP secrets (a public one in development when unset).
+
+        Returns:
+            The key's UTF-8 bytes (the console derives its AES key from them with HKDF).
+
+        Raises:
+            InsecureSettings: In production without STAFF_TOTP_KEY.
+        """
+        if self.staff_totp_key is not None:
+            return self.staff_totp_key.get_secret_value().encode("utf-8")
+        if self.production:
+            raise InsecureSettings("STAFF_TOTP_KEY is required when CONSENT_ENV=production.")
+        return DEVELOPMENT_STAFF_TOTP_KEY.encode("utf-8")
+
     def serving_problems(self) -> list[str]:
         """Everything that makes these settings unsafe to serve with.
 
@@ -198,6 +254,7 @@ class Settings(BaseSettings):
             "CONSENT_API_TOKEN": self.consent_api_token,
             "CONSENT_ADMIN_TOKEN": self.consent_admin_token,
             "CONSENT_AUDIT_KEY": self.consent_audit_key,
+            "STAFF_TOTP_KEY": self.staff_totp_key,
         }
         for name, secret in secrets.items():
             if secret is None:

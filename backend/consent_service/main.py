@@ -21,6 +21,7 @@ from consent_service.api.routes import health_router, router
 from consent_service.config import Settings, get_settings
 from consent_service.consents import Controller, ServiceError, purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
+from consent_service.staff import auth as staff_auth
 from consent_service.staff.tracker import read_only_engine
 from consent_service.staff.views import LoginRequired
 from consent_service.staff.views import router as staff_router
@@ -63,6 +64,8 @@ def prepare_database(engine: Engine, settings: Settings, now: dt.datetime) -> No
             log.info("Audit chain: entries from before its key are sealed by a keyed entry")
         catalog.load(session, settings.consent_catalog_path, now)
         purged = purge_expired_idempotency(session, idempotency_cutoff(settings, now))
+        if staff_auth.encrypt_stored_secrets(session, settings):
+            log.info("Staff TOTP secrets stored in clear are now encrypted (STAFF_TOTP_KEY)")
     log.info("Catalogue loaded from %s", settings.consent_catalog_path.name)
     if purged:
         log.info("Deleted %d expired idempotency records", purged)

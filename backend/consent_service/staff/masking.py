@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 MARK = "［伏せ字］"
@@ -89,3 +91,79 @@ SMALL = 5
 def suppress(count: int) -> str:
     """A count as staff may see it: below 5 only as "<5"."""
     return f"<{SMALL}" if 0 < count < SMALL else str(count)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A published count: built only from cells, so no total can give a suppressed cell away.
+
+    A cell is a count over disjoint units (one week, one channel, one category). A cell of 1 to 4
+    is hidden; every other number the console shows is a sum of cells, kept as the sum of the
+    cells shown exactly (`known`) plus how many hidden cells it includes (`hidden`). It is shown
+    exactly only when it includes no hidden cell, otherwise as the range it must lie in
+    (`known + hidden` to `known + 4 * hidden`). Everything shown is therefore a function of the
+    cells shown exactly and of which cells are hidden: differencing two ranges, a total and its
+    rows, or the funnel's columns yields nothing a hidden cell is not already known to be
+    (1 to 4).
+    """
+
+    known: int = 0
+    hidden: int = 0
+
+    @classmethod
+    def cell(cls, value: int) -> Count:
+        """One cell: hidden when 1 to 4."""
+        return cls(0, 1) if 0 < value < SMALL else cls(value, 0)
+
+    def __add__(self, other: Count) -> Count:
+        return Count(self.known + other.known, self.hidden + other.hidden)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the value is shown exactly."""
+        return self.hidden == 0
+
+    @property
+    def low(self) -> int:
+        """The least the value can be."""
+        return self.known + self.hidden
+
+    @property
+    def high(self) -> int:
+        """The most the value can be."""
+        return self.known + (SMALL - 1) * self.hidden
+
+    @property
+    def drawn(self) -> float:
+        """The height a chart draws (a hidden cell at the threshold, as before)."""
+        return float(self.known) if self.exact else max(float(SMALL), (self.low + self.high) / 2)
+
+    def sort_key(self) -> tuple[int, int]:
+        """Largest first, by what is shown (never by the hidden values)."""
+        return (-self.low, -self.high)
+
+    def __str__(self) -> str:
+        if self.exact:
+            return str(self.known)
+        if self.known == 0 and self.hidden == 1:
+            return f"<{SMALL}"
+        return f"{self.low}〜{self.high}"
+
+
+def total(counts: Iterable[Count]) -> Count:
+    """The sum of published counts."""
+    return sum(counts, Count())
+
+
+def shown(value: Count | int) -> str:
+    """A count as text (an int is one cell)."""
+    return str(value) if isinstance(value, Count) else suppress(value)
+
+
+def share(part: Count, whole: Count) -> str | None:
+    """`part` as a percentage of `whole` (a range when either is), None when `whole` may be 0."""
+    if whole.low == 0:
+        return None
+    if part.exact and whole.exact:
+        return f"{100 * part.known / whole.known:.1f}%"
+    return f"{100 * part.low / whole.high:.1f}〜{min(100.0, 100 * part.high / whole.low):.1f}%"

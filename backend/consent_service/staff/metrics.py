@@ -1,9 +1,14 @@
-"""What the console shows, computed from conversations (pure functions, tested exactly)."""
+"""What the console shows, computed from conversations (pure functions, tested exactly).
+
+The aggregate views count in cells of one completed week (Monday to Sunday, Japan time), one
+channel and one category; every number they show is a sum of such cells (see `masking.Count`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from consent_service.staff.tracker import Conversation
@@ -13,6 +18,7 @@ EXPLAINED = {"utter_consent_offer_explanation": 1, "utter_consent_offer_explanat
 ASKED = "utter_ask_family_doctor"
 RECORDED = "utter_consent_recorded"
 WITHDRAWN = "utter_withdraw_done"
+ANSWERS = ("consulted", "not_yet", "will_not")
 
 
 def days(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -20,15 +26,48 @@ def days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+def week_of(day: dt.date) -> dt.date:
+    """The Monday of `day`'s week."""
+    return day - dt.timedelta(days=day.weekday())
+
+
+def weeks(start: dt.date, end: dt.date) -> list[dt.date]:
+    """The Mondays of every week from `start`'s to `end`'s."""
+    first, last = week_of(start), week_of(end)
+    return [first + dt.timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
+
+
+def last_published_week(today: dt.date) -> dt.date:
+    """The Monday of the newest week the aggregate views show on `today`.
+
+    A week is shown from the Tuesday after it (its Sunday and one more day over), so a shown
+    number never changes as conversations arrive: watching a number grow would give away how many
+    came in between.
+    """
+    return week_of(today - dt.timedelta(days=8))
+
+
 def per_day(convs: list[Conversation]) -> dict[tuple[dt.date, str], tuple[int, int]]:
     """(day, channel) → (conversations, distinct residents)."""
-    counts: dict[tuple[dt.date, str], list[int]] = defaultdict(lambda: [0, 0])
+    return _per(convs, lambda day: day)
+
+
+def per_week(convs: list[Conversation]) -> dict[tuple[dt.date, str], tuple[int, int]]:
+    """(Monday, channel) → (conversations, distinct residents) of that week."""
+    return _per(convs, week_of)
+
+
+def _per(
+    convs: list[Conversation], period: Callable[[dt.date], dt.date]
+) -> dict[tuple[dt.date, str], tuple[int, int]]:
+    counts: Counter[tuple[dt.date, str]] = Counter()
     residents: dict[tuple[dt.date, str], set[str]] = defaultdict(set)
     for conv in convs:
         assert conv.day is not None
-        counts[(conv.day, conv.channel)][0] += 1
-        residents[(conv.day, conv.channel)].add(conv.sender)
-    return {key: (value[0], len(residents[key])) for key, value in counts.items()}
+        key = (period(conv.day), conv.channel)
+        counts[key] += 1
+        residents[key].add(conv.sender)
+    return {key: (value, len(residents[key])) for key, value in counts.items()}
 
 
 def intents(convs: list[Conversation]) -> Counter[str]:
@@ -36,14 +75,11 @@ def intents(convs: list[Conversation]) -> Counter[str]:
     return Counter(m.intent or "?" for c in convs for m in c.user_messages)
 
 
-def intent_trend(convs: list[Conversation], names: list[str]) -> dict[str, Counter[dt.date]]:
-    """Per intent in `names`: how often it was asked each day."""
-    trend: dict[str, Counter[dt.date]] = {name: Counter() for name in names}
-    for conv in convs:
-        for message in conv.user_messages:
-            if message.intent in trend:
-                trend[message.intent][message.at.date()] += 1
-    return trend
+def intent_cells(convs: list[Conversation]) -> Counter[tuple[str, dt.date, str]]:
+    """(intent, Monday, channel) → messages: the cells of the intents and fallbacks views."""
+    return Counter(
+        (m.intent or "?", week_of(m.at.date()), c.channel) for c in convs for m in c.user_messages
+    )
 
 
 @dataclass(frozen=True)
@@ -95,9 +131,24 @@ def unanswered(convs: list[Conversation]) -> list[str]:
     return [m.text for c in convs for m in c.user_messages if m.intent == FALLBACK]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How far one conversation went with one level: the funnel's disjoint cells.
+
+    Every column of the funnel (explained, asked, each answer, recorded, withdrawn) counts the
+    conversations whose outcome has that step, so all columns are sums of the same cells.
+    """
+
+    explained: bool = False
+    asked: bool = False
+    answer: str | None = None
+    recorded: bool = False
+    withdrawn: bool = False
+
+
 @dataclass
 class FunnelRow:
-    """The consent funnel of one level and channel, from the conversations."""
+    """The consent funnel of one level and channel: conversations that reached each step."""
 
     explained: int = 0
     asked: int = 0
@@ -108,24 +159,52 @@ class FunnelRow:
     withdrawn: int = 0
 
 
-def funnel(convs: list[Conversation]) -> dict[tuple[int, str], FunnelRow]:
-    """(level, channel) → the funnel counts; a recording counts for the level last explained."""
-    rows: dict[tuple[int, str], FunnelRow] = defaultdict(FunnelRow)
+FUNNEL_COLUMNS = ("explained", "asked", *ANSWERS, "recorded", "withdrawn")
+
+
+def in_column(outcome: Outcome, column: str) -> bool:
+    """Whether conversations with `outcome` count in the funnel's `column`."""
+    if column in ANSWERS:
+        return outcome.answer == column
+    return bool(getattr(outcome, column))
+
+
+def funnel_cells(convs: list[Conversation]) -> Counter[tuple[int, str, dt.date, Outcome]]:
+    """(level, channel, Monday, outcome) → conversations.
+
+    A recording or withdrawal counts for the level last explained in the conversation (level 1
+    when none was); the family-doctor question and its answer belong to level 2; the last answer
+    counts.
+    """
+    cells: Counter[tuple[int, str, dt.date, Outcome]] = Counter()
     for conv in convs:
+        assert conv.day is not None
+        steps: dict[int, dict[str, object]] = defaultdict(dict)
         level = 1
         for event in conv.events:
             if event.kind == "bot" and event.utter_action in EXPLAINED:
                 level = EXPLAINED[event.utter_action]
-                rows[(level, conv.channel)].explained += 1
+                steps[level]["explained"] = True
             elif event.kind == "bot" and event.utter_action == ASKED:
-                rows[(2, conv.channel)].asked += 1
+                steps[2]["asked"] = True
             elif event.kind == "slot" and event.data.get("name") == "family_doctor_consulted":
-                answer = event.data.get("value")
-                if answer in ("consulted", "not_yet", "will_not"):
-                    row = rows[(2, conv.channel)]
-                    setattr(row, answer, getattr(row, answer) + 1)
+                if event.data.get("value") in ANSWERS:
+                    steps[2]["answer"] = event.data.get("value")
             elif event.kind == "bot" and event.utter_action == RECORDED:
-                rows[(level, conv.channel)].recorded += 1
+                steps[level]["recorded"] = True
             elif event.kind == "bot" and event.utter_action == WITHDRAWN:
-                rows[(level, conv.channel)].withdrawn += 1
+                steps[level]["withdrawn"] = True
+        for lvl, reached in steps.items():
+            cells[(lvl, conv.channel, week_of(conv.day), Outcome(**reached))] += 1  # type: ignore[arg-type]
+    return cells
+
+
+def funnel(convs: list[Conversation]) -> dict[tuple[int, str], FunnelRow]:
+    """(level, channel) → the funnel's exact counts (for tests; the view shows `Count`s)."""
+    rows: dict[tuple[int, str], FunnelRow] = defaultdict(FunnelRow)
+    for (level, channel, _, outcome), n in funnel_cells(convs).items():
+        row = rows[(level, channel)]
+        for column in FUNNEL_COLUMNS:
+            if in_column(outcome, column):
+                setattr(row, column, getattr(row, column) + n)
     return dict(rows)

@@ -84,11 +84,11 @@ def read_events(engine: Engine, start: dt.date, end: dt.date) -> list[Event]:
         "WHERE sender_id IN (SELECT DISTINCT sender_id FROM events WHERE type_name = 'user' "
         "AND timestamp >= :low AND timestamp < :high) ORDER BY sender_id, id"
     )
-    with engine.connect() as connection:
-        try:
+    try:
+        with engine.connect() as connection:
             rows = connection.execute(query, {"low": low, "high": high}).all()
-        except Exception:  # no tracker store yet (nobody has talked to the assistant)
-            return []
+    except Exception:  # no tracker store yet (nobody has talked to the assistant)
+        return []
     return [_event(row) for row in rows]
 
 
@@ -98,11 +98,11 @@ def read_sender_events(engine: Engine, sender: str) -> list[Event]:
         "SELECT id, sender_id, type_name, timestamp, intent_name, action_name, data FROM events "
         "WHERE sender_id = :sender ORDER BY id"
     )
-    with engine.connect() as connection:
-        try:
+    try:
+        with engine.connect() as connection:
             rows = connection.execute(query, {"sender": sender}).all()
-        except Exception:  # no tracker store yet
-            return []
+    except Exception:  # no tracker store yet
+        return []
     return [_event(row) for row in rows]
 
 

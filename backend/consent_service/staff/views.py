@@ -1,15 +1,17 @@
 """The `/staff` pages. Every page needs a logged-in staff member; without one, 302 to the log-in.
 
-Data: Rasa's tracker store (read-only) and the consent tables. Every text is masked and every
-count below 5 is shown as "<5", on the pages and in the CSV exports alike.
+Data: Rasa's tracker store (read-only) and the consent tables. Every text is masked. The
+aggregate views (overview, intents, fallbacks, funnel) and their CSV exports count in cells of
+one completed week, one channel and one category; a cell of 1 to 4 is shown as "<5" and every
+other number is a sum of cells shown exactly or as the range it must lie in (`masking.Count`),
+so no number on any page or export gives a hidden cell away (docs/staff-console.md).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import secrets
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from consent_service.config import Settings
 from consent_service.models import Consent, Offer, StaffAccessLog, StaffSession
-from consent_service.staff import auth, charts, metrics
-from consent_service.staff.masking import SMALL, mask, suppress
+from consent_service.staff import auth, charts, exports, metrics
+from consent_service.staff.masking import Count, mask, share, shown, total
 from consent_service.staff.tracker import (
     JST,
     Conversation,
@@ -34,10 +36,11 @@ from consent_service.staff.tracker import (
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters["n"] = suppress
+templates.env.filters["n"] = shown
 router = APIRouter(prefix="/staff", include_in_schema=False)
 CHANNELS = ("LINE", "web", "REST")
 LOGIN_CSRF = "staff_login_csrf"
+LOGIN_ERRORS = ("invalid", "expired", "throttled")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -45,6 +48,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+_THROTTLE_LOCK = threading.Lock()
 
 
 class LoginRequired(Exception):
@@ -60,10 +64,19 @@ def _now(request: Request) -> dt.datetime:
     return now
 
 
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def current(request: Request) -> StaffSession:
-    """The logged-in staff session, or LoginRequired."""
+    """The logged-in staff session (marked as used now), or LoginRequired."""
+    idle = dt.timedelta(minutes=_settings(request).staff_idle_minutes)
     with _db(request) as session:
-        found = auth.find_session(session, request.cookies.get(auth.COOKIE), _now(request))
+        with session.begin():  # an idle session is deleted, an active one touched
+            found = auth.find_session(
+                session, request.cookies.get(auth.COOKIE), _now(request), idle
+            )
         if found is None:
             raise LoginRequired
         session.expunge(found)
@@ -81,7 +94,10 @@ def admin(staff: Staff) -> StaffSession:
 
 
 class Filters:
-    """The date range and channel of a page (Japan days; the last 30 by default)."""
+    """The date range and channel of the conversation list (Japan days; the last 30 by default).
+
+    The list shows single conversations (each opened transcript is logged), not counts.
+    """
 
     def __init__(
         self,
@@ -96,13 +112,50 @@ class Filters:
         if self.start > self.end or (self.end - self.start).days > 366:
             self.start = self.end - dt.timedelta(days=29)
         self.channel = channel if channel in CHANNELS else "all"
+        self.weekly = False
 
     def query(self) -> str:
         """The filters as a query string, for links."""
         return f"start={self.start}&end={self.end}&channel={self.channel}"
 
 
+class WeekFilters(Filters):
+    """The range of the aggregate views: whole completed weeks (Monday to Sunday, Japan time).
+
+    The asked dates are widened to their weeks, limited to the STAFF_HISTORY_WEEKS newest
+    published weeks (`metrics.last_published_week`); four weeks by default.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        start: Annotated[dt.date | None, Query()] = None,
+        end: Annotated[dt.date | None, Query()] = None,
+        channel: Annotated[str, Query(max_length=8)] = "all",
+    ) -> None:
+        today = _now(request).astimezone(JST).date()
+        last = metrics.last_published_week(today)
+        first = last - dt.timedelta(weeks=_settings(request).staff_history_weeks - 1)
+        end_week = min(max(metrics.week_of(end), first), last) if end else last
+        start_week = metrics.week_of(start) if start else end_week - dt.timedelta(weeks=3)
+        start_week = min(max(start_week, first), end_week)
+        self.start, self.end = start_week, end_week + dt.timedelta(days=6)
+        self.channel = channel if channel in CHANNELS else "all"
+        self.weekly = True
+
+    @property
+    def mondays(self) -> list[dt.date]:
+        """The weeks of the range."""
+        return metrics.weeks(self.start, self.end)
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels the filter selects."""
+        return [c for c in CHANNELS if self.channel in ("all", c)]
+
+
 Filtered = Annotated[Filters, Depends()]
+WeekFiltered = Annotated[WeekFilters, Depends()]
 
 
 def load(request: Request, filters: Filters) -> list[Conversation]:
@@ -114,7 +167,7 @@ def load(request: Request, filters: Filters) -> list[Conversation]:
 
 def masker(request: Request) -> Any:
     """mask() with GiNZA's entities when enabled (the pipeline is loaded on first use)."""
-    settings: Settings = request.app.state.settings
+    settings = _settings(request)
     if not settings.staff_mask_with_ginza:
         return lambda text: mask(text)
     if getattr(request.app.state, "ginza", None) is None:
@@ -131,16 +184,38 @@ def page(request: Request, name: str, staff: StaffSession | None, **context: Any
     return templates.TemplateResponse(request, name, context, headers=SECURITY_HEADERS)
 
 
+def week_label(monday: dt.date) -> str:
+    """A week as `2026-11-16/2026-11-22`."""
+    return f"{monday}/{monday + dt.timedelta(days=6)}"
+
+
 # ---- log-in ------------------------------------------------------------------------------
+
+
+def throttle(request: Request) -> auth.LoginThrottle:
+    """The log-in throttle of this app (made on first use)."""
+    state = request.app.state
+    with _THROTTLE_LOCK:
+        found = getattr(state, "staff_login_throttle", None)
+        if found is None:
+            settings = _settings(request)
+            found = auth.LoginThrottle(
+                settings.staff_login_ip_attempts,
+                dt.timedelta(seconds=settings.staff_login_ip_window_seconds),
+                settings.staff_login_ip_max_clients,
+            )
+            state.staff_login_throttle = found
+    return found
 
 
 @router.get("/login")
 def login_form(request: Request, error: str = "") -> Response:
     """The log-in form (username, password, code from the authenticator app)."""
     token = secrets.token_urlsafe(24)
-    response = page(request, "login.html", None, login_csrf=token, error=error[:40])
+    shown_error = error if error in LOGIN_ERRORS else ""
+    response = page(request, "login.html", None, login_csrf=token, error=shown_error)
     response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", path="/staff",
-                        secure=request.app.state.settings.staff_cookie_secure)  # fmt: skip
+                        secure=_settings(request).staff_cookie_secure)  # fmt: skip
     return response
 
 
@@ -152,19 +227,35 @@ def login(
     code: Annotated[str, Form(max_length=10)],
     csrf: Annotated[str, Form(max_length=64)],
 ) -> Response:
-    """Check the credentials; on success start a session."""
+    """Check the credentials; on success start a session.
+
+    Every failure (unknown user, wrong password, wrong or replayed code, locked account) gets
+    the same answer, and is written to the access log without the password or the code; an
+    address over STAFF_LOGIN_IP_ATTEMPTS is refused before argon2 runs.
+    """
     cookie = request.cookies.get(LOGIN_CSRF, "")
     if not cookie or not secrets.compare_digest(cookie, csrf):
         return RedirectResponse("/staff/login?error=expired", status_code=303)
-    settings: Settings = request.app.state.settings
+    settings = _settings(request)
     now = _now(request)
+    client = request.client.host if request.client else "unknown"
+    allowed, first_refusal = throttle(request).check(client, now)
+    if not allowed:
+        if first_refusal:
+            with _db(request) as session, session.begin():
+                auth.log_access(session, "(unknown)", "login_throttled", f"ip={client}", now)
+        return RedirectResponse("/staff/login?error=throttled", status_code=303)
     with _db(request) as session, session.begin():
         result = auth.authenticate(session, settings, username, password, code, now)
         if result.user is None:
-            reason = "locked" if result.locked else "invalid"
-            return RedirectResponse(f"/staff/login?error={reason}", status_code=303)
+            # A name that is no account is not logged: it may be a password typed in the wrong box.
+            name = "(unknown)" if result.reason == "unknown_user" else username
+            auth.log_access(session, name, "login_failed", f"{result.reason} ip={client}", now)
+            if result.locked_now:
+                auth.log_access(session, name, "lockout", f"ip={client}", now)
+            return RedirectResponse("/staff/login?error=invalid", status_code=303)
         token = auth.open_session(session, result.user, settings, now)
-        auth.log_access(session, result.user.username, "login", "", now)
+        auth.log_access(session, result.user.username, "login", f"ip={client}", now)
     response = RedirectResponse("/staff/", status_code=303)
     response.set_cookie(auth.COOKIE, token, httponly=True, samesite="strict", path="/staff",
                         secure=settings.staff_cookie_secure,
@@ -185,82 +276,127 @@ def logout(request: Request, staff: Staff, csrf: Annotated[str, Form(max_length=
     return response
 
 
-# ---- the views ---------------------------------------------------------------------------
+# ---- the aggregate views -----------------------------------------------------------------
 
 
-def overview_data(convs: list[Conversation], filters: Filters) -> dict[str, Any]:
-    """Conversations and residents per day and channel."""
-    counts = metrics.per_day(convs)
-    days = metrics.days(filters.start, filters.end)
-    channels = [c for c in CHANNELS if filters.channel in ("all", c)]
-    rows = [(day, [counts.get((day, ch), (0, 0)) for ch in channels]) for day in days]
+def _labels(filters: WeekFilters) -> list[str]:
+    return [f"{d:%m/%d}〜" for d in filters.mondays]
+
+
+def overview_data(convs: list[Conversation], filters: WeekFilters) -> dict[str, Any]:
+    """Conversations and residents per week and channel (residents are counted per week)."""
+    counts = metrics.per_week(convs)
+    channels = filters.channels
+    rows = [
+        (
+            monday,
+            [tuple(Count.cell(v) for v in counts.get((monday, ch), (0, 0))) for ch in channels],
+        )
+        for monday in filters.mondays
+    ]
+    totals = {ch: total(cells[i][0] for _, cells in rows) for i, ch in enumerate(channels)}
     chart = charts.bars(
-        "1日あたりの会話数（チャネル別）",
-        [d.strftime("%m/%d") for d in days],
-        {ch: [counts.get((d, ch), (0, 0))[0] for d in days] for ch in channels},
+        "1週間あたりの会話数（チャネル別）",
+        _labels(filters),
+        {ch: [cells[i][0] for _, cells in rows] for i, ch in enumerate(channels)},
     )
-    totals = Counter({ch: sum(counts.get((d, ch), (0, 0))[0] for d in days) for ch in channels})
-    residents = len({c.sender for c in convs})
     return {"rows": rows, "channels": channels, "chart": chart, "totals": totals,
-            "residents": residents, "conversations": len(convs)}  # fmt: skip
+            "conversations": total(totals.values())}  # fmt: skip
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, staff: Staff, filters: Filtered) -> Response:
-    """Conversations and residents per day and channel."""
+def overview(request: Request, staff: Staff, filters: WeekFiltered) -> Response:
+    """Conversations and residents per week and channel."""
     data = overview_data(load(request, filters), filters)
     return page(request, "overview.html", staff, filters=filters, view="overview", **data)
 
 
-def intents_data(convs: list[Conversation], filters: Filters) -> dict[str, Any]:
-    """Intent distribution, FAQ topics and their trend."""
-    counts = metrics.intents(convs)
-    faq = Counter({k: v for k, v in counts.items() if k.startswith("ask_")})
-    top = [name for name, _ in faq.most_common(5)]
-    days = metrics.days(filters.start, filters.end)
-    trend = metrics.intent_trend(convs, top)
+def intent_counts(
+    cells: Counter[tuple[str, dt.date, str]], filters: WeekFilters
+) -> dict[str, Count]:
+    """Intent → its count in the range and channels, a sum of (intent, week, channel) cells."""
+    result: dict[str, Count] = {}
+    for (intent, _monday, _channel), n in cells.items():
+        result[intent] = result.get(intent, Count()) + Count.cell(n)
+    return result
+
+
+def ranked(counts: dict[str, Count]) -> list[tuple[str, Count]]:
+    """Largest first by what is shown, then by name."""
+    return sorted(counts.items(), key=lambda item: (item[1].sort_key(), item[0]))
+
+
+def intents_data(convs: list[Conversation], filters: WeekFilters) -> dict[str, Any]:
+    """Intent distribution, FAQ topics and their weekly trend."""
+    cells = metrics.intent_cells(convs)
+    counts = ranked(intent_counts(cells, filters))
+    faq = [(name, count) for name, count in counts if name.startswith("ask_")]
+    top = [name for name, _ in faq[:5]]
     chart = charts.bars(
         "よく聞かれる話題（上位5件）の推移",
-        [d.strftime("%m/%d") for d in days],
-        {name: [trend[name][d] for d in days] for name in top},
+        _labels(filters),
+        {
+            name: [
+                total(Count.cell(cells[(name, monday, ch)]) for ch in filters.channels)
+                for monday in filters.mondays
+            ]
+            for name in top
+        },
     )
-    return {"counts": counts.most_common(), "faq": faq.most_common(10), "chart": chart}
+    return {"counts": counts, "faq": faq[:10], "chart": chart}
 
 
 @router.get("/intents", response_class=HTMLResponse)
-def intents(request: Request, staff: Staff, filters: Filtered) -> Response:
+def intents(request: Request, staff: Staff, filters: WeekFiltered) -> Response:
     """What residents ask."""
     data = intents_data(load(request, filters), filters)
     return page(request, "intents.html", staff, filters=filters, view="intents", **data)
 
 
-def fallbacks_data(convs: list[Conversation], filters: Filters, hide: Any) -> dict[str, Any]:
-    """Fallback rate per day and the misunderstood messages grouped by similarity."""
-    per_day = metrics.fallbacks(convs)
-    days = metrics.days(filters.start, filters.end)
+def fallbacks_data(convs: list[Conversation], filters: WeekFilters, hide: Any) -> dict[str, Any]:
+    """Misunderstood messages per week and their share; the messages grouped by similarity.
+
+    The groups are listed by size without their sizes: a size is a number that the weekly
+    cells would have to be consistent with, and the examples are single messages anyway.
+    """
+    cells = metrics.intent_cells(convs)
+    weekly = [
+        total(Count.cell(cells[(metrics.FALLBACK, monday, ch)]) for ch in filters.channels)
+        for monday in filters.mondays
+    ]
     chart = charts.bars(
-        "理解できなかったメッセージの数",
-        [d.strftime("%m/%d") for d in days],
-        {"理解できなかった": [per_day[d].fallbacks if d in per_day else 0 for d in days]},
+        "理解できなかったメッセージの数（週別）", _labels(filters), {"理解できなかった": weekly}
     )
+    messages = total(intent_counts(cells, filters).values())
+    missed = total(weekly)
     groups = metrics.group_similar([hide(t) for t in metrics.unanswered(convs)])
-    total = sum(d.messages for d in per_day.values())
-    missed = sum(d.fallbacks for d in per_day.values())
-    # A rate next to a suppressed count would give the count away: it is hidden too.
-    rate = missed / total if total and not 0 < missed < SMALL else None
-    return {"per_day": per_day, "chart": chart, "groups": groups[:30], "total": total,
-            "missed": missed, "rate": rate}  # fmt: skip
+    return {"weekly": list(zip(filters.mondays, weekly, strict=True)), "chart": chart,
+            "groups": groups[:30], "total": messages, "missed": missed,
+            "rate": share(missed, messages)}  # fmt: skip
 
 
 @router.get("/fallbacks", response_class=HTMLResponse)
-def fallbacks(request: Request, staff: Staff, filters: Filtered) -> Response:
+def fallbacks(request: Request, staff: Staff, filters: WeekFiltered) -> Response:
     """Where the assistant fails."""
     data = fallbacks_data(load(request, filters), filters, masker(request))
     return page(request, "fallbacks.html", staff, filters=filters, view="fallbacks", **data)
 
 
-def consent_records(session: Session, filters: Filters) -> dict[tuple[int, str], list[int]]:
-    """(level, channel) → [recorded, withdrawn] from the consent tables in the range."""
+def funnel_rows(convs: list[Conversation]) -> list[tuple[tuple[int, str], dict[str, Count]]]:
+    """(level, channel) → each funnel column as a sum of the same (outcome, week) cells."""
+    rows: dict[tuple[int, str], dict[str, Count]] = {}
+    for (level, channel, _monday, outcome), n in metrics.funnel_cells(convs).items():
+        row = rows.setdefault((level, channel), {c: Count() for c in metrics.FUNNEL_COLUMNS})
+        for column in metrics.FUNNEL_COLUMNS:
+            if metrics.in_column(outcome, column):
+                row[column] = row[column] + Count.cell(n)
+    return sorted(rows.items())
+
+
+def consent_records(
+    session: Session, filters: WeekFilters
+) -> list[tuple[tuple[int, str], list[Count]]]:
+    """(level, channel) → [recorded, withdrawn] in the range, sums of (week) cells."""
     low = dt.datetime.combine(filters.start, dt.time.min, JST)
     high = dt.datetime.combine(filters.end + dt.timedelta(days=1), dt.time.min, JST)
     levels = {
@@ -268,29 +404,36 @@ def consent_records(session: Session, filters: Filters) -> dict[tuple[int, str],
         for o in session.execute(select(Offer)).scalars()
     }
     names = {"line": "LINE", "web": "web", "rest": "REST"}
-    result: dict[tuple[int, str], list[int]] = {}
+    cells: Counter[tuple[int, str, dt.date, int]] = Counter()
     in_range = or_(
         and_(Consent.created_at >= low, Consent.created_at < high),
         and_(Consent.withdrawn_at >= low, Consent.withdrawn_at < high),
     )
     for consent in session.execute(select(Consent).where(in_range)).scalars():
-        key = (levels.get(consent.offer_id, 1), names.get(consent.channel, "REST"))
-        if filters.channel not in ("all", key[1]):
+        level, channel = levels.get(consent.offer_id, 1), names.get(consent.channel, "REST")
+        if filters.channel not in ("all", channel):
             continue
-        row = result.setdefault(key, [0, 0])
-        row[0] += low <= consent.created_at < high
-        row[1] += consent.withdrawn_at is not None and low <= consent.withdrawn_at < high
-    return result
+        for kind, at in enumerate((consent.created_at, consent.withdrawn_at)):
+            if at is not None and low <= at < high:
+                cells[(level, channel, metrics.week_of(at.astimezone(JST).date()), kind)] += 1
+    rows: dict[tuple[int, str], list[Count]] = {}
+    for (level, channel, _monday, kind), n in cells.items():
+        row = rows.setdefault((level, channel), [Count(), Count()])
+        row[kind] = row[kind] + Count.cell(n)
+    return sorted(rows.items())
 
 
 @router.get("/funnel", response_class=HTMLResponse)
-def funnel(request: Request, staff: Staff, filters: Filtered) -> Response:
+def funnel(request: Request, staff: Staff, filters: WeekFiltered) -> Response:
     """The consent funnel by level and channel."""
-    rows = metrics.funnel(load(request, filters))
+    rows = funnel_rows(load(request, filters))
     with _db(request) as session:
         records = consent_records(session, filters)
     return page(request, "funnel.html", staff, filters=filters, view="funnel",
-                rows=sorted(rows.items()), records=sorted(records.items()))  # fmt: skip
+                rows=rows, records=records)  # fmt: skip
+
+
+# ---- single conversations ----------------------------------------------------------------
 
 
 @router.get("/conversations", response_class=HTMLResponse)
@@ -315,10 +458,10 @@ def transcript(request: Request, staff: Staff, key: str) -> Response:
     lines = []
     for event in conv.events:
         if event.kind == "user":
-            shown = event.text
-            shown = f"［ボタン］{shown[1:].split('{')[0]}" if shown.startswith("/") else hide(shown)
+            text = event.text
+            text = f"［ボタン］{text[1:].split('{')[0]}" if text.startswith("/") else hide(text)
             confidence = (event.data.get("parse_data") or {}).get("intent", {}).get("confidence")
-            lines.append(("user", event.at, shown, event.intent, confidence))
+            lines.append(("user", event.at, text, event.intent, confidence))
         elif event.kind == "bot":
             lines.append(("bot", event.at, hide(event.text), event.utter_action, None))
         elif event.kind == "action" and event.action != "action_listen":
@@ -332,7 +475,7 @@ def transcript(request: Request, staff: Staff, key: str) -> Response:
 
 @router.get("/access-log", response_class=HTMLResponse)
 def access_log(request: Request, staff: Annotated[StaffSession, Depends(admin)]) -> Response:
-    """Who viewed what (admins only)."""
+    """Who viewed what, and every log-in, failure and lockout (admins only)."""
     with _db(request) as session:
         entries = list(
             session.execute(
@@ -342,34 +485,44 @@ def access_log(request: Request, staff: Annotated[StaffSession, Depends(admin)])
     return page(request, "access_log.html", staff, entries=entries, view="access-log")
 
 
-@router.get("/export/{name}.csv")
-def export(request: Request, staff: Staff, filters: Filtered, name: str) -> Response:
-    """A view as CSV, with the same masking and small-count rules as the page."""
+# ---- exports -----------------------------------------------------------------------------
+
+
+def export_rows(request: Request, name: str, filters: WeekFilters) -> list[list[Any]] | None:
+    """The rows of one CSV export (the numbers exactly as the view shows them)."""
     convs = load(request, filters)
-    out = io.StringIO()
-    writer = csv.writer(out)
     if name == "overview":
         data = overview_data(convs, filters)
-        writer.writerow(["day", *[f"{c} conversations" for c in data["channels"]],
-                         *[f"{c} residents" for c in data["channels"]]])  # fmt: skip
-        for day, cells in data["rows"]:
-            writer.writerow(
-                [day, *[suppress(c[0]) for c in cells], *[suppress(c[1]) for c in cells]]
-            )
-    elif name == "intents":
-        writer.writerow(["intent", "count"])
-        for intent, count in metrics.intents(convs).most_common():
-            writer.writerow([intent, suppress(count)])
-    elif name == "fallbacks":
-        writer.writerow(["group", "count", "example (masked)"])
-        for i, group in enumerate(fallbacks_data(convs, filters, masker(request))["groups"], 1):
-            writer.writerow([i, suppress(len(group)), group[0]])
-    else:
+        rows: list[list[Any]] = [
+            ["week", *[f"{c} conversations" for c in data["channels"]],
+             *[f"{c} residents (of the week)" for c in data["channels"]]]
+        ]  # fmt: skip
+        for monday, cells in data["rows"]:
+            rows.append([week_label(monday), *[c[0] for c in cells], *[c[1] for c in cells]])
+        rows.append(["total", *data["totals"].values(), *["" for _ in data["channels"]]])
+        return rows
+    if name == "intents":
+        return [["intent", "count"], *[[i, c] for i, c in intents_data(convs, filters)["counts"]]]
+    if name == "fallbacks":
+        groups = fallbacks_data(convs, filters, masker(request))["groups"]
+        return [["group (largest first)", "example (masked)"],
+                *[[i, group[0]] for i, group in enumerate(groups, 1)]]  # fmt: skip
+    return None
+
+
+@router.get("/export/{name}.csv")
+def export(request: Request, staff: Staff, filters: WeekFiltered, name: str) -> Response:
+    """A view as CSV, with the same masking and counting rules as the page.
+
+    Every cell is neutralised against formula injection (`exports.cell`).
+    """
+    rows = export_rows(request, name, filters)
+    if rows is None:
         return Response(status_code=404)
     with _db(request) as session, session.begin():
         auth.log_access(session, staff.user.username, "export", name, _now(request))
     return Response(
-        out.getvalue().encode("utf-8-sig"),
+        exports.to_csv([[shown(v) if isinstance(v, Count) else v for v in row] for row in rows]),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"', **SECURITY_HEADERS},
     )
