@@ -48,6 +48,23 @@ class Settings(BaseSettings):
     # the rest continues in the background); a replica's claim on an event lasts this long.
     line_ack_within_seconds: float = 8.0
     line_event_claim_seconds: float = 30.0
+    # A LINE event older than this (its `timestamp`) that is not a redelivery is not answered;
+    # answered event ids are remembered this long (no event older than that is answered at all).
+    line_event_max_age_seconds: float = 300.0
+    line_event_remember_seconds: float = 86_400.0
+    # The web chat (bot/channels/webchat.py) under load: at most this many new sessions per
+    # client address per window (shared by the replicas), at most this many messages in flight
+    # per replica (more are refused with a "busy" event), and the buttons last offered to a
+    # session are remembered this long (shared state).
+    webchat_sessions_per_client: int = 30
+    webchat_sessions_window_seconds: int = 3600
+    webchat_max_in_flight: int = 32
+    webchat_offered_buttons_seconds: int = 7 * 86_400
+    # The peers (the reverse proxy) whose X-Real-IP header names the web chat's client.
+    webchat_trusted_proxies: str = "127.0.0.1,::1"
+    # Production (scripts/prod.py sets it): the page's CSP allows only wss: sockets, and the
+    # channel refuses to start with an origin that is not https or is a loopback host.
+    webchat_secure_only: bool = False
     # Tracker events of finished sessions, and conversations idle for longer, older than this many
     # days are deleted (bot/retention.py).
     retention_days: float = 90.0

@@ -4,17 +4,26 @@ It keeps the standard socket.io protocol of Rasa's own channel (path `/socket.io
 `user_uttered` and `bot_uttered`) so any socket.io client can talk to it, but every connection
 must present a session token this server issued.
 
-- `GET /webhooks/socketio/chat` serves the page (`bot/webchat/static/`), with a strict CSP.
+- `GET /webhooks/socketio/chat` serves the page (`bot/webchat/static/`), with a strict CSP (with
+  `WEBCHAT_SECURE_ONLY`, production, its sockets may only be `wss:`).
 - `POST /webhooks/socketio/session` issues a signed session token; the conversation is bound to
   that server-issued session, never to an id the browser invents. The page keeps the token, so a
-  resident who comes back days later continues the same conversation.
+  resident who comes back days later continues the same conversation. One client address gets at
+  most `WEBCHAT_SESSIONS_PER_CLIENT` new sessions per `WEBCHAT_SESSIONS_WINDOW_SECONDS` (429
+  after that), counted across replicas; behind the reverse proxy the address is its `X-Real-IP`,
+  believed only from `WEBCHAT_TRUSTED_PROXIES`.
 - The socket (`/socket.io`) accepts connections only from the allowed origins
-  (`WEBCHAT_ALLOWED_ORIGINS`) and only with a valid token.
-- Typed text is always text (a leading "/" is made full-width); a button's payload is accepted
-  only if the assistant offered that button to this session.
-- A session sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` is told once to wait
-  (`too_many_messages`); further messages in that window are dropped. The count is shared by the
-  replicas through bot/shared_state.py.
+  (`WEBCHAT_ALLOWED_ORIGINS`; with `WEBCHAT_SECURE_ONLY` the channel refuses to start with an
+  origin that is not https or is a loopback host) and only with a valid token.
+- Typed text is always text (bot/channels/guard.py); a button's payload is accepted only if the
+  assistant offered that button to this session in its latest answer (remembered in the shared
+  state for `WEBCHAT_OFFERED_BUTTONS_SECONDS`, forgotten when the next answer starts).
+- A session sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` (`session_start`
+  included) is told once to wait (`too_many_messages`); further messages in that window are
+  dropped. The count is shared by the replicas through bot/shared_state.py.
+- At most `WEBCHAT_MAX_IN_FLIGHT` messages are being answered at once by one replica; a message
+  over that gets a `busy` event (the page asks the resident to wait and send again) and does not
+  reach Rasa.
 """
 
 from __future__ import annotations
@@ -23,12 +32,12 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint
@@ -38,8 +47,9 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from bot.channels.guard import typed_text
+from bot.channels.origins import insecure_origins, split_origins
 from bot.settings import Settings, get_settings
-from bot.shared_state import SharedState, rate_verdict, shared_state
+from bot.shared_state import SharedState, rate_verdict, shared_state, within_budget
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +61,14 @@ STATIC_FILES = {
 }
 SOCKET_PATH = "/socket.io"
 MAX_TYPED_CHARACTERS = 1000
-MAX_SESSIONS_REMEMBERED = 50_000
+MAX_TOKEN_CHARACTERS = 200
 GREETING = "/greet"
 TOO_LONG = "/message_too_long"
 TOO_MANY = "/too_many_messages"
+BUSY = "busy"
+EXPIRES = re.compile(r"[0-9]{1,12}")
+# A Host header the CSP may name: a DNS name or an IP literal, with an optional port.
+SAFE_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def _b64(data: bytes) -> str:
@@ -84,16 +98,27 @@ class SessionTokens:
         return f"{session}.{expires}.{self._sign(session, expires)}", expires
 
     def session_of(self, token: Any, now: float | None = None) -> str | None:
-        """The session a token stands for, or None if it is forged, malformed or expired."""
-        if not isinstance(token, str) or len(token) > 200:
+        """The session a token stands for, or None if it is forged, malformed or expired.
+
+        Any text is refused rather than raising: the signature is compared as bytes (non-ASCII
+        text would make `hmac.compare_digest` on str raise) and the expiry must be ASCII digits
+        (`str.isdigit` accepts "²", which `int` refuses).
+        """
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARACTERS:
             return None
         parts = token.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) != 3 or not EXPIRES.fullmatch(parts[1]):
             return None
         session, expires, signature = parts[0], int(parts[1]), parts[2]
-        if not hmac.compare_digest(self._sign(session, expires), signature):
+        expected = self._sign(session, expires).encode("ascii")
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
             return None
         return session if expires > (now or time.time()) else None
+
+    def client_key(self, address: str) -> str:
+        """A keyed hash of a client address: what the shared state counts, never the address."""
+        digest = hmac.new(self._secret, f"client:{address}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
 
 
 def tokens_from(settings: Settings) -> SessionTokens | None:
@@ -108,36 +133,19 @@ def tokens_from(settings: Settings) -> SessionTokens | None:
     return SessionTokens(secret, settings.webchat_session_days)
 
 
-class OfferedButtons:
-    """The payloads of the buttons last sent to each session (bounded memory)."""
-
-    def __init__(self, size: int = MAX_SESSIONS_REMEMBERED) -> None:
-        self._offered: OrderedDict[str, Set[str]] = OrderedDict()
-        self._size = size
-
-    def remember(self, session: str, payloads: List[str]) -> None:
-        """Record what was offered in the assistant's latest answer to `session`."""
-        self._offered.pop(session, None)
-        self._offered[session] = set(payloads)
-        while len(self._offered) > self._size:
-            self._offered.popitem(last=False)
-
-    def was_offered(self, session: str, payload: str) -> bool:
-        """Whether `payload` is one of the buttons last offered to `session`."""
-        return payload in self._offered.get(session, set())
-
-
 class WebChatOutput(OutputChannel):
-    """Sends the assistant's answers to every tab of one session."""
+    """Sends the assistant's answers to every tab of one session, remembering its buttons."""
 
     @classmethod
     def name(cls) -> str:
         """The channel's name."""
         return "socketio"
 
-    def __init__(self, sio: AsyncServer, session: str, offered: OfferedButtons) -> None:
-        self.sio, self.session, self.offered = sio, session, offered
-        self._payloads: List[str] = []
+    def __init__(
+        self, sio: AsyncServer, session: str, state: SharedState, offer_seconds: float
+    ) -> None:
+        self.sio, self.session, self.state = sio, session, state
+        self.offer_seconds = offer_seconds
 
     async def _emit(self, message: Dict[str, Any]) -> None:
         await self.sio.emit("bot_uttered", message, room=self.session)
@@ -149,13 +157,17 @@ class WebChatOutput(OutputChannel):
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: List[Dict[str, Any]], **kwargs: Any
     ) -> None:
-        """Send text with quick-reply buttons."""
+        """Send text with quick-reply buttons (their payloads are remembered as offered)."""
         replies = [
             {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
             for b in buttons
         ]
-        self._payloads += [r["payload"] for r in replies]
-        self.offered.remember(self.session, self._payloads)
+        try:
+            await self.state.offer(
+                self.session, [r["payload"] for r in replies], self.offer_seconds
+            )
+        except Exception as error:  # the buttons then only work as text
+            logger.error("Offered buttons not saved: %s", type(error).__name__)
         await self._emit({"text": text, "quick_replies": replies})
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
@@ -178,17 +190,80 @@ class WebChatInput(InputChannel):
         """Build the channel from settings."""
         return cls(get_settings())
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, state: SharedState | None = None) -> None:
+        """Prepare the channel.
+
+        Args:
+            settings: The settings.
+            state: The state shared with the other replicas (default: from the settings,
+                created in the running event loop).
+
+        Raises:
+            ValueError: With `WEBCHAT_SECURE_ONLY`, when no origin is allowed or one is not
+                https or is a loopback host (production refuses to start).
+        """
         self.settings = settings
         self.tokens = tokens_from(settings)
-        self.origins = [o.strip() for o in settings.webchat_allowed_origins.split(",") if o.strip()]
-        self.offered = OfferedButtons()
-        self._state: SharedState | None = None
+        self.origins = split_origins(settings.webchat_allowed_origins)
+        if settings.webchat_secure_only:
+            refused = insecure_origins(self.origins)
+            if refused or not self.origins:
+                raise ValueError(
+                    "WEBCHAT_SECURE_ONLY: WEBCHAT_ALLOWED_ORIGINS must list only https origins "
+                    f"of public hosts; refused: {', '.join(refused) or '(none set)'}"
+                )
+        self.trusted_proxies = set(split_origins(settings.webchat_trusted_proxies))
+        self._state = state
+        self._in_flight = 0
 
-    async def _rate_verdict(self, session: str) -> str:
+    def state(self) -> SharedState:
+        """The state shared with the other replicas (created in the running event loop)."""
         if self._state is None:
             self._state = shared_state(self.settings)
-        return await rate_verdict(self._state, self.settings, f"web:{session}")
+        return self._state
+
+    def client_address(self, request: Request) -> str:
+        """The client's address: the proxy's `X-Real-IP` if the peer is a trusted proxy."""
+        peer = str(request.ip or "")
+        forwarded = request.headers.get("x-real-ip")
+        if forwarded and peer in self.trusted_proxies:
+            return str(forwarded).strip()[:64]
+        return peer
+
+    async def _rate_verdict(self, session: str) -> str:
+        return await rate_verdict(self.state(), self.settings, f"web:{session}")
+
+    async def _session_allowed(self, request: Request, tokens: SessionTokens) -> bool:
+        """Count a new session for the client; False once it is over its budget."""
+        client = tokens.client_key(self.client_address(request))
+        return await within_budget(
+            self.state(),
+            f"websession:{client}",
+            self.settings.webchat_sessions_per_client,
+            self.settings.webchat_sessions_window_seconds,
+        )
+
+    async def _was_offered(self, session: str, payload: str) -> bool:
+        try:
+            return await self.state().was_offered(session, payload)
+        except Exception as error:  # unknown: the payload is taken as text
+            logger.error("Offered buttons unavailable: %s", type(error).__name__)
+            return False
+
+    async def _text_of(self, session: str, data: Dict[str, Any]) -> str | None:
+        """What Rasa receives for a `user_uttered` event, or None to ignore it."""
+        payload, message = data.get("payload"), data.get("message")
+        if isinstance(payload, str) and payload:
+            if len(payload) > MAX_TYPED_CHARACTERS:
+                return TOO_LONG
+            if await self._was_offered(session, payload):
+                return payload
+            return typed_text(payload) or None
+        if isinstance(message, str) and message.strip():
+            if len(message) > MAX_TYPED_CHARACTERS:
+                return TOO_LONG
+            return typed_text(message) or None
+        return None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The page, its files, the session endpoint and the socket."""
@@ -221,12 +296,19 @@ class WebChatInput(InputChannel):
                 return response.json({"reason": "origin_not_allowed"}, status=403)
             if self.tokens is None:
                 return response.json({"reason": "sessions_not_configured"}, status=503)
+            if not await self._session_allowed(request, self.tokens):
+                logger.info("Web chat session refused: the client is over its budget")
+                window = str(self.settings.webchat_sessions_window_seconds)
+                return response.json(
+                    {"reason": "too_many_sessions"}, status=429, headers={"Retry-After": window}
+                )
             token, expires = self.tokens.issue()
             return response.json({"token": token, "expires_at": expires})
 
         @sio.on("connect")  # type: ignore[misc]
         async def connect(sid: str, environ: Dict[str, Any], auth: Dict[str, Any] | None) -> bool:
-            session = self.tokens.session_of((auth or {}).get("token")) if self.tokens else None
+            token = auth.get("token") if isinstance(auth, dict) else None
+            session = self.tokens.session_of(token) if self.tokens else None
             if session is None:
                 logger.info("Web chat connection refused: no valid session token")
                 return False
@@ -236,26 +318,30 @@ class WebChatInput(InputChannel):
 
         @sio.on("session_start")  # type: ignore[misc]
         async def session_start(sid: str, _data: Any = None) -> None:
-            await self._handle(sio, sid, GREETING, on_new_message)
+            session = (await sio.get_session(sid)).get("session")
+            if not session:
+                return
+            verdict = await self._rate_verdict(session)
+            if verdict == "drop":
+                return
+            text = TOO_MANY if verdict == "tell" else GREETING
+            await self._handle(sio, sid, session, text, on_new_message)
 
         @sio.on("user_uttered")  # type: ignore[misc]
         async def user_uttered(sid: str, data: Any) -> None:
             if not isinstance(data, dict):
                 return
-            session = (await sio.get_session(sid)).get("session", "")
-            payload, message = data.get("payload"), data.get("message")
-            if isinstance(payload, str) and payload:
-                text = (
-                    payload if self.offered.was_offered(session, payload) else typed_text(payload)
-                )
-            elif isinstance(message, str) and message.strip():
-                text = TOO_LONG if len(message) > MAX_TYPED_CHARACTERS else typed_text(message)
-            else:
+            session = (await sio.get_session(sid)).get("session")
+            if not session:
+                return
+            text = await self._text_of(session, data)
+            if text is None:
                 return
             verdict = await self._rate_verdict(session)
             if verdict == "drop":
                 return
-            await self._handle(sio, sid, TOO_MANY if verdict == "tell" else text, on_new_message)
+            text = TOO_MANY if verdict == "tell" else text
+            await self._handle(sio, sid, session, text, on_new_message)
 
         return webchat
 
@@ -263,27 +349,49 @@ class WebChatInput(InputChannel):
         self,
         sio: AsyncServer,
         sid: str,
+        session: str,
         text: str,
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> None:
-        session = (await sio.get_session(sid)).get("session")
-        if not session:
+        """Hand one message to Rasa, unless this replica is already answering too many."""
+        limit = self.settings.webchat_max_in_flight
+        if 0 < limit <= self._in_flight:
+            logger.warning("Web chat message refused: %d messages in flight", self._in_flight)
+            await sio.emit(BUSY, {}, to=sid)
             return
-        output = WebChatOutput(sio, session, self.offered)
+        self._in_flight += 1
         try:
+            try:  # the buttons of the previous answer are no longer on offer
+                await self.state().clear_offers(session)
+            except Exception as error:
+                logger.error("Offered buttons not cleared: %s", type(error).__name__)
+            output = WebChatOutput(
+                sio, session, self.state(), self.settings.webchat_offered_buttons_seconds
+            )
             await on_new_message(UserMessage(text, output, session, input_channel=self.name()))
         except Exception as error:  # one bad message must not end the socket
             logger.error("Web chat message failed: %s", type(error).__name__)
+        finally:
+            self._in_flight -= 1
 
     def _security_headers(self, request: Request) -> Dict[str, str]:
-        host = request.host
+        host = str(request.host or "")
+        if not SAFE_HOST.fullmatch(host):
+            host = ""  # never echo a strange Host header into the policy
+        if not host:
+            sockets = ""
+        elif self.settings.webchat_secure_only:
+            sockets = f" wss://{host}"
+        else:
+            sockets = f" ws://{host} wss://{host}"
         return {
             "Content-Security-Policy": (
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; "
+                f"connect-src 'self'{sockets}; frame-ancestors 'none'; "
                 "base-uri 'none'; form-action 'none'"
             ),
             "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-cache",
         }

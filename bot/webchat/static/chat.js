@@ -74,13 +74,20 @@
       if (!isNew && !retried) {  // a stored session the server no longer accepts: start anew
         socket.close();
         localStorage.removeItem(TOKEN_KEY);
-        newToken().then(function (fresh) { connect(fresh, true, true); });
+        newToken().then(function (fresh) { connect(fresh, true, true); }).catch(function () {
+          statusLine.textContent = "チャットを始められませんでした。しばらくしてから、もう一度お試しください。";
+        });
         return;
       }
       statusLine.textContent = "接続できませんでした。しばらくしてから、ページを読み込み直してください。";
     });
     socket.on("disconnect", function () { statusLine.textContent = "接続が切れました。再接続しています…"; });
+    // The server is answering too many messages at once: this one was not received.
+    socket.on("busy", function () {
+      statusLine.textContent = "ただいま混み合っています。少し待ってから、もう一度送ってください。";
+    });
     socket.on("bot_uttered", function (message) {
+      statusLine.textContent = "";
       if (message.text) { show(message.text, "bot"); }
       if (message.quick_replies) { showReplies(message.quick_replies); }
     });
