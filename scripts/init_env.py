@@ -29,6 +29,8 @@ SUBJECT_PSEUDONYM_KEY={SUBJECT_PSEUDONYM_KEY}
 RASA_API_TOKEN={RASA_API_TOKEN}
 # Rasa's calls to the action server carry Authorization: Bearer <this>; others are refused.
 ACTION_SERVER_TOKEN={ACTION_SERVER_TOKEN}
+# Encrypts the staff console's TOTP secrets in the consent database (docs/staff-console.md).
+STAFF_TOTP_KEY={STAFF_TOTP_KEY}
 # Consent service database; empty means the SQLite file var/consent.db.
 CONSENT_DATABASE_URL=
 
@@ -55,6 +57,7 @@ GENERATED: Dict[str, Callable[[], str]] = {
     "SUBJECT_PSEUDONYM_KEY": lambda: secrets.token_hex(32),
     "RASA_API_TOKEN": lambda: secrets.token_urlsafe(32),
     "ACTION_SERVER_TOKEN": lambda: secrets.token_urlsafe(32),
+    "STAFF_TOTP_KEY": lambda: secrets.token_urlsafe(32),
 }
 PRIVATE_UMASK = 0o077
 

@@ -347,6 +347,20 @@ def test_secrets_stored_in_clear_are_encrypted_at_the_next_start(
         assert log_in(client, "old", secret).headers["location"] == "/staff/"
 
 
+def test_secrets_under_the_development_key_move_to_the_real_key(
+    settings: Settings, engine: Engine, clock: Clock
+) -> None:
+    development = settings.model_copy(update={"staff_mask_with_ginza": False})  # no key set
+    with TestClient(create_app(development, engine=engine, clock=clock)) as client:
+        secret = add_user(client, "kanri")
+    with TestClient(
+        create_app(configure(settings), engine=engine, clock=clock), base_url="https://testserver"
+    ) as client:
+        stored = client.app.state.sessionmaker().execute(select(StaffUser)).scalar_one()
+        assert auth.open_secret(client.app.state.settings, "kanri", stored.totp_secret) == secret
+        assert log_in(client, "kanri", secret).headers["location"] == "/staff/"
+
+
 def test_production_needs_a_staff_totp_key(settings: Settings) -> None:
     production = settings.model_copy(update={"consent_env": "production"})
     with pytest.raises(InsecureSettings, match="STAFF_TOTP_KEY"):

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from consent_service.config import Settings
+from consent_service.config import DEVELOPMENT_STAFF_TOTP_KEY, Settings
 from consent_service.models import StaffAccessLog, StaffSession, StaffUser
 
 COOKIE = "staff_session"
@@ -51,10 +51,10 @@ def _sha256(value: str) -> str:
 # ---- TOTP secrets at rest ----------------------------------------------------------------
 
 
-def _aead(settings: Settings) -> AESGCM:
+def _aead(settings: Settings, material: bytes | None = None) -> AESGCM:
     key = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"funabashi staff totp secret v1"
-    ).derive(settings.staff_totp_key_bytes())
+    ).derive(material or settings.staff_totp_key_bytes())
     return AESGCM(key)
 
 
@@ -79,13 +79,16 @@ def seal_secret(settings: Settings, username: str, secret: str) -> str:
     return SEALED + base64.urlsafe_b64encode(sealed).decode("ascii")
 
 
-def open_secret(settings: Settings, username: str, stored: str) -> str | None:
+def open_secret(
+    settings: Settings, username: str, stored: str, material: bytes | None = None
+) -> str | None:
     """Decrypt a stored TOTP secret; None when it is not sealed or not under this key.
 
     Args:
         settings: Where STAFF_TOTP_KEY is.
         username: The account the secret belongs to.
         stored: The column's value.
+        material: Another key to try instead of STAFF_TOTP_KEY.
 
     Returns:
         The base32 secret, or None (the log-in then fails like a wrong code).
@@ -94,14 +97,17 @@ def open_secret(settings: Settings, username: str, stored: str) -> str | None:
         return None
     try:
         sealed = base64.urlsafe_b64decode(stored[len(SEALED) :].encode("ascii"))
-        plain = _aead(settings).decrypt(sealed[:12], sealed[12:], _aad(username))
+        plain = _aead(settings, material).decrypt(sealed[:12], sealed[12:], _aad(username))
     except (InvalidTag, ValueError, binascii.Error):
         return None
     return plain.decode("ascii")
 
 
 def encrypt_stored_secrets(session: Session, settings: Settings) -> int:
-    """Encrypt in place every TOTP secret still stored in clear (accounts made before 0004).
+    """Encrypt under STAFF_TOTP_KEY every TOTP secret stored in clear or under the public key.
+
+    Secrets in clear are those of accounts made before migration 0004; under the public
+    development key, those made before STAFF_TOTP_KEY was set.
 
     Idempotent; `prepare_database` runs it after the migrations.
 
@@ -110,15 +116,21 @@ def encrypt_stored_secrets(session: Session, settings: Settings) -> int:
         settings: Where STAFF_TOTP_KEY is.
 
     Returns:
-        How many secrets were encrypted.
+        How many secrets were (re-)encrypted.
     """
-    users = session.execute(
-        select(StaffUser).where(StaffUser.totp_secret.not_like(SEALED + "%"))
-    ).scalars()
+    development = DEVELOPMENT_STAFF_TOTP_KEY.encode("utf-8")
+    current = settings.staff_totp_key_bytes()
     count = 0
-    for user in users:
-        user.totp_secret = seal_secret(settings, user.username, user.totp_secret)
-        count += 1
+    for user in session.execute(select(StaffUser)).scalars():
+        if not user.totp_secret.startswith(SEALED):
+            secret: str | None = user.totp_secret
+        elif current != development:
+            secret = open_secret(settings, user.username, user.totp_secret, development)
+        else:
+            secret = None
+        if secret is not None:
+            user.totp_secret = seal_secret(settings, user.username, secret)
+            count += 1
     session.flush()
     return count
 
