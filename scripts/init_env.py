@@ -23,6 +23,10 @@ TEMPLATE = """\
 
 # Client token of the consent service (Authorization: Bearer ...).
 CONSENT_API_TOKEN={CONSENT_API_TOKEN}
+# The consent service's operators: /v1/audit/verify (Authorization: Bearer ...).
+CONSENT_ADMIN_TOKEN={CONSENT_ADMIN_TOKEN}
+# Key of the consent service's audit chain (HMAC-SHA256); keep it: the chain verifies only with it.
+CONSENT_AUDIT_KEY={CONSENT_AUDIT_KEY}
 # Key of the subject pseudonyms: hex(HMAC-SHA256(key, "<channel>:<sender_id>")).
 SUBJECT_PSEUDONYM_KEY={SUBJECT_PSEUDONYM_KEY}
 # Rasa's HTTP API (on in development) answers only with ?token=<this>.
@@ -54,6 +58,8 @@ CITY_CONTACT_HOURS=
 # The generated secrets: 32 random bytes each (the servers refuse weaker tokens).
 GENERATED: Dict[str, Callable[[], str]] = {
     "CONSENT_API_TOKEN": lambda: secrets.token_urlsafe(32),
+    "CONSENT_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
+    "CONSENT_AUDIT_KEY": lambda: secrets.token_urlsafe(32),
     "SUBJECT_PSEUDONYM_KEY": lambda: secrets.token_hex(32),
     "RASA_API_TOKEN": lambda: secrets.token_urlsafe(32),
     "ACTION_SERVER_TOKEN": lambda: secrets.token_urlsafe(32),

@@ -43,7 +43,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BACKEND_PYTHON = ROOT / ".venv-backend" / "bin" / "python"
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
-REQUIRED_SECRETS = ("CONSENT_API_TOKEN", "SUBJECT_PSEUDONYM_KEY")
+REQUIRED_SECRETS = (
+    "CONSENT_API_TOKEN",
+    "SUBJECT_PSEUDONYM_KEY",
+    # the consent service's audit key (docs/consent-service.md): kept across runs, since the
+    # audit chain written under one key verifies only with it
+    "CONSENT_AUDIT_KEY",
+)
 PRIVATE_UMASK = 0o077
 RETENTION_EVERY_SECONDS = 24 * 3600
 
@@ -190,16 +196,31 @@ class ProdStack:
             )
         if not base.get("ACTION_SERVER_TOKEN"):
             base["ACTION_SERVER_TOKEN"] = secrets.token_urlsafe(32)
+        if not base.get("CONSENT_ADMIN_TOKEN"):  # operators who need it set it
+            base["CONSENT_ADMIN_TOKEN"] = secrets.token_urlsafe(32)
         pg_host = base.setdefault("PG_HOST", "127.0.0.1")
         pg_port = base.setdefault("PG_PORT", "5432")
         pg_user = base.setdefault("PG_USER", "postgres")
         pg_password = base.setdefault("PG_PASSWORD", "")
         self.pg_admin = f"postgresql://{pg_user}:{pg_password}@{pg_host}:{pg_port}/postgres"
         self.rasa_db, self.consent_db = rasa_db, consent_db
-        auth = f"{pg_user}:{pg_password}@" if pg_password else f"{pg_user}@"
         # The tracker store's own role (created if missing, owner of its database).
         self.rasa_db_user = base.get("RASA_DB_USER") or pg_user
         self.rasa_db_password = base.get("RASA_DB_PASSWORD") or pg_password
+        # The consent database's roles (backend/consent_service/roles.py): the schema owner
+        # (migrations only, never given to the service), the app (no DDL, audit log
+        # append-only) and the staff console's read-only reader; `db create-roles` sets these
+        # passwords, new on every run.
+        self.consent_roles = {
+            kind: (f"{consent_db}_{kind}", secrets.token_urlsafe(24))
+            for kind in ("owner", "app", "ro")
+        }
+
+        def role_url(kind: str, database: str) -> str:
+            name, password = self.consent_roles[kind]
+            return f"postgresql+psycopg://{name}:{password}@{pg_host}:{pg_port}/{database}"
+
+        self.consent_owner_url = role_url("owner", consent_db)
         redis_host = base.setdefault("REDIS_HOST", "127.0.0.1")
         redis_port = base.setdefault("REDIS_PORT", "6379")
         redis_password = base.get("REDIS_PASSWORD", "")
@@ -234,12 +255,11 @@ class ProdStack:
             # action servers
             "CONSENT_API_URL": f"http://127.0.0.1:{self.ports.consent}",
             # consent service and staff console
-            "CONSENT_DATABASE_URL": (
-                f"postgresql+psycopg://{auth}{pg_host}:{pg_port}/{consent_db}"
-            ),
-            "STAFF_TRACKER_DATABASE_URL": (
-                f"postgresql+psycopg://{auth}{pg_host}:{pg_port}/{rasa_db}"
-            ),
+            "CONSENT_ENV": "production",
+            "CONSENT_AUTO_MIGRATE": "false",  # prepare_consent_database migrates, as the owner
+            "CONSENT_DATABASE_URL": role_url("app", consent_db),
+            "CONSENT_READONLY_DATABASE_URL": role_url("ro", consent_db),
+            "STAFF_TRACKER_DATABASE_URL": role_url("ro", rasa_db),
         }
         problems = start_up_problems(self.env)
         if problems:
@@ -270,6 +290,28 @@ class ProdStack:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
+
+    def _backend_command(self, name: str, args: List[str], env: Dict[str, str]) -> None:
+        """Run `python -m consent_service ARGS` to completion, its output to `name`.log."""
+        log = os.open(self.run_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log, "ab") as out:
+            done = subprocess.run(
+                [str(BACKEND_PYTHON), "-m", "consent_service", *args], cwd=ROOT,
+                env={**env, "PYTHONPATH": str(ROOT / "backend")}, stdout=out,
+                stderr=subprocess.STDOUT, check=False, umask=PRIVATE_UMASK, timeout=300,
+            )  # fmt: skip
+        if done.returncode != 0:
+            text = (self.run_dir / f"{name}.log").read_text(errors="replace")
+            raise RuntimeError(f"consent_service {args[0]} failed:\n{text[-3000:]}")
+
+    def prepare_consent_database(self) -> None:
+        """The consent database's roles (as the superuser), then migrations (as the owner)."""
+        admin = self.pg_admin.replace("postgresql://", "postgresql+psycopg://", 1)
+        owner = {**self.env, "CONSENT_MIGRATION_DATABASE_URL": self.consent_owner_url}
+        tracker_owner = ["--tracker-owner", self.rasa_db_user]
+        self._backend_command("consent-setup", ["db", "create-roles", *tracker_owner],
+                              {**owner, "CONSENT_DB_ADMIN_URL": admin})  # fmt: skip
+        self._backend_command("consent-setup", ["migrate"], owner)
 
     def start_consent(self) -> None:
         """The consent service on PostgreSQL."""
@@ -314,6 +356,7 @@ class ProdStack:
         ensure_login_role(self.pg_admin, self.rasa_db_user, self.rasa_db_password)
         create_database(self.pg_admin, self.rasa_db, owner=self.rasa_db_user)
         create_database(self.pg_admin, self.consent_db)
+        self.prepare_consent_database()
         self.start_consent()
         for index in range(len(self.ports.actions)):
             self.start_actions(index)
@@ -324,15 +367,25 @@ class ProdStack:
         self.start_nginx()
 
     def run_retention(self) -> int:
-        """Apply the retention policy to the tracker store once (bot/retention.py)."""
+        """Apply the retention policies once.
+
+        The consent service's expired idempotency records, then the tracker store's
+        (bot/retention.py).
+        """
+        try:
+            self._backend_command("retention", ["retention"], self.env)
+            consent_code = 0
+        except (RuntimeError, subprocess.TimeoutExpired):
+            consent_code = 1
         command = [str(PYTHON), "-m", "bot.retention", "--endpoints",
                    str(ROOT / "endpoints.prod.yml")]  # fmt: skip
         log = os.open(self.run_dir / "retention.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(log, "ab") as out:
-            return subprocess.run(
+            tracker_code = subprocess.run(
                 command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, check=False,
                 umask=PRIVATE_UMASK,
             ).returncode  # fmt: skip
+        return tracker_code or consent_code
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Kill one part (SIGKILL by default: no goodbye)."""

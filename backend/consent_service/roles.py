@@ -225,7 +225,8 @@ def _schema_statements(owner: str, others: list[str]) -> list[str]:
         # Tables created before the roles existed (by a superuser) go to the owner.
         "DO $$ DECLARE t record; BEGIN "  # noqa: S608 (a role name checked by _quote)
         "FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP "
-        f"EXECUTE format('ALTER TABLE public.%I OWNER TO {_quote(owner)}', t.tablename); "
+        "EXECUTE 'ALTER TABLE public.' || quote_ident(t.tablename) || "
+        f"' OWNER TO {_quote(owner)}'; "
         "END LOOP; END $$",
     ]
 

@@ -24,6 +24,7 @@ def _env(**values: str) -> Dict[str, str]:
         "PATH": os.environ.get("PATH", ""),
         "CONSENT_API_TOKEN": secrets.token_urlsafe(32),
         "SUBJECT_PSEUDONYM_KEY": secrets.token_hex(32),
+        "CONSENT_AUDIT_KEY": secrets.token_urlsafe(32),  # the consent service's (helper C1)
         "RASA_DB_USER": "funabashi_rasa_role",
         "RASA_DB_PASSWORD": secrets.token_urlsafe(24),
         "REDIS_PASSWORD": REDIS_PASSWORD,
@@ -108,3 +109,19 @@ def test_logs_and_files_of_the_profile_are_private(tmp_path: Path, umask_022: No
     assert stack.processes["part"].wait(timeout=60) == 0
     assert stat.S_IMODE(created.stat().st_mode) == 0o600  # the part's own files
     assert stat.S_IMODE((run_dir / "part.log").stat().st_mode) == 0o600
+
+
+def test_the_consent_service_runs_as_its_app_role_in_production(tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    stack = ProdStack(Ports.free(), tmp_path / "run", _env(), consent_db="consent_x")
+    env = stack.env
+    assert env["CONSENT_ENV"] == "production" and env["CONSENT_AUTO_MIGRATE"] == "false"
+    assert "CONSENT_MIGRATION_DATABASE_URL" not in env  # the owner only migrates (setup step)
+    app, reader = make_url(env["CONSENT_DATABASE_URL"]), make_url(env["STAFF_TRACKER_DATABASE_URL"])
+    assert (app.username, reader.username) == ("consent_x_app", "consent_x_ro")
+    assert app.password and reader.password and app.password != reader.password
+    assert make_url(stack.consent_owner_url).username == "consent_x_owner"
+    assert len(env["CONSENT_ADMIN_TOKEN"]) >= 43  # generated when not given
+    with pytest.raises(SystemExit, match="CONSENT_AUDIT_KEY"):
+        ProdStack(Ports.free(), tmp_path / "run2", _env(CONSENT_AUDIT_KEY="<unset>"))

@@ -143,3 +143,15 @@ def test_dev_rasa_is_started_with_its_api_closed_by_token_and_the_chat_on_loopba
     # bot.server refuses --enable-api without a strong RASA_API_TOKEN (tests/bot/test_server.py)
     assert "-m bot.server run" in run and "--enable-api" in run
     assert "-m bot.server shell" in shell and "--interface 127.0.0.1" in shell
+
+
+def test_init_env_generates_the_consent_services_admin_token_and_audit_key(
+    tmp_path: Path, umask_022: None
+) -> None:
+    path = tmp_path / ".env"
+    path.write_text("CONSENT_API_TOKEN=kept-as-it-is\n", encoding="utf-8")  # an older file
+    init_env.main(path)
+    values = _values(path)
+    for name in ("CONSENT_ADMIN_TOKEN", "CONSENT_AUDIT_KEY"):
+        assert startup.strong_token(values[name]), name
+    assert values["CONSENT_ADMIN_TOKEN"] != values["CONSENT_AUDIT_KEY"]
