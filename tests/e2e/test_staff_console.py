@@ -104,3 +104,23 @@ def test_staff_member_logs_in_and_opens_each_view(console: tuple[str, str], brow
     page.goto(f"{url}/staff/access-log")
     assert "view_transcript" in page.content()
     page.close()
+
+
+def test_a_code_opens_one_session_only(console: tuple[str, str]) -> None:
+    """The second log-in with the same code gets the same answer as any failure."""
+    url, secret = console
+    time.sleep(30 - time.time() % 30 + 1)  # a step whose code the other test has not used
+    code = totp(secret)
+    answers = []
+    for _ in range(2):
+        form = requests.get(f"{url}/staff/login", timeout=10)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        answer = requests.post(
+            f"{url}/staff/login",
+            data={"username": "kanri", "password": PASSWORD, "code": code, "csrf": csrf},
+            cookies={"staff_login_csrf": form.cookies["staff_login_csrf"]},
+            allow_redirects=False,
+            timeout=30,
+        )
+        answers.append(answer.headers["location"])
+    assert answers == ["/staff/", "/staff/login?error=invalid"]
