@@ -10,11 +10,16 @@ Configure it in `credentials.yml` as `bot.channels.line.LineInput:`; secrets com
   the rest goes on in the background), so a replica that dies mid-answer leaves the webhook
   unacknowledged and nginx or LINE's redelivery brings it to another replica.
 - Each event is answered once across replicas (`webhookEventId` claimed in the shared state,
-  bot/shared_state.py); events in `standby` mode are skipped.
+  bot/shared_state.py, for `LINE_EVENT_CLAIM_SECONDS` while it is answered, then remembered
+  `LINE_EVENT_REMEMBER_SECONDS`, 24 h); events in `standby` mode are skipped.
+- An event older than `LINE_EVENT_MAX_AGE_SECONDS` (its `timestamp`, 300 s) is not answered
+  unless LINE marks it a redelivery (`deliveryContext.isRedelivery`), and none older than the
+  remembered 24 h is: a signed body replayed later gets no answer (logged without ids).
 - A resident sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` is told once to
   wait (`too_many_messages`); further messages in that window are dropped.
-- Text typed by a resident is always text (a leading "/" is made full-width); only postbacks
-  carrying the assistant's own button payloads become intents.
+- Text typed by a resident is always text (bot/channels/guard.py); only postbacks the assistant
+  signed for this resident, or the rich menu's own payloads, become intents
+  (bot/channels/line_messages.py); any other postback is only text.
 - Stickers, images, location and other non-text messages, and over-long text, get a polite text
   answer (`non_text_message` / `message_too_long`); `follow` gets the greeting.
 - Rasa sees a keyed pseudonym of the LINE user id, never the id itself; logs carry neither ids
@@ -36,7 +41,14 @@ from sanic.response import HTTPResponse
 
 from bot.channels.guard import typed_text
 from bot.channels.line_api import LineApi
-from bot.channels.line_messages import postback_payload, signature_is_valid, to_line_messages
+from bot.channels.line_messages import (
+    accepted_postback,
+    postback_key,
+    sign_postback,
+    signature_is_valid,
+    to_line_messages,
+    verify_postback,
+)
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
 from bot.shared_state import Claim, SharedState, rate_verdict, shared_state, wait_for_claim
@@ -53,11 +65,19 @@ GREETING = "/greet"
 TOO_MANY = "/too_many_messages"
 
 
-def event_text(event: Dict[str, Any]) -> str | None:
+def _object(value: Any) -> Dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def event_text(
+    event: Dict[str, Any], verify: Callable[[str], str | None] | None = None
+) -> str | None:
     """What Rasa should receive for one webhook event, or None to ignore it.
 
     Args:
         event: One event of the webhook body.
+        verify: Checks a postback's signature for the event's resident (see
+            `line_messages.accepted_postback`); None accepts only the rich menu's payloads.
 
     Returns:
         Text (typed text made safe), an intent for postbacks of our buttons and for non-text
@@ -65,7 +85,7 @@ def event_text(event: Dict[str, Any]) -> str | None:
     """
     kind = event.get("type")
     if kind == "message":
-        message = event.get("message") or {}
+        message = _object(event.get("message"))
         if message.get("type") != "text":
             return NON_TEXT
         text = str(message.get("text") or "")
@@ -73,11 +93,39 @@ def event_text(event: Dict[str, Any]) -> str | None:
             return TOO_LONG
         return typed_text(text) if text.strip() else NON_TEXT
     if kind == "postback":
-        data = str((event.get("postback") or {}).get("data") or "")
-        return postback_payload(data) or (typed_text(data[:MAX_TYPED_CHARACTERS]) or None)
+        data = str(_object(event.get("postback")).get("data") or "")
+        payload = accepted_postback(data, verify)
+        return payload or (typed_text(data[:MAX_TYPED_CHARACTERS]) or None)
     if kind == "follow":
         return GREETING
     return None  # unfollow, join, leave, and anything LINE adds later
+
+
+def event_age(event: Dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds since LINE sent the event (its `timestamp`, in ms), or None without one."""
+    sent_at = event.get("timestamp")
+    if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)):
+        return None
+    return (time.time() if now is None else now) - sent_at / 1000
+
+
+def is_too_old(event: Dict[str, Any], settings: Settings, now: float | None = None) -> bool:
+    """Whether the event must not be answered for its age.
+
+    Args:
+        event: One event of the webhook body.
+        settings: `LINE_EVENT_MAX_AGE_SECONDS` and `LINE_EVENT_REMEMBER_SECONDS`.
+        now: The current Unix time (default: now).
+
+    Returns:
+        True without a timestamp, when older than the remembered event ids (a replay could not
+        be recognised), or when older than the maximum age and not a redelivery.
+    """
+    age = event_age(event, now)
+    if age is None or age > settings.line_event_remember_seconds:
+        return True
+    redelivery = _object(event.get("deliveryContext")).get("isRedelivery") is True
+    return age > settings.line_event_max_age_seconds and not redelivery
 
 
 class LineInput(InputChannel):
@@ -98,6 +146,8 @@ class LineInput(InputChannel):
         self._tasks: Set[asyncio.Task[bool]] = set()
         self._api: LineApi | None = None
         self._state: SharedState | None = None
+        key = settings.subject_pseudonym_key
+        self._postback_key = postback_key(key.get_secret_value()) if key else None
 
     def state(self) -> SharedState:
         """The state shared with the other replicas (created in the running event loop)."""
@@ -179,7 +229,7 @@ class LineInput(InputChannel):
             return
         try:
             if answered:
-                await self.state().finish(key)
+                await self.state().finish(key, self.settings.line_event_remember_seconds)
             else:
                 await self.state().release(key)
         except Exception as error:
@@ -194,14 +244,34 @@ class LineInput(InputChannel):
         results = [await self._handle(event, on_new_message) for event in events]
         return all(results)
 
+    def _signer(self, sender: str) -> Callable[[str], str] | None:
+        key = self._postback_key
+        return None if key is None else lambda payload: sign_postback(key, sender, payload)
+
+    def _verifier(self, sender: str) -> Callable[[str], str | None] | None:
+        key = self._postback_key
+        return None if key is None else lambda data: verify_postback(key, sender, data)
+
     async def _handle(
         self, event: Dict[str, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> bool:
-        source = event.get("source") or {}
+        kind = str(event.get("type"))[:40]
+        source = _object(event.get("source"))
         user_id = source.get("userId")
-        text = event_text(event)
-        if source.get("type") != "user" or not isinstance(user_id, str) or text is None:
-            logger.info("LINE event ignored: %s", event.get("type"))
+        if source.get("type") != "user" or not isinstance(user_id, str):
+            logger.info("LINE event ignored: %s", kind)
+            return True
+        try:
+            sender = pseudonym(self.settings, "line", user_id)
+        except RuntimeError as error:
+            logger.error("LINE event failed: %s", type(error).__name__)
+            return False
+        text = event_text(event, self._verifier(sender))
+        if text is None:
+            logger.info("LINE event ignored: %s", kind)
+            return True
+        if is_too_old(event, self.settings):
+            logger.warning("LINE event refused: too old and not a redelivery (%s)", kind)
             return True
         event_id = event.get("webhookEventId")
         key = event_id if isinstance(event_id, str) and event_id else None
@@ -210,7 +280,6 @@ class LineInput(InputChannel):
             return True
         answered = False
         try:
-            sender = pseudonym(self.settings, "line", user_id)
             verdict = await rate_verdict(self.state(), self.settings, f"line:{sender}")
             if verdict == "drop":
                 logger.info("LINE event dropped: over the rate limit")
@@ -221,7 +290,7 @@ class LineInput(InputChannel):
             await self.api().show_loading(user_id)
             collector = CollectingOutputChannel()
             await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
-            await self._answer(event, user_id, collector.messages)
+            await self._answer(event, user_id, sender, collector.messages)
             answered = True
         except Exception as error:  # one bad event must not stop the others
             logger.error("LINE event failed: %s", type(error).__name__)
@@ -233,16 +302,16 @@ class LineInput(InputChannel):
         self,
         event: Dict[str, Any],
         user_id: str,
+        sender: str,
         messages: list[dict[str, Any]],
     ) -> None:
-        batches = to_line_messages(messages)
+        batches = to_line_messages(messages, self._signer(sender))
         if not batches:
             return
         token = event.get("replyToken")
         first, rest = batches[0], batches[1:]
-        sent_at = event.get("timestamp")  # milliseconds; a redelivered event's token may be stale
-        age = time.time() - sent_at / 1000 if isinstance(sent_at, (int, float)) else 0.0
-        fresh = age < REPLY_TOKEN_SECONDS
+        age = event_age(event)  # a redelivered event's reply token may be stale
+        fresh = age is not None and age < REPLY_TOKEN_SECONDS
         if not (isinstance(token, str) and fresh and await self.api().reply(token, first)):
             await self.api().push(user_id, first)
         for batch in rest:

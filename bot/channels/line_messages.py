@@ -3,6 +3,13 @@
 Limits (LINE's documentation; the ones in its OpenAPI description are also checked by the tests'
 fake server): at most 5 messages per reply or push, a text message of at most 5,000 characters,
 at most 13 quick-reply items, labels of at most 20 characters, postback data of at most 300 bytes.
+
+Postbacks: the data of every quick-reply button the assistant sends is its Rasa payload followed
+by "#" and an HMAC (keyed from `SUBJECT_PSEUDONYM_KEY`, bound to the resident's pseudonym), and
+only data with a valid HMAC, or exactly one of the rich menu's own payloads
+(bot/line/richmenu.json, entity-free), becomes an intent. Any other postback — forged, replayed
+from another resident, or made with an old key — is only text, so no postback can carry
+entities the assistant did not put on a button itself.
 """
 
 from __future__ import annotations
@@ -10,16 +17,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
-from typing import Any, Dict, Iterable, List
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List
 
 MAX_MESSAGES = 5
 MAX_TEXT = 5000
 MAX_QUICK_REPLIES = 13
 MAX_LABEL = 20
 MAX_POSTBACK_BYTES = 300
-# Only payloads of the assistant's own buttons are accepted back as postbacks.
+# The shape of the assistant's own button payloads (those put on quick replies).
 PAYLOAD = re.compile(r"^/[a-z_]+(\{[^\n]*\})?$")
+RICH_MENU = Path(__file__).resolve().parent.parent / "line" / "richmenu.json"
+SIGNATURE_BYTES = 16  # 128 bits of HMAC-SHA256, 22 base64url characters
+SIGNATURE = re.compile(r"[A-Za-z0-9_-]{22}")
+Signer = Callable[[str], str]
 SENTENCE_END = re.compile(r"(?<=[。！？!?\n])")
 
 
@@ -41,10 +55,64 @@ def signature_is_valid(channel_secret: str, body: bytes, signature: str | None) 
 
 
 def postback_payload(data: str) -> str | None:
-    """The payload of one of the assistant's own buttons, or None for anything else."""
+    """`data` if it has the shape of the assistant's button payloads, or None.
+
+    The shape alone is never trusted for a postback coming back (see `accepted_postback`).
+    """
     if len(data.encode("utf-8")) <= MAX_POSTBACK_BYTES and PAYLOAD.match(data):
         return data
     return None
+
+
+def postback_key(pseudonym_key: str) -> bytes:
+    """The key that signs postback data, derived from `SUBJECT_PSEUDONYM_KEY`."""
+    return hmac.new(pseudonym_key.encode("utf-8"), b"line-postback-data", hashlib.sha256).digest()
+
+
+def sign_postback(key: bytes, sender: str, payload: str) -> str:
+    """Postback data for `payload` on a button sent to `sender` (a pseudonym).
+
+    Returns:
+        `<payload>#<22 base64url characters of HMAC-SHA256(key, sender + LF + payload)>`.
+    """
+    mac = hmac.new(key, f"{sender}\n{payload}".encode(), hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(mac[:SIGNATURE_BYTES]).decode().rstrip("=")
+    return f"{payload}#{signature}"
+
+
+def verify_postback(key: bytes, sender: str, data: str) -> str | None:
+    """The payload of postback data the assistant signed for `sender`, or None."""
+    payload, separator, signature = data.rpartition("#")
+    if not separator or not SIGNATURE.fullmatch(signature) or not postback_payload(payload):
+        return None
+    expected = sign_postback(key, sender, payload).encode("ascii", "replace")
+    return payload if hmac.compare_digest(expected, data.encode("utf-8", "replace")) else None
+
+
+@lru_cache(maxsize=1)
+def rich_menu_payloads() -> frozenset[str]:
+    """The postback data of the rich menu's areas (read once, on first use)."""
+    menu = json.loads(RICH_MENU.read_text(encoding="utf-8"))
+    return frozenset(
+        area["action"]["data"] for area in menu["areas"] if area["action"].get("type") == "postback"
+    )
+
+
+def accepted_postback(data: str, verify: Callable[[str], str | None] | None) -> str | None:
+    """The intent a postback may become: a signed button's payload or a rich-menu payload.
+
+    Args:
+        data: The postback data LINE delivered.
+        verify: Checks the data's signature for this resident (`verify_postback` bound to the
+            key and the sender); None accepts only the rich menu.
+
+    Returns:
+        The payload, or None when the postback is neither.
+    """
+    payload = verify(data) if verify is not None else None
+    if payload is None and data in rich_menu_payloads():
+        payload = data
+    return payload
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> List[str]:
@@ -90,10 +158,19 @@ def _merge(texts: List[str]) -> List[str]:
     return texts
 
 
-def quick_reply(buttons: Iterable[Dict[str, Any]]) -> Dict[str, Any] | None:
+def quick_reply(
+    buttons: Iterable[Dict[str, Any]], sign: Signer | None = None
+) -> Dict[str, Any] | None:
     """Rasa buttons as a LINE quick reply of postback actions (at most 13, labels ≤ 20).
 
-    Buttons whose payload is too long for postback data are left out.
+    Args:
+        buttons: Rasa's buttons (`title`, `payload`).
+        sign: Turns a payload into the postback data (`sign_postback` for the resident);
+            None sends the payload as it is.
+
+    Returns:
+        The quick reply, or None without buttons. Buttons whose payload is not one of the
+        assistant's or whose data would be too long for LINE are left out.
     """
     items = []
     for button in buttons:
@@ -101,13 +178,16 @@ def quick_reply(buttons: Iterable[Dict[str, Any]]) -> Dict[str, Any] | None:
         label = str(button.get("title", ""))[:MAX_LABEL]
         if not label or postback_payload(payload) is None:
             continue
+        data = sign(payload) if sign is not None else payload
+        if len(data.encode("utf-8")) > MAX_POSTBACK_BYTES:
+            continue
         items.append(
             {
                 "type": "action",
                 "action": {
                     "type": "postback",
                     "label": label,
-                    "data": payload,
+                    "data": data,
                     "displayText": label,
                 },
             }
@@ -117,7 +197,9 @@ def quick_reply(buttons: Iterable[Dict[str, Any]]) -> Dict[str, Any] | None:
     return {"items": items} if items else None
 
 
-def to_line_messages(rasa_messages: List[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
+def to_line_messages(
+    rasa_messages: List[Dict[str, Any]], sign: Signer | None = None
+) -> List[List[Dict[str, Any]]]:
     """Turn Rasa's answers into batches of LINE text messages.
 
     Texts are split under 5,000 characters and merged so that a batch has at most 5 messages;
@@ -126,6 +208,7 @@ def to_line_messages(rasa_messages: List[Dict[str, Any]]) -> List[List[Dict[str,
 
     Args:
         rasa_messages: What Rasa's output channel collected (`text`, `buttons`, ...).
+        sign: Turns a button's payload into its postback data (see `quick_reply`).
 
     Returns:
         Batches of at most 5 LINE message objects; empty when there is nothing to send.
@@ -138,7 +221,7 @@ def to_line_messages(rasa_messages: List[Dict[str, Any]]) -> List[List[Dict[str,
         buttons.extend(message.get("buttons") or [])
     texts = _merge(texts)
     messages: List[Dict[str, Any]] = [{"type": "text", "text": t} for t in texts]
-    reply = quick_reply(buttons)
+    reply = quick_reply(buttons, sign)
     if messages and reply:
         messages[-1]["quickReply"] = reply
     return [messages[i : i + MAX_MESSAGES] for i in range(0, len(messages), MAX_MESSAGES)]

@@ -6,16 +6,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 import pytest
 
 from bot.channels.guard import typed_text
 from bot.channels.line import event_text
 from bot.channels.line_messages import (
+    postback_key,
     postback_payload,
+    rich_menu_payloads,
+    sign_postback,
     signature_is_valid,
     split_text,
     to_line_messages,
+    verify_postback,
 )
 from tests.line_fake import SPECS, OpenApi, documented_limit_problems
 
@@ -155,3 +160,26 @@ def test_nothing_to_say_sends_nothing() -> None:
 )  # fmt: skip
 def test_event_text(event: dict, text: str | None) -> None:
     assert event_text(event) == text
+
+
+def test_quick_reply_data_is_signed_and_kept_under_the_limit(messaging_api: OpenApi) -> None:
+    key = postback_key("k")
+    buttons = [
+        {"title": "短い", "payload": "/help"},
+        # fits unsigned (290 bytes) but not with its signature: left out
+        {"title": "長い", "payload": '/x{"a": "' + "b" * 279 + '"}'},
+    ]
+    [batch] = to_line_messages(
+        [{"text": "どうぞ", "buttons": buttons}], lambda p: sign_postback(key, "s", p)
+    )
+    [item] = batch[-1]["quickReply"]["items"]
+    assert item["action"]["data"] == sign_postback(key, "s", "/help")
+    assert verify_postback(key, "s", item["action"]["data"]) == "/help"
+    body = {"replyToken": "t", "messages": batch}
+    assert messaging_api.errors(body, messaging_api.request_schema("/v2/bot/message/reply")) == []
+
+
+def test_the_rich_menu_allow_list_is_its_entity_free_payloads() -> None:
+    payloads = rich_menu_payloads()
+    assert "/give_consent" in payloads and len(payloads) == 6
+    assert all(re.fullmatch(r"/[a-z_]+", p) for p in payloads)

@@ -169,12 +169,24 @@ def test_buttons_come_back_as_postbacks(
     assert greeting.problems == [] and "情報銀行" in reply_texts(greeting)
     items = greeting.body["messages"][-1]["quickReply"]["items"]
     data = [i["action"]["data"] for i in items]
-    assert "/ask_data_levels" in data
-    postback = event("postback", user, postback={"data": "/ask_data_levels"})
+    # each button's data is its payload signed for this resident (bot/channels/line_messages.py)
+    [levels] = [d for d in data if d.startswith("/ask_data_levels#")]
+    postback = event("postback", user, postback={"data": levels})
     body = body_of([postback], webhook_schema)
     assert post(assistant, body, sign(body)).status_code == 200
     [answer] = calls_for(fake_line, REPLY, postback["replyToken"])
     assert "レベル0〜3" in reply_texts(answer)
+
+
+def test_a_postback_the_assistant_did_not_sign_is_not_an_intent(
+    assistant: Assistant, fake_line: FakeLineApi, webhook_schema: OpenApi
+) -> None:
+    user = user_id()
+    forged = event("postback", user, postback={"data": '/ask_data_levels{"data_level": "3"}'})
+    body = body_of([forged], webhook_schema)
+    assert post(assistant, body, sign(body)).status_code == 200
+    [reply] = calls_for(fake_line, REPLY, forged["replyToken"])
+    assert "レベル3は、レベル2に含まれない" not in reply_texts(reply)  # utter_data_level_3
 
 
 def test_typed_slash_text_is_not_an_intent(
@@ -185,6 +197,29 @@ def test_typed_slash_text_is_not_an_intent(
     assert post(assistant, body, sign(body)).status_code == 200
     [reply] = calls_for(fake_line, REPLY, typed["replyToken"])
     assert "レベル0〜3に分けて扱います" not in reply_texts(reply)
+
+
+@pytest.mark.parametrize("blank", [" ", "\u3000", "\t", "\n", "\u00a0", "\u200b", "\ufeff"])
+def test_typed_slash_text_after_blanks_is_not_an_intent(
+    assistant: Assistant, fake_line: FakeLineApi, webhook_schema: OpenApi, blank: str
+) -> None:
+    typed = text_event(user_id(), blank + "/ask_data_levels")
+    body = body_of([typed], webhook_schema)
+    assert post(assistant, body, sign(body)).status_code == 200
+    [reply] = calls_for(fake_line, REPLY, typed["replyToken"])
+    assert "レベル0〜3に分けて扱います" not in reply_texts(reply)
+
+
+def test_an_old_event_that_is_not_a_redelivery_is_not_answered(
+    assistant: Assistant, fake_line: FakeLineApi, webhook_schema: OpenApi
+) -> None:
+    user = user_id()
+    old = text_event(user, "こんにちは", timestamp=int((time.time() - 600) * 1000))
+    body = body_of([old], webhook_schema)
+    assert post(assistant, body, sign(body)).status_code == 200  # acknowledged, not answered
+    time.sleep(3)
+    assert calls_for(fake_line, REPLY, old["replyToken"], 0) == []
+    assert calls_for(fake_line, PUSH, user, 0) == []
 
 
 def test_an_expired_reply_token_falls_back_to_push(

@@ -124,3 +124,26 @@ def test_a_payload_that_was_not_offered_is_only_text(assistant: Assistant) -> No
         client.disconnect()
     assert answers, "the assistant answered"
     assert all("レベル0〜3に分けて扱います" not in a.get("text", "") for a in answers)
+
+
+@pytest.mark.parametrize("blank", [" ", "\u3000", "\n", "\t", "\u00a0", "\u200b"])
+def test_typed_slash_text_after_blanks_is_only_text(assistant: Assistant, blank: str) -> None:
+    client = connect(assistant, new_session(assistant), origin=assistant.url)
+    answers: List[dict] = []
+    client.on("bot_uttered", answers.append)
+    try:
+        client.emit("user_uttered", {"message": blank + "/ask_data_levels"})
+        client.sleep(5)
+    finally:
+        client.disconnect()
+    assert answers, "the assistant answered"
+    assert all("レベル0〜3に分けて扱います" not in a.get("text", "") for a in answers)
+
+
+def test_a_session_token_with_non_ascii_text_is_refused_not_an_error(
+    assistant: Assistant,
+) -> None:
+    session, expires, _ = new_session(assistant).split(".")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        connect(assistant, f"{session}.{expires}.署名")
+    assert new_session(assistant)  # the server is fine

@@ -42,6 +42,7 @@ MODEL = ROOT / "models" / "assistant.tar.gz"
 ANSWER_SECONDS = 60.0
 RECORDED = "同意を記録しました"
 VITALS = '/give_consent{"offer_id": "city_health_vitals"}'
+WEB_ORIGIN = "https://chat.example.test"  # the city's page (production refuses local origins)
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -73,7 +74,9 @@ class Answer:
     """What the assistant sent LINE for one event."""
 
     texts: List[str] = field(default_factory=list)
-    postbacks: List[str] = field(default_factory=list)
+    postbacks: List[str] = field(default_factory=list)  # the buttons' payloads
+    # payload -> the postback data LINE sends back (signed for the resident)
+    data: Dict[str, str] = field(default_factory=dict)
 
 
 class LinePlatform:
@@ -142,7 +145,10 @@ class LinePlatform:
         for message in body.get("messages", []):
             answer.texts.append(message.get("text", ""))
             for item in (message.get("quickReply") or {}).get("items", []):
-                answer.postbacks.append(item["action"].get("data", ""))
+                data = item["action"].get("data", "")
+                payload = data.rpartition("#")[0] or data
+                answer.postbacks.append(payload)
+                answer.data[payload] = data
         return answer
 
     def wait_answer(self, event: Dict[str, Any], user_pushes_before: int) -> Answer:
@@ -184,20 +190,23 @@ class Resident:
         self.platform = platform
         self.user = "U" + uuid.uuid4().hex
         self.turns = 0
+        self.buttons: Dict[str, str] = {}  # of the latest answer: payload -> postback data
 
     def _send(self, event: Dict[str, Any]) -> Answer:
         before = len(self.platform.pushes_to(self.user))
         self.platform.deliver([event])
         self.turns += 1
-        return self.platform.wait_answer(event, before)
+        answer = self.platform.wait_answer(event, before)
+        self.buttons = answer.data
+        return answer
 
     def say(self, message: str) -> Answer:
         """Type a message; return the assistant's answer."""
         return self._send(self.platform.text_event(self.user, message))
 
     def press(self, data: str) -> Answer:
-        """Press a button (postback); return the answer."""
-        return self._send(self.platform.postback_event(self.user, data))
+        """Press the latest answer's button of payload `data` (else send `data` as it is)."""
+        return self._send(self.platform.postback_event(self.user, self.buttons.get(data, data)))
 
     def up_to_read_back(self) -> None:
         """Ask to consent, choose the level-1 offer and reach the read-back question."""
@@ -246,6 +255,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "LINE_API_DATA_BASE_URL": fake.url,
             "REDIS_KEY_PREFIX": f"rel-{suffix}",
             "LINE_EVENT_CLAIM_SECONDS": "5",
+            "WEBCHAT_ALLOWED_ORIGINS": WEB_ORIGIN,
             "CONSENT_API_READ_TIMEOUT": "3",
             "CITY_CONTACT_NAME": "テスト用の窓口",
             "CITY_CONTACT_PHONE": "0000-00-0000",
