@@ -24,6 +24,7 @@ one). Nor with a weak token (bot/startup.py). Everything it writes is private (u
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import shutil
@@ -51,6 +52,9 @@ REQUIRED_SECRETS = (
     "CONSENT_AUDIT_KEY",
 )
 PRIVATE_UMASK = 0o077
+# The load balancer in front of nginx whose X-Forwarded-For names the client (a local TLS
+# terminator by default; NGINX_REAL_IP_FROM lists the city's).
+DEFAULT_REAL_IP_FROM = "127.0.0.1"
 RETENTION_EVERY_SECONDS = 24 * 3600
 
 
@@ -140,6 +144,7 @@ def start_up_problems(env: Dict[str, str]) -> List[str]:
         )
     elif not urlsplit(env.get("REDIS_URL", "")).password:
         problems.append("REDIS_URL has no password: write it as redis://:<password>@host:port/db")
+    problems.extend(web_problems(env))
     for name in ("CONSENT_API_TOKEN", "ACTION_SERVER_TOKEN"):
         problem = token_problem(name, env.get(name), required=True)
         if problem:
@@ -147,8 +152,42 @@ def start_up_problems(env: Dict[str, str]) -> List[str]:
     return problems
 
 
-def render_nginx(ports: Ports, run_dir: Path) -> Path:
-    """Write nginx.conf for these ports into `run_dir`."""
+def web_problems(env: Dict[str, str]) -> List[str]:
+    """The web chat's origins and nginx's trusted load balancers, as `start_up_problems` says.
+
+    Production accepts only https origins of public hosts (no http, localhost or 127.0.0.1:
+    bot/channels/origins.py), and NGINX_REAL_IP_FROM must be addresses or networks.
+    """
+    from bot.channels.origins import insecure_origins, split_origins
+
+    problems = []
+    origins = split_origins(env.get("WEBCHAT_ALLOWED_ORIGINS", ""))
+    refused = insecure_origins(origins)
+    if not origins or refused:
+        problems.append(
+            "WEBCHAT_ALLOWED_ORIGINS must list the https origin(s) of the city's chat page, none"
+            " http, localhost or 127.0.0.1"
+            + (f" (refused: {', '.join(refused)})" if refused else "")
+        )
+    try:
+        real_ip_lines(env.get("NGINX_REAL_IP_FROM", DEFAULT_REAL_IP_FROM))
+    except ValueError:
+        problems.append("NGINX_REAL_IP_FROM must be comma-separated addresses or networks")
+    return problems
+
+
+def real_ip_lines(trusted: str) -> str:
+    """The `set_real_ip_from` lines of nginx for comma-separated addresses or networks.
+
+    Raises:
+        ValueError: For an empty list or anything that is not an address or network.
+    """
+    networks = [str(ipaddress.ip_network(n.strip(), strict=False)) for n in trusted.split(",")]
+    return "\n".join(f"  set_real_ip_from {network};" for network in networks)
+
+
+def render_nginx(ports: Ports, run_dir: Path, real_ip_from: str = DEFAULT_REAL_IP_FROM) -> Path:
+    """Write nginx.conf for these ports (and these trusted load balancers) into `run_dir`."""
     servers = "\n".join(
         f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;" for port in ports.rasa
     )
@@ -162,6 +201,7 @@ def render_nginx(ports: Ports, run_dir: Path) -> Path:
         "ACTIONS_PROXY_PORT": str(ports.actions_proxy),
         "RASA_SERVERS": servers,
         "ACTION_SERVERS": actions,
+        "REAL_IP_FROM": real_ip_lines(real_ip_from),
     }.items():
         text = text.replace("{{" + key + "}}", value)
     path = run_dir / "nginx.conf"
@@ -224,7 +264,6 @@ class ProdStack:
         redis_host = base.setdefault("REDIS_HOST", "127.0.0.1")
         redis_port = base.setdefault("REDIS_PORT", "6379")
         redis_password = base.get("REDIS_PASSWORD", "")
-        public = f"http://127.0.0.1:{self.ports.public}"
         self.env = {
             **base,
             "PYTHONPATH": str(ROOT),
@@ -242,16 +281,9 @@ class ProdStack:
             # channels (bot/settings.py, bot/shared_state.py): the same Redis, with its password
             "REDIS_URL": base.get("REDIS_URL")
             or f"redis://:{quote(redis_password, safe='')}@{redis_host}:{redis_port}/2",
-            # The page as served by this profile's nginx, besides the configured origins.
-            "WEBCHAT_ALLOWED_ORIGINS": ",".join(
-                origin
-                for origin in [
-                    *base.get("WEBCHAT_ALLOWED_ORIGINS", "").split(","),
-                    public,
-                    f"http://localhost:{self.ports.public}",
-                ]
-                if origin.strip()
-            ),
+            # The web chat: the city's https page only (checked below), CSP with wss: only.
+            "WEBCHAT_ALLOWED_ORIGINS": base.get("WEBCHAT_ALLOWED_ORIGINS", ""),
+            "WEBCHAT_SECURE_ONLY": "true",
             # action servers
             "CONSENT_API_URL": f"http://127.0.0.1:{self.ports.consent}",
             # consent service and staff console
@@ -346,7 +378,8 @@ class ProdStack:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(nginx).exists():
             raise SystemExit("nginx is missing: `apt-get install nginx-light` (Debian).")
-        config = render_nginx(self.ports, self.run_dir)
+        trusted = self.env.get("NGINX_REAL_IP_FROM", DEFAULT_REAL_IP_FROM)
+        config = render_nginx(self.ports, self.run_dir, trusted)
         self._start("nginx", [nginx, "-e", str(self.run_dir / "nginx-error.log"),
                               "-c", str(config), "-p", str(self.run_dir)])  # fmt: skip
         self._wait("nginx", f"http://127.0.0.1:{self.ports.public}/health", 30)

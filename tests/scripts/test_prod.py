@@ -29,6 +29,7 @@ def _env(**values: str) -> Dict[str, str]:
         "RASA_DB_PASSWORD": secrets.token_urlsafe(24),
         "REDIS_PASSWORD": REDIS_PASSWORD,
         "REDIS_PORT": "6390",
+        "WEBCHAT_ALLOWED_ORIGINS": "https://chat.example.test",  # the city's page (issue #12 A5)
     }
     env.update(values)
     return {name: value for name, value in env.items() if value != "<unset>"}
