@@ -1,14 +1,16 @@
 """The production profile (scripts/prod.py) under faults, driven the way LINE drives it.
 
 Each module gets its own stack on free ports: two Rasa replicas and two action servers behind
-nginx, the tracker store and the consent database on throw-away PostgreSQL databases, Redis for
-the lock store and the channel's shared state, and a local LINE platform (tests/line_fake.py)
-that checks every call against LINE's OpenAPI description. `LinePlatform` delivers signed
-webhooks through nginx as LINE does with redelivery on: an unanswered or failed delivery is sent
-again (same `webhookEventId`, `isRedelivery: true`).
+nginx, the tracker store and the consent database on throw-away PostgreSQL databases (the tracker
+store through a throw-away role with a password), a throw-away Redis requiring a password
+(`redis-server --requirepass`: the password must really reach the lock store and the channels'
+shared state), and a local LINE platform (tests/line_fake.py) that checks every call against
+LINE's OpenAPI description. `LinePlatform` delivers signed webhooks through nginx as LINE does
+with redelivery on: an unanswered or failed delivery is sent again (same `webhookEventId`,
+`isRedelivery: true`).
 
-Needs PostgreSQL, Redis, nginx and a trained model: with CI=true all are mandatory; elsewhere a
-missing one skips these tests with a message.
+Needs PostgreSQL, redis-server, nginx and a trained model: with CI=true all are mandatory;
+elsewhere a missing one skips these tests with a message.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import shutil
 import socket
+import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -56,8 +61,8 @@ def require_services() -> None:
     missing = []
     if not _reachable("127.0.0.1", 5432):
         missing.append("PostgreSQL on 127.0.0.1:5432")
-    if not _reachable("127.0.0.1", 6379):
-        missing.append("Redis on 127.0.0.1:6379")
+    if shutil.which("redis-server") is None:
+        missing.append("redis-server (Debian package redis-server)")
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
         missing.append("nginx (make nginx-deps)")
     if not MODEL.exists():
@@ -239,45 +244,90 @@ class Stack:
             engine.dispose()
 
 
+@contextmanager
+def redis_with_password(folder: Path) -> Iterator[Dict[str, str]]:
+    """A throw-away Redis on a free port that refuses clients without its password."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    password = secrets.token_urlsafe(24)
+    log = folder / "redis.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(shutil.which("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
+             "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(folder)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _reachable("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port), "REDIS_PASSWORD": password}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require_services()
     suffix = uuid.uuid4().hex[:10]
     rasa_db, consent_db = f"rel_rasa_{suffix}", f"rel_consent_{suffix}"
-    with FakeLineApi(LINE_TOKEN) as fake:
-        env = {
-            **os.environ,
-            "CONSENT_API_TOKEN": CONSENT_TOKEN,
-            "SUBJECT_PSEUDONYM_KEY": PSEUDONYM_KEY,
-            "LINE_CHANNEL_SECRET": LINE_SECRET,
-            "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
-            "LINE_API_BASE_URL": fake.url,
-            "LINE_API_DATA_BASE_URL": fake.url,
-            "REDIS_KEY_PREFIX": f"rel-{suffix}",
-            "LINE_EVENT_CLAIM_SECONDS": "5",
-            "WEBCHAT_ALLOWED_ORIGINS": WEB_ORIGIN,
-            "CONSENT_API_READ_TIMEOUT": "3",
-            "CITY_CONTACT_NAME": "テスト用の窓口",
-            "CITY_CONTACT_PHONE": "0000-00-0000",
-            "CITY_CONTACT_HOURS": "平日",
-        }
-        stack = ProdStack(
-            Ports.free(), tmp_path_factory.mktemp("prod"), env, MODEL, rasa_db, consent_db
-        )
-        try:
-            stack.start()
-            yield Stack(
-                stack,
-                LinePlatform(stack.public_url, fake),
-                f"postgresql://postgres@127.0.0.1:5432/{consent_db}",
+    # The tracker store's own role, with a password (the profile refuses an empty one).
+    rasa_role, rasa_password = f"rel_rasa_role_{suffix}", secrets.token_urlsafe(24)
+    # pre-ping: a module restarts PostgreSQL, which closes the pooled connection
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE ROLE \"{rasa_role}\" LOGIN PASSWORD '{rasa_password}'"))
+    try:
+        with (
+            redis_with_password(tmp_path_factory.mktemp("redis")) as redis,
+            FakeLineApi(LINE_TOKEN) as fake,
+        ):
+            env = {
+                **os.environ,
+                **redis,
+                "RASA_DB_USER": rasa_role,
+                "RASA_DB_PASSWORD": rasa_password,
+                "CONSENT_API_TOKEN": CONSENT_TOKEN,
+                "STAFF_TOTP_KEY": secrets.token_urlsafe(32),
+                "SUBJECT_PSEUDONYM_KEY": PSEUDONYM_KEY,
+                "CONSENT_AUDIT_KEY": secrets.token_urlsafe(32),
+                "LINE_CHANNEL_SECRET": LINE_SECRET,
+                "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
+                "LINE_API_BASE_URL": fake.url,
+                "LINE_API_DATA_BASE_URL": fake.url,
+                "REDIS_KEY_PREFIX": f"rel-{suffix}",
+                "LINE_EVENT_CLAIM_SECONDS": "5",
+                "WEBCHAT_ALLOWED_ORIGINS": WEB_ORIGIN,
+                "CONSENT_API_READ_TIMEOUT": "3",
+                "CITY_CONTACT_NAME": "テスト用の窓口",
+                "CITY_CONTACT_PHONE": "0000-00-0000",
+                "CITY_CONTACT_HOURS": "平日",
+            }
+            env.pop("REDIS_URL", None)  # built by the profile from the throw-away Redis
+            stack = ProdStack(
+                Ports.free(), tmp_path_factory.mktemp("prod"), env, MODEL, rasa_db, consent_db
             )
-        finally:
-            stack.stop()
-            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as connection:
-                for name in (rasa_db, consent_db):
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            try:
+                stack.start()
+                yield Stack(
+                    stack,
+                    LinePlatform(stack.public_url, fake),
+                    f"postgresql://postgres@127.0.0.1:5432/{consent_db}",
+                )
+            finally:
+                stack.stop()
+    finally:
+        with admin.connect() as connection:
+            for name in (rasa_db, consent_db):
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{rasa_role}"'))
+            for kind in ("owner", "app", "ro"):  # the consent database's roles (scripts/prod.py)
+                connection.execute(text(f'DROP ROLE IF EXISTS "{consent_db}_{kind}"'))
+        admin.dispose()
 
 
 def wait_until(condition: Any, seconds: float = 60.0) -> None:
