@@ -1,4 +1,4 @@
-"""The one HTTP client of the consent service (../shared/docs/contract.md, `/v1`).
+"""The one HTTP client of the consent service (docs/contract.md, `/v1`).
 
 Ids that came from a conversation (a typed `/give_consent{"offer_id": ...}` is as easy to send as
 a button press) reach a URL only after a strict check of their shape (:func:`valid_offer_id`,

@@ -9,7 +9,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-# The canonical `data_item` values of ../shared/docs/contract.md. Each has a response
+# The canonical `data_item` values of docs/contract.md. Each has a response
 # `utter_item_level_<item>` in domain.yml naming its level and what that level means.
 DATA_ITEMS = (
     "steps",

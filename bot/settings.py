@@ -1,7 +1,7 @@
 """Settings of the Rasa side (assistant, channels and action server), kept in one place.
 
 Values come from the environment first, then from the project's `.env` file (the environment
-wins), as ../shared/docs/contract.md fixes. Nothing is read at import time: call
+wins), as docs/contract.md fixes. Nothing is read at import time: call
 :func:`get_settings`.
 """
 

@@ -1,4 +1,4 @@
-"""Shared fixtures and the names fixed by ../shared/docs/contract.md."""
+"""Shared fixtures and the names fixed by docs/contract.md."""
 
 from __future__ import annotations
 

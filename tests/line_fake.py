@@ -1,6 +1,6 @@
 """A local stand-in for the LINE platform, checking what we send against LINE's own OpenAPI.
 
-`OpenApi` validates JSON against a schema of ../shared/specs/line-openapi/*.yml, following its
+`OpenApi` validates JSON against a schema of tests/specs/line-openapi/*.yml, following its
 `discriminator` mappings (JSON Schema itself ignores them, so a message's type-specific schema
 would otherwise never be checked). `FakeLineApi` serves the Messaging API calls the channel makes
 on a loopback port and records every request with the problems found in it.
@@ -20,7 +20,8 @@ from typing import Any, Dict, List
 import jsonschema
 import yaml
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs" / "line-openapi"
+# LINE's OpenAPI files, vendored with their licence and upstream commit (see README.md there).
+SPECS = Path(__file__).resolve().parent / "specs" / "line-openapi"
 # Limits from LINE's documentation that its OpenAPI description does not state.
 MAX_TEXT = 5000
 MAX_LABEL = 20

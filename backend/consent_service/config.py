@@ -1,7 +1,7 @@
 """Settings of the consent service, read in one place.
 
 Values come from the environment first, then from the project's `.env` (the environment wins),
-as ../shared/docs/contract.md fixes. Nothing is read at import time: use :func:`get_settings`.
+as docs/contract.md fixes. Nothing is read at import time: use :func:`get_settings`.
 """
 
 from __future__ import annotations

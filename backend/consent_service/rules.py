@@ -1,6 +1,6 @@
 """The information bank's consent rules, as one pure function.
 
-The order is fixed by ../shared/docs/contract.md: the first broken rule is the one reported, so a
+The order is fixed by docs/contract.md: the first broken rule is the one reported, so a
 level-3 item is refused as `level3_not_handled` whatever the offer.
 """
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of the `/v1` API (../shared/docs/contract.md)."""
+"""Request and response bodies of the `/v1` API (docs/contract.md)."""
 
 from __future__ import annotations
 

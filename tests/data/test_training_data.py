@@ -1,6 +1,6 @@
 """Checks on the NLU training and test data that no model training is needed for.
 
-They hold the data to the contract (../shared/docs/contract.md) and keep it learnable: every
+They hold the data to the contract (docs/contract.md) and keep it learnable: every
 contract intent has enough varied examples, the held-out set never overlaps training, and entity
 annotations line up with GiNZA's tokens (DIET silently drops an entity that does not).
 """

@@ -1,4 +1,4 @@
-"""The `/v1` routes and `/health` (../shared/docs/contract.md)."""
+"""The `/v1` routes and `/health` (docs/contract.md)."""
 
 from __future__ import annotations
 
