@@ -57,6 +57,9 @@ PLOTS = ROOT / "docs" / "bench"
 RESULTS = ROOT / "results" / "bench"
 MARK_START, MARK_END = "<!-- assistant:start -->", "<!-- assistant:end -->"
 CONSENT_TOKEN = secrets.token_urlsafe(32)  # the service refuses weaker client tokens
+# Ours refuses to start without these (bot/startup.py); the stock stack ignores them.
+ACTION_SERVER_TOKEN = secrets.token_urlsafe(32)
+RASA_API_TOKEN = secrets.token_urlsafe(32)
 STACKS = {"stock": ROOT / "bench" / "baseline" / "config.yml", "ours": ROOT / "config.yml"}
 LEVELS = (1, 4, 16)
 SATURATION = 32
@@ -218,6 +221,8 @@ class Stack:
             **base_env(),
             "CONSENT_API_URL": self.consent_url,
             "CONSENT_API_TOKEN": CONSENT_TOKEN,
+            "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
+            "RASA_API_TOKEN": RASA_API_TOKEN,
             "SUBJECT_PSEUDONYM_KEY": "bench-pseudonym-key",
             "CITY_CONTACT_NAME": "ベンチマーク用の窓口",
             "CITY_CONTACT_PHONE": "0000-00-0000",
@@ -236,7 +241,10 @@ class Stack:
                         "db": str(self.folder / "rasa.db"),
                     },
                     "lock_store": {"type": "in_memory"},
-                    "action_endpoint": {"url": f"http://127.0.0.1:{self.actions_port}/webhook"},
+                    "action_endpoint": {
+                        "url": f"http://127.0.0.1:{self.actions_port}/webhook",
+                        "headers": {"Authorization": f"Bearer {ACTION_SERVER_TOKEN}"},
+                    },
                 }
             ),
             encoding="utf-8",
@@ -383,7 +391,10 @@ def parse_latency(url: str, texts: list[str], rounds: int) -> dict[str, Any]:
             for text in texts:
                 started = time.perf_counter()
                 session.post(
-                    f"{url}/model/parse", json={"text": text}, timeout=60
+                    f"{url}/model/parse",
+                    params={"token": RASA_API_TOKEN},
+                    json={"text": text},
+                    timeout=60,
                 ).raise_for_status()
                 latencies.append(time.perf_counter() - started)
     return summary(latencies)
