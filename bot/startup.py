@@ -5,8 +5,9 @@
 - **Strong tokens.** `ACTION_SERVER_TOKEN`, `RASA_API_TOKEN` and `CONSENT_API_TOKEN` guard the
   action server, Rasa's HTTP API and the consent service. A guessable one is as good as none, so
   a token shorter than 32 random bytes in URL-safe base64 (43 characters, what
-  `secrets.token_urlsafe(32)` and `make run` give) is refused at start-up with a message saying
-  which and how to make one; so is a required one that is missing.
+  `secrets.token_urlsafe(32)` and `make run` give; 64 for hex digits, as the consent service
+  counts) is refused at start-up with a message saying which and how to make one; so is a
+  required one that is missing.
 - **Endpoint variables from `.env`.** Rasa fills `${ACTION_SERVER_TOKEN}` in endpoints files from
   the environment only; the settings also read `.env`, so the value found there is exported to
   this process (the environment still wins). The token then never appears on a command line.
@@ -24,8 +25,10 @@ from pydantic import SecretStr
 from bot.settings import Settings
 
 PRIVATE_UMASK = 0o077
-# secrets.token_urlsafe(32): 32 random bytes are 43 URL-safe base64 characters.
+# secrets.token_urlsafe(32): 32 random bytes are 43 URL-safe base64 characters, 64 hex digits.
 MIN_TOKEN_CHARS = 43
+MIN_HEX_TOKEN_CHARS = 64
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 # A long placeholder ("xxxx…", "changeme" repeated) has few distinct characters; 43 random
 # URL-safe characters have about 32, 64 random hex digits all 16.
 MIN_DISTINCT_CHARS = 12
@@ -48,9 +51,11 @@ def strong_token(value: str) -> bool:
         value: The token as configured.
 
     Returns:
-        True for at least 43 characters with at least 12 distinct ones.
+        True for at least 43 characters (64 if all are hex digits) with at least 12 distinct
+        ones.
     """
-    return len(value) >= MIN_TOKEN_CHARS and len(set(value)) >= MIN_DISTINCT_CHARS
+    minimum = MIN_HEX_TOKEN_CHARS if set(value) <= HEX_DIGITS else MIN_TOKEN_CHARS
+    return len(value) >= minimum and len(set(value)) >= MIN_DISTINCT_CHARS
 
 
 def token_problem(name: str, value: str | None, required: bool = False) -> str | None:

@@ -20,7 +20,7 @@ import pytest
 import requests
 from rasa.core.actions.action import RemoteAction
 
-from bot import server
+from bot import server, startup
 from bot.settings import Settings
 from tests.conftest import PROJECT_ROOT
 
@@ -164,6 +164,7 @@ def clean_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         (["run"], {}, "ACTION_SERVER_TOKEN"),
         (["run"], {"action_server_token": "short"}, "ACTION_SERVER_TOKEN"),
         (["run"], {"action_server_token": "x" * 60}, "ACTION_SERVER_TOKEN"),
+        (["run"], {"action_server_token": secrets.token_hex(24)}, "ACTION_SERVER_TOKEN"),
         (["shell"], {}, "ACTION_SERVER_TOKEN"),
         (["run", "--enable-api"], {"action_server_token": STRONG}, "RASA_API_TOKEN"),
         (
@@ -197,6 +198,14 @@ def test_the_api_gets_the_configured_token_inside_the_process(clean_process: Non
     assert os.environ["SANIC_REQUEST_MAX_SIZE"] == "1048576"
     assert os.environ["RASA_TELEMETRY_ENABLED"] == "false"  # nothing sent to Rasa's servers
     assert os.umask(0o077) == 0o077
+
+
+def test_token_strength() -> None:
+    assert startup.strong_token(secrets.token_urlsafe(32))
+    assert startup.strong_token(secrets.token_hex(32))  # 64 hex digits: 32 bytes too
+    assert not startup.strong_token(secrets.token_hex(24))  # 48 hex digits: only 24 bytes
+    assert not startup.strong_token(secrets.token_urlsafe(31))
+    assert not startup.strong_token("changeme" * 8)
 
 
 def test_an_explicit_strong_auth_token_and_an_api_less_run_pass(clean_process: None) -> None:
