@@ -112,6 +112,7 @@ def apply_retention(
 
 def main(argv: List[str] | None = None) -> None:
     """Run retention once from the command line."""
+    from bot import startup
     from bot.settings import get_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -120,7 +121,10 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    days = args.days if args.days is not None else get_settings().retention_days
+    settings = get_settings()
+    # The endpoints file names ${ACTION_SERVER_TOKEN}, which Rasa fills from the environment only.
+    startup.export_endpoint_variables(settings)
+    days = args.days if args.days is not None else settings.retention_days
     result = apply_retention(tracker_engine(args.endpoints), days, dry_run=args.dry_run)
     verb = "deleted" if result.deleted else "would delete" if args.dry_run else "found"
     logger.info(

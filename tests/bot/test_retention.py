@@ -25,6 +25,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import create_engine, text
 
 from bot.retention import apply_retention
+from tests.conftest import PROJECT_ROOT
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0
@@ -136,3 +137,21 @@ def test_old_finished_sessions_and_idle_conversations_go_current_ones_stay(
 def test_retention_refuses_less_than_a_day(store: SQLTrackerStore) -> None:
     with pytest.raises(ValueError):
         apply_retention(store.engine, days=0.5, now=NOW)
+
+
+def test_the_command_reads_the_development_endpoints_with_the_token_from_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # endpoints.yml names ${ACTION_SERVER_TOKEN}; in development it is only in .env.
+    from bot import retention
+    from bot.settings import Settings
+
+    endpoints = tmp_path / "endpoints.yml"
+    dev = (PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8")
+    endpoints.write_text(dev.replace('"var/rasa.db"', f'"{tmp_path / "rasa.db"}"'))
+    SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "rasa.db")).engine.dispose()
+    monkeypatch.setenv("ACTION_SERVER_TOKEN", "")  # given back as it was afterwards
+    monkeypatch.delenv("ACTION_SERVER_TOKEN")
+    settings = Settings(_env_file=None, action_server_token="t" * 8 + uuid.uuid4().hex * 2)
+    monkeypatch.setattr("bot.settings.get_settings", lambda: settings)
+    retention.main(["--endpoints", str(endpoints), "--days", "90"])
