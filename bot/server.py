@@ -183,7 +183,7 @@ def prepare(argv: List[str], settings: Settings) -> List[str]:
     # Rasa's servers unless told not to; nothing of this service leaves it that way.
     os.environ["RASA_TELEMETRY_ENABLED"] = "false"
     command = argv[0] if argv else ""
-    if command not in ("run", "shell"):
+    if command not in ("run", "shell") or "-h" in argv or "--help" in argv:
         return list(argv)
     startup.check_tokens(settings, required=("ACTION_SERVER_TOKEN",))
     startup.export_endpoint_variables(settings)

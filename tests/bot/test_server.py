@@ -215,6 +215,7 @@ def test_an_explicit_strong_auth_token_and_an_api_less_run_pass(clean_process: N
     ]  # fmt: skip
     assert server.prepare(["run", "--port", "5006"], settings) == ["run", "--port", "5006"]
     assert server.prepare(["--version"], _settings()) == ["--version"]
+    assert server.prepare(["run", "--help"], _settings()) == ["run", "--help"]
 
 
 def test_dev_endpoints_send_the_action_server_token_as_a_header(
