@@ -47,6 +47,12 @@ LINE_API_DATA_BASE_URL=https://api-data.line.me
 # Resident web chat (docs/webchat.md): the origins allowed to connect.
 WEBCHAT_ALLOWED_ORIGINS=http://localhost:5005,http://127.0.0.1:5005
 
+# Production profile only (`make run PROFILE=prod`, docs/deploy.md), which refuses to start while
+# these are empty: the tracker store's PostgreSQL role and Redis' requirepass password.
+RASA_DB_USER=
+RASA_DB_PASSWORD=
+REDIS_PASSWORD=
+
 # The city's contact route, offered when a resident asks for a person or is not understood.
 # Left empty, the assistant refers residents to the city's website instead of inventing details.
 CITY_CONTACT_NAME=
