@@ -34,6 +34,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import requests
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from scripts.prod import ROOT, Ports, ProdStack
 from tests.line_fake import FakeLineApi
@@ -321,12 +322,19 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             finally:
                 stack.stop()
     finally:
-        with admin.connect() as connection:
-            for name in (rasa_db, consent_db):
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'DROP ROLE IF EXISTS "{rasa_role}"'))
-            for kind in ("owner", "app", "ro"):  # the consent database's roles (scripts/prod.py)
-                connection.execute(text(f'DROP ROLE IF EXISTS "{consent_db}_{kind}"'))
+        roles = [rasa_role, *(f"{consent_db}_{kind}" for kind in ("owner", "app", "ro"))]
+        for attempt in range(5):  # PostgreSQL may be restarting (another test's fault drill)
+            try:
+                with admin.connect() as connection:
+                    for name in (rasa_db, consent_db):
+                        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    for role in roles:  # ours and the consent database's (scripts/prod.py)
+                        connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+                break
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(3)
         admin.dispose()
 
 
