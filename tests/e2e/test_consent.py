@@ -9,8 +9,9 @@ import uuid
 from typing import Any, Dict, List
 
 import pytest
+import requests
 
-from tests.e2e.conftest import Assistant
+from tests.e2e.conftest import CITY_CONTACT, CONSENT_TOKEN, Assistant
 
 pytestmark = pytest.mark.e2e
 RECORDED = "同意を記録しました"
@@ -33,6 +34,102 @@ def choose(assistant: Assistant, who: str, offer_id: str) -> str:
     payload = f'/give_consent{{"offer_id": "{offer_id}"}}'
     assert payload in payloads(offers)
     return texts(assistant.say(who, payload))
+
+
+def served_offer(assistant: Assistant, offer_id: str) -> Dict[str, Any]:
+    response = requests.get(
+        f"{assistant.consent.url}/v1/offers/{offer_id}",
+        headers={"Authorization": f"Bearer {CONSENT_TOKEN}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def served_terms(assistant: Assistant) -> Dict[str, Any]:
+    response = requests.get(
+        f"{assistant.consent.url}/v1/terms",
+        headers={"Authorization": f"Bearer {CONSENT_TOKEN}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
+# A phone screen: about 20 full-width characters a line, about 20 lines.
+PHONE_SCREEN = 400
+
+
+@pytest.mark.parametrize("offer_id", ["city_health_vitals", "city_health_checkup"])
+def test_the_notice_is_shown_before_the_yes(assistant: Assistant, offer_id: str) -> None:
+    who = sender()
+    offer = served_offer(assistant, offer_id)
+    assistant.say(who, "同意の手続きをしたいです")
+    shown = assistant.say(who, f'/give_consent{{"offer_id": "{offer_id}"}}')
+    if offer["max_level"] >= 2:
+        doctor = texts(shown)
+        assert "推奨" in doctor and "かかりつけ医に相談しましたか" in doctor
+        shown += assistant.say(who, '/answer_family_doctor{"family_doctor_answer": "consulted"}')
+    notice = texts(shown)
+    assert "この内容で同意を記録してよろしいですか" in notice  # the yes has not been given
+    assert assistant.consent.history(who) == []
+    assert "運営者：情報銀行の実証サービス（デモ用の仮の運営者）" in notice
+    assert (
+        CITY_CONTACT["CITY_CONTACT_NAME"] in notice and CITY_CONTACT["CITY_CONTACT_PHONE"] in notice
+    )
+    assert f"提供先：{offer['recipient']['name_ja']}" in notice
+    assert f"目的：{offer['description_ja']}" in notice
+    for item in offer["items"]:
+        assert f"{item['name_ja']}（レベル{item['level']}）" in notice
+    assert "情報の出どころ：" in notice
+    assert "期間：取り消すまで" in notice
+    assert "取り消した時刻から、この同意にもとづく新しい提供は行われません" in notice
+    for benefit in offer["benefits"]:
+        assert benefit["description_ja"] in notice
+    assert f"{served_terms(assistant)['version']}版" in notice
+    assert "/ask_terms" in payloads(shown)  # the terms, readable in the chat
+    assert "実証（デモ）の例" in notice and "（実証の例）" in notice
+    screens = [
+        a["text"]
+        for a in shown
+        if a.get("text", "").startswith(("【", "次の内容で、同意を記録します"))
+    ]
+    assert len(screens) == 2 and all(len(t) <= PHONE_SCREEN for t in screens)
+
+
+def test_more_details_show_the_terms_then_the_yes_records(assistant: Assistant) -> None:
+    who = sender()
+    choose(assistant, who, "city_health_vitals")
+    details = texts(assistant.say(who, "/ask_terms"))
+    assert "もっと詳しく" in details and "利用約款" in details and "撤回" in details
+    assert assistant.consent.history(who) == []
+    assert RECORDED in texts(assistant.say(who, "はい"))
+    assert len(assistant.consent.history(who)) == 1
+
+
+def test_typing_douishimasu_at_the_read_back_records_once(assistant: Assistant) -> None:
+    who = sender()
+    choose(assistant, who, "city_health_vitals")
+    answer = texts(assistant.say(who, "同意します"))
+    assert RECORDED in answer and "この内容で同意を記録してよろしいですか" not in answer
+    [record] = assistant.consent.history(who)
+    assert record["offer_id"] == "city_health_vitals"
+
+
+def test_a_typed_yes_after_not_yet_does_not_continue(assistant: Assistant) -> None:
+    who = sender()
+    choose(assistant, who, "city_health_checkup")
+    assistant.say(who, '/answer_family_doctor{"family_doctor_answer": "not_yet"}')
+    asked_again = texts(assistant.say(who, "はい"))
+    assert "どちらを選ばれたのか分かりませんでした" in asked_again
+    assert "この内容で同意を記録してよろしいですか" not in asked_again
+    assert RECORDED not in texts(assistant.say(who, "はい"))
+    assert assistant.consent.history(who) == []
+    read_back = texts(assistant.say(who, '/affirm{"consent_choice": "proceed"}'))
+    assert "かかりつけ医への相談：まだ相談していない" in read_back
+    assert RECORDED in texts(assistant.say(who, "はい"))
+    [record] = assistant.consent.history(who)
+    assert record["family_doctor_consulted"] == "not_yet"
 
 
 def test_level1_consent_is_recorded_once_with_its_receipt(assistant: Assistant) -> None:
@@ -100,7 +197,9 @@ def test_withdraw_and_review(assistant: Assistant) -> None:
     options = assistant.say(who, "同意を取り消したいです")
     payload = f'/withdraw_consent{{"consent_id": "{record["consent_id"]}"}}'
     assert payloads(options)[0] == payload
-    assert "取り消すと、ただちに提供が止まります" in texts(assistant.say(who, payload))
+    confirm = texts(assistant.say(who, payload))
+    assert "取り消した時刻から、この同意にもとづく新しい提供は行われません" in confirm
+    assert "約款にもとづき提供先の責任" in confirm
     done = texts(assistant.say(who, "はい"))
     assert "同意を取り消しました" in done
     [record] = assistant.consent.history(who)

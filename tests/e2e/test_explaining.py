@@ -17,6 +17,23 @@ def test_level2_question_is_answered_from_the_seed(assistant: Assistant) -> None
     answer = texts(assistant.say("e2e-level2", "レベル2の情報って何？"))
     assert "レベル2は、医療機関などから本人にきちんと開示・説明され" in answer
     assert "データ倫理審査会" in answer and "マイナポータル" in answer
+    assert "推奨" in answer and "案" in answer  # a proposal, stated as one
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "マイナンバーと紐づけされるんですか",
+            "マイナンバー（個人番号）やマイナンバーカードについては触れていません",
+        ),
+        ("かかりつけ医がいないのですが", "医師・歯科医師・薬剤師・保健師"),
+        ("撤回したら、もう渡したデータはどうなりますか", "提供先の責任"),
+        ("健診の結果を出したら何がもらえるの", "健康に役立つもの"),
+    ],
+)
+def test_questions_added_for_issue_13(assistant: Assistant, question: str, expected: str) -> None:
+    assert expected in texts(assistant.say(f"e2e-13-{question}", question))
 
 
 @pytest.mark.parametrize(
@@ -34,6 +51,8 @@ def test_item_level_names_the_level(assistant: Assistant, question: str, expecte
 def test_greeting_offers_buttons(assistant: Assistant) -> None:
     [answer] = assistant.say("e2e-greet", "こんにちは")
     assert "情報銀行" in answer["text"]
+    assert "調査報告書" in answer["text"] and "実証（デモ）" in answer["text"]
+    assert "90日間保存" in answer["text"] and "伏せ字" in answer["text"]
     assert {b["payload"] for b in answer["buttons"]} >= {"/ask_info_bank", "/ask_data_levels"}
 
 
