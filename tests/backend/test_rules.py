@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from consent_service.rules import ConsentFacts, OfferFacts, Reason, check
@@ -51,20 +51,31 @@ answers = st.sampled_from([None, "consulted", "not_yet", "will_not"])
 versions = st.sampled_from(["v1", "v0"])
 
 
-@given(items, answers, versions, offers)
-def test_anything_accepted_obeys_every_rule(item_ids, answer, version, offer) -> None:
-    reason = check(ConsentFacts(item_ids, answer, version), offer, LEVELS, "v1")
+def obeys_every_rule(item_ids, answer, version, offer) -> bool:
+    """The rules of docs/contract.md written out once more, independently of `check`."""
     levels = [LEVELS.get(i) for i in item_ids]
-    if reason is None:
-        assert offer is not None
-        assert 3 not in levels and None not in levels
-        assert 2 not in levels or answer is not None
-        assert offer.has_health_benefit
-        if 2 in levels or any(LEVELS[i] == 2 for i in offer.item_ids):
-            assert offer.has_active_approval
-        assert any(level != 0 for level in levels)
-        assert version == "v1"
-        assert set(item_ids) <= offer.item_ids
+    return (
+        offer is not None
+        and 3 not in levels
+        and None not in levels
+        and (2 not in levels or answer is not None)
+        and offer.has_health_benefit
+        and (
+            offer.has_active_approval
+            or not (2 in levels or any(LEVELS[i] == 2 for i in offer.item_ids))
+        )
+        and any(level != 0 for level in levels)
+        and version == "v1"
+        and set(item_ids) <= offer.item_ids
+    )
+
+
+@given(items, answers, versions, offers)
+@example(["steps"], None, "v1", OfferFacts(frozenset({"steps"}), True, False))
+@example(["checkup", "steps"], "not_yet", "v1", GOOD_OFFER)
+def test_accepted_exactly_when_every_rule_is_obeyed(item_ids, answer, version, offer) -> None:
+    reason = check(ConsentFacts(item_ids, answer, version), offer, LEVELS, "v1")
+    assert (reason is None) == obeys_every_rule(item_ids, answer, version, offer)
 
 
 @given(items, answers, versions, offers)
@@ -73,8 +84,14 @@ def test_level3_is_always_refused_as_level3(item_ids, answer, version, offer) ->
     assert (reason is Reason.LEVEL3_NOT_HANDLED) == any(LEVELS.get(i) == 3 for i in item_ids)
 
 
-@given(items, versions, offers)
+# Every list holds at least one level-2 item.
+with_level2 = st.tuples(st.sampled_from(["checkup", "history"]), items).map(
+    lambda drawn: list(dict.fromkeys([drawn[0], *drawn[1]]))
+)
+
+
+@given(with_level2, versions, offers)
 def test_level2_without_an_answer_is_never_accepted(item_ids, version, offer) -> None:
     reason = check(ConsentFacts(item_ids, None, version), offer, LEVELS, "v1")
-    if any(LEVELS.get(i) == 2 for i in item_ids):
-        assert reason in (Reason.LEVEL3_NOT_HANDLED, Reason.FAMILY_DOCTOR_ANSWER_REQUIRED)
+    level3 = any(LEVELS.get(i) == 3 for i in item_ids)
+    assert reason is (Reason.LEVEL3_NOT_HANDLED if level3 else Reason.FAMILY_DOCTOR_ANSWER_REQUIRED)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
 
 from consent_service import catalog, migrations
 from consent_service.config import Settings
@@ -30,9 +33,40 @@ def test_migrations_create_exactly_the_models(engine: Engine) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
+def schema(engine: Engine) -> dict[str, Any]:
+    """Every table's columns, keys, indexes and constraints, as the database reports them.
+
+    Plain JSON values: SQL expressions (a partial index's `WHERE`) compare by their text.
+    """
+    inspector = inspect(engine)
+    found = {
+        table: {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in inspector.get_columns(table)
+            ],
+            "primary_key": inspector.get_pk_constraint(table),
+            "foreign_keys": inspector.get_foreign_keys(table),
+            "indexes": sorted(inspector.get_indexes(table), key=lambda i: str(i["name"])),
+            "unique": sorted(inspector.get_unique_constraints(table), key=lambda u: str(u["name"])),
+            "checks": sorted(inspector.get_check_constraints(table), key=lambda c: str(c["name"])),
+        }
+        for table in sorted(inspector.get_table_names())
+    }
+    return dict(json.loads(json.dumps(found, default=str, sort_keys=True)))
+
+
 def test_migrations_run_twice_safely(engine: Engine) -> None:
     migrations.upgrade(engine)
+    once = schema(engine)
     migrations.upgrade(engine)
+    assert schema(engine) == once
+    assert {"consents", "alembic_version"} <= set(once)
+    heads = ScriptDirectory.from_config(migrations.alembic_config()).get_heads()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+        versions = connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one()
+    assert (current, versions) == (tuple(heads), 1)
 
 
 @pytest.fixture(scope="module")

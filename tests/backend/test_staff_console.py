@@ -214,13 +214,29 @@ def test_viewers_cannot_read_the_access_log(console: TestClient) -> None:
     assert console.get("/staff/access-log", follow_redirects=False).status_code == 302
 
 
-def test_every_transcript_view_is_logged_and_masked(console: TestClient) -> None:
-    log_in(console, "admin", add_user(console, "admin", "admin"))
-    page = console.get("/staff/conversations/line-9:0").text
-    assert ("047-123-4567" not in page and "山田太郎" not in page) or "伏せ字" in page
-    assert "047-123-4567" not in page
-    with console.app.state.sessionmaker() as session:
-        actions = [e.action for e in session.execute(select(StaffAccessLog)).scalars()]
+def test_every_transcript_view_is_logged_and_masked(
+    settings: Settings, engine: Engine, tracker_url: str, ginza
+) -> None:
+    # As deployed: GiNZA's names are masked too (STAFF_MASK_WITH_GINZA defaults to true).
+    configured = settings.model_copy(update={"staff_tracker_database_url": tracker_url})
+    assert configured.staff_mask_with_ginza
+    app = create_app(configured, engine=engine, clock=Clock(NOW))
+    with TestClient(app, base_url="https://testserver") as console:
+        console.app.state.ginza = ginza  # the module's pipeline, not a second load
+        log_in(console, "admin", add_user(console, "admin", "admin"))
+        page = console.get("/staff/conversations/line-9:0").text
+        with console.app.state.sessionmaker() as session:
+            actions = [e.action for e in session.execute(select(StaffAccessLog)).scalars()]
+    # The resident wrote 「山田太郎の電話番号は047-123-4567」: no part of the name or the number
+    # is shown, and each one is masked where it stood. (The parts of the number are looked for in
+    # the transcript alone: the page's random CSRF token may hold any digits.)
+    assert "山田太郎の電話番号は047-123-4567" in UNANSWERED
+    transcript = page[page.index('<ol class="transcript">') : page.index("</ol>")]
+    for detail in ("山田太郎", "山田", "太郎", "047-123-4567"):
+        assert detail not in page, detail
+    for detail in ("047", "123", "4567"):
+        assert detail not in transcript, detail
+    assert "［伏せ字］の電話番号は［伏せ字］" in transcript
     assert actions == ["login", "view_transcript"]
 
 

@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from tests.conftest import PROJECT_ROOT
+from tests.e2e import log_check
 from tests.line_fake import FakeLineApi
 
 MODEL = PROJECT_ROOT / "models" / "assistant.tar.gz"
@@ -208,6 +209,7 @@ def assistant(
         )
         for name, command in commands.items()
     }
+    canary = None
     try:
         wait_until_up(
             f"http://127.0.0.1:{actions_port}/health", processes["actions"], logs["actions"]
@@ -215,12 +217,15 @@ def assistant(
         wait_until_up(
             f"http://127.0.0.1:{rasa_port}/webhooks/rest/", processes["rasa"], logs["rasa"]
         )
-        yield Assistant(
+        running = Assistant(
             url=f"http://127.0.0.1:{rasa_port}",
             tracker_db=work / "rasa.db",
             consent=consent,
             logs=[*logs.values(), consent.log],
         )
+        yield running
+        # The whole session has run, in any order: the logs' check (tests/e2e/log_check.py).
+        canary = log_check.send_canaries(running.url, LINE_SECRET, fake_line)
     finally:
         consent.stop()
         for process in processes.values():
@@ -230,6 +235,8 @@ def assistant(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+    if canary is not None:  # the servers started and the session ran: fail it on any leak
+        assert log_check.leaks(running.logs, canary) == [], "the e2e run's logs hold resident data"
 
 
 @pytest.fixture(scope="session")
