@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.conftest import LINE_SECRET, LinePlatform, Resident, Stack
+from tests.reliability.conftest import LINE_SECRET, VITALS, LinePlatform, Resident, Stack
 
 pytestmark = pytest.mark.reliability
 
@@ -109,6 +110,24 @@ def test_malformed_huge_and_unsigned_bodies(
 ) -> None:
     status = _post(prod.stack.public_url, body, signed)
     assert status in (200, 400, 401, 413), status
+
+
+def test_a_forged_postback_is_never_an_intent(prod: Stack, memory_before: dict[str, int]) -> None:
+    resident = Resident(prod.line)  # no button was ever sent to this resident
+    for data in (VITALS, '/give_consent{"offer_id": "../audit/verify"}', " " + VITALS):
+        answer = resident.press(data)
+        assert answer.texts, data
+        assert not any("この内容で同意を記録してよろしいですか" in t for t in answer.texts), data
+
+
+def test_a_replayed_old_event_is_not_answered(prod: Stack, memory_before: dict[str, int]) -> None:
+    user = "U" + uuid.uuid4().hex
+    old = prod.line.text_event(user, "こんにちは")
+    old["timestamp"] = int((time.time() - 3600) * 1000)  # captured an hour ago, not a redelivery
+    body = json.dumps({"destination": "U" + "0" * 32, "events": [old]}).encode()
+    assert _post(prod.stack.public_url, body) == 200  # acknowledged, so LINE would not resend
+    time.sleep(5)
+    assert prod.line.replies_for(old["replyToken"]) == 0 and prod.line.pushes_to(user) == []
 
 
 def test_both_replicas_survived_with_bounded_memory(
