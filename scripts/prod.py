@@ -50,6 +50,9 @@ REQUIRED_SECRETS = (
     # the consent service's audit key (docs/consent-service.md): kept across runs, since the
     # audit chain written under one key verifies only with it
     "CONSENT_AUDIT_KEY",
+    # the staff console's TOTP secrets are encrypted under it (docs/staff-console.md): kept
+    # across runs, or every staff account's second factor becomes unreadable
+    "STAFF_TOTP_KEY",
 )
 PRIVATE_UMASK = 0o077
 # The load balancer in front of nginx whose X-Forwarded-For names the client (a local TLS

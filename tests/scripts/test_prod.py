@@ -25,6 +25,7 @@ def _env(**values: str) -> Dict[str, str]:
         "CONSENT_API_TOKEN": secrets.token_urlsafe(32),
         "SUBJECT_PSEUDONYM_KEY": secrets.token_hex(32),
         "CONSENT_AUDIT_KEY": secrets.token_urlsafe(32),  # the consent service's (helper C1)
+        "STAFF_TOTP_KEY": secrets.token_urlsafe(32),  # the staff console's TOTP secrets' key
         "RASA_DB_USER": "funabashi_rasa_role",
         "RASA_DB_PASSWORD": secrets.token_urlsafe(24),
         "REDIS_PASSWORD": REDIS_PASSWORD,
@@ -126,3 +127,13 @@ def test_the_consent_service_runs_as_its_app_role_in_production(tmp_path: Path) 
     assert len(env["CONSENT_ADMIN_TOKEN"]) >= 43  # generated when not given
     with pytest.raises(SystemExit, match="CONSENT_AUDIT_KEY"):
         ProdStack(Ports.free(), tmp_path / "run2", _env(CONSENT_AUDIT_KEY="<unset>"))
+
+
+@pytest.mark.parametrize("value", ["<unset>", ""])
+def test_the_profile_needs_the_staff_totp_key_before_starting_anything(
+    tmp_path: Path, value: str
+) -> None:
+    # Without it the consent service refuses to start only after the databases and roles were
+    # prepared; the profile names it first, with the other secrets it cannot generate.
+    with pytest.raises(SystemExit, match="STAFF_TOTP_KEY"):
+        ProdStack(Ports.free(), tmp_path / "run", _env(STAFF_TOTP_KEY=value))
