@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service import audit, receipts, rules
 from consent_service.audit import canonical_json
-from consent_service.catalog import current_terms
+from consent_service.catalog import current_terms, offer_version
 from consent_service.models import Consent, DataItem, IdempotencyRecord, Offer, Receipt, Terms
 from consent_service.schemas import ConsentCreate
 
@@ -54,6 +54,7 @@ def offer_facts(offer: Offer, now: dt.datetime) -> rules.OfferFacts:
         item_ids=frozenset(i.item_id for i in offer.items),
         has_health_benefit=any(b.kind == "health" for b in offer.benefits),
         has_active_approval=offer.active_approval(now) is not None,
+        version=offer_version(offer, now),
     )
 
 
@@ -64,6 +65,9 @@ def item_levels(session: Session) -> dict[str, int]:
 
 def _request_digest(body: ConsentCreate) -> str:
     data = body.model_dump()
+    if data.get("offer_version") is None:
+        # Without it, the digest is the one stored before the field existed (keys still replay).
+        del data["offer_version"]
     data["item_ids"] = sorted(data["item_ids"])
     return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
@@ -215,7 +219,9 @@ def _record(
     if terms is None:
         raise ServiceError(503, "no_terms", "No terms are in effect; load the catalogue.")
     reason = rules.check(
-        rules.ConsentFacts(body.item_ids, body.family_doctor_consulted, body.terms_version),
+        rules.ConsentFacts(
+            body.item_ids, body.family_doctor_consulted, body.terms_version, body.offer_version
+        ),
         offer_facts(offer, now) if offer else None,
         item_levels(session),
         terms.version,

@@ -1,7 +1,10 @@
 """The information bank's consent rules, as one pure function.
 
 The order is fixed by docs/contract.md: the first broken rule is the one reported, so a
-level-3 item is refused as `level3_not_handled` whatever the offer.
+level-3 item is refused as `level3_not_handled` whatever the offer. `offer_changed` (an
+addition to the contract, for requests that name the `offer_version` they were read back from)
+is checked after `unknown_offer` and before `item_not_in_offer`, so an item removed from the
+offer since the read-back is reported as the change it is.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class Reason(StrEnum):
     TERMS_OUTDATED = "terms_outdated"
     UNKNOWN_OFFER = "unknown_offer"
     ITEM_NOT_IN_OFFER = "item_not_in_offer"
+    OFFER_CHANGED = "offer_changed"
 
 
 MESSAGES = {
@@ -37,6 +41,10 @@ MESSAGES = {
     Reason.TERMS_OUTDATED: "terms_version is not the current version of the terms.",
     Reason.UNKNOWN_OFFER: "No offer has this offer_id.",
     Reason.ITEM_NOT_IN_OFFER: "An item is not part of this offer.",
+    Reason.OFFER_CHANGED: (
+        "The offer changed after it was read back: offer_version is not its current version, "
+        "or item_ids are not exactly its items."
+    ),
 }
 
 
@@ -47,6 +55,7 @@ class OfferFacts:
     item_ids: frozenset[str]
     has_health_benefit: bool
     has_active_approval: bool
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class ConsentFacts:
     item_ids: Sequence[str]
     family_doctor_consulted: str | None
     terms_version: str
+    offer_version: str | None = None
 
 
 def check(
@@ -92,6 +102,10 @@ def check(
         return Reason.TERMS_OUTDATED
     if offer is None:
         return Reason.UNKNOWN_OFFER
+    if request.offer_version is not None and (
+        request.offer_version != offer.version or set(request.item_ids) != offer.item_ids
+    ):
+        return Reason.OFFER_CHANGED
     if not set(request.item_ids) <= offer.item_ids:
         return Reason.ITEM_NOT_IN_OFFER
     return None

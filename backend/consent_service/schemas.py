@@ -97,6 +97,13 @@ class OfferPublic(BaseModel):
     ethics_approval: ApprovalPublic | None
     consent_required: bool = Field(description="False for level-0 (statistics) offers.")
     consentable: bool = Field(description="True when a consent to it can be recorded now.")
+    version: str = Field(
+        description=(
+            "SHA-256 (hex) of everything the offer shows and asks for: recipient, purpose, title, "
+            "description, items with names and levels, benefits and the approval in force. It "
+            "changes whenever any of them changes."
+        )
+    )
 
 
 class ConsentCreate(Strict):
@@ -110,6 +117,16 @@ class ConsentCreate(Strict):
     channel: Channel
     family_doctor_consulted: FamilyDoctorAnswer | None = None
     terms_version: str = Field(min_length=1, max_length=64)
+    offer_version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description=(
+            "The offer's `version` when it was read back to the resident. When given, the consent "
+            "is refused as `offer_changed` unless the offer still has this version and item_ids "
+            "are exactly its items. Optional: requests without it are checked as before."
+        ),
+    )
 
     @field_validator("item_ids")
     @classmethod

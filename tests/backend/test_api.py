@@ -326,3 +326,96 @@ def test_the_retention_command_deletes_expired_idempotency_records(
         get_settings.cache_clear()
     assert _stored_keys(engine) == []
     assert "Deleted 1 expired idempotency records" in capsys.readouterr().out
+
+
+# ---- the offer's version: what was read back is what is submitted (issue #13) -------------
+
+
+def _offer(client: TestClient, offer_id: str) -> dict:
+    return dict(client.get(f"/v1/offers/{offer_id}", headers=AUTH).json())
+
+
+def _read_back(client: TestClient, terms_version: str, offer_id: str) -> dict[str, object]:
+    """The body the assistant sends: the offer's version and every item it had when shown."""
+    offer = _offer(client, offer_id)
+    return {
+        **consent_body(terms_version, offer_id, [i["item_id"] for i in offer["items"]]),
+        "offer_version": offer["version"],
+    }
+
+
+def test_offers_carry_a_stable_content_version(client: TestClient) -> None:
+    listed = {o["offer_id"]: o["version"] for o in client.get("/v1/offers", headers=AUTH).json()}
+    assert all(len(v) == 64 and int(v, 16) >= 0 for v in listed.values())
+    assert len(set(listed.values())) == len(listed)  # every offer's content differs
+    assert _offer(client, "city_health_vitals")["version"] == listed["city_health_vitals"]
+    assert {o["offer_id"]: o["version"] for o in client.get("/v1/offers", headers=AUTH).json()} == (
+        listed
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE offers SET description_ja = 'ちがう説明' WHERE offer_id = 'city_health_vitals'",
+        "DELETE FROM offer_items WHERE offer_id = 'city_health_vitals' AND item_id = 'pulse'",
+        "UPDATE offer_benefits SET description_ja = 'ちがう特典' "
+        "WHERE offer_id = 'city_health_vitals'",
+        "UPDATE recipients SET name_ja = 'ちがう提供先' WHERE recipient_id = 'city_health'",
+        "UPDATE data_items SET name_ja = 'ちがう名前' WHERE item_id = 'steps'",
+    ],
+    ids=["description", "items", "benefits", "recipient", "item name"],
+)
+def test_a_changed_offer_between_read_back_and_yes_is_refused(
+    client: TestClient, terms_version: str, engine, change: str
+) -> None:
+    body = _read_back(client, terms_version, "city_health_vitals")
+    with engine.begin() as connection:
+        connection.execute(text(change))
+    assert _offer(client, "city_health_vitals")["version"] != body["offer_version"]
+    response = post_consent(client, body)
+    assert (response.status_code, response.json()["reason"]) == (422, "offer_changed")
+    assert client.get(f"/v1/subjects/{subject()}/consents", headers=AUTH).json() == []
+    # Read back again, the new content can be consented to.
+    again = _read_back(client, terms_version, "city_health_vitals")
+    assert post_consent(client, again).status_code == 201
+
+
+def test_the_read_back_offer_is_recorded_with_its_version(
+    client: TestClient, terms_version: str
+) -> None:
+    body = _read_back(client, terms_version, "city_health_checkup")
+    response = post_consent(client, {**body, "family_doctor_consulted": "consulted"})
+    assert response.status_code == 201
+    stale = {**_read_back(client, terms_version, "city_health_vitals"), "offer_version": "0" * 64}
+    assert post_consent(client, stale).json()["reason"] == "offer_changed"
+
+
+def test_a_version_with_only_some_items_is_refused(client: TestClient, terms_version: str) -> None:
+    body = {**_read_back(client, terms_version, "city_health_vitals"), "item_ids": ["steps"]}
+    assert post_consent(client, body).json()["reason"] == "offer_changed"
+
+
+def test_a_version_naming_nothing_is_an_invalid_request(
+    client: TestClient, terms_version: str
+) -> None:
+    for bad in ("", "x" * 200, 5):
+        body = {**consent_body(terms_version), "offer_version": bad}
+        assert post_consent(client, body).json()["reason"] == "invalid_request"
+
+
+def test_an_idempotency_key_stored_before_versions_still_replays(
+    client: TestClient, terms_version: str
+) -> None:
+    """A body without offer_version has the digest it had before the field existed."""
+    import hashlib
+
+    from consent_service.audit import canonical_json
+    from consent_service.consents import _request_digest
+    from consent_service.schemas import ConsentCreate
+
+    body = consent_body(terms_version)
+    expected = hashlib.sha256(
+        canonical_json({**body, "item_ids": sorted(body["item_ids"])}).encode("utf-8")  # type: ignore[arg-type]
+    ).hexdigest()
+    assert _request_digest(ConsentCreate.model_validate(body)) == expected

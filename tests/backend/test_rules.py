@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -95,3 +96,59 @@ def test_level2_without_an_answer_is_never_accepted(item_ids, version, offer) ->
     reason = check(ConsentFacts(item_ids, None, version), offer, LEVELS, "v1")
     level3 = any(LEVELS.get(i) == 3 for i in item_ids)
     assert reason is (Reason.LEVEL3_NOT_HANDLED if level3 else Reason.FAMILY_DOCTOR_ANSWER_REQUIRED)
+
+
+# ---- offer_changed: what was read back is what is submitted (issue #13) -------------------
+
+VERSIONED = OfferFacts(frozenset({"steps", "checkup"}), True, True, version="v-now")
+
+
+def test_a_request_naming_the_current_version_and_every_item_passes() -> None:
+    request = ConsentFacts(["checkup", "steps"], "consulted", "v1", offer_version="v-now")
+    assert check(request, VERSIONED, LEVELS, "v1") is None
+
+
+def test_a_request_naming_an_older_version_is_refused_as_offer_changed() -> None:
+    request = ConsentFacts(["checkup", "steps"], "consulted", "v1", offer_version="v-before")
+    assert check(request, VERSIONED, LEVELS, "v1") is Reason.OFFER_CHANGED
+
+
+@pytest.mark.parametrize(
+    "item_ids", [["steps"], ["steps", "checkup", "weight"]], ids=["fewer", "one removed since"]
+)
+def test_with_a_version_the_items_must_be_exactly_the_offers(item_ids) -> None:
+    request = ConsentFacts(item_ids, "consulted", "v1", offer_version="v-now")
+    assert check(request, VERSIONED, LEVELS, "v1") is Reason.OFFER_CHANGED
+
+
+def test_without_a_version_the_contracts_rules_are_unchanged() -> None:
+    assert check(ConsentFacts(["steps"], None, "v1"), VERSIONED, LEVELS, "v1") is None
+    request = ConsentFacts(["steps", "weight"], None, "v1")
+    assert check(request, VERSIONED, LEVELS, "v1") is Reason.ITEM_NOT_IN_OFFER
+
+
+def test_the_contracts_reasons_keep_their_order_before_offer_changed() -> None:
+    stale = {"offer_version": "v-before"}
+    level3 = ConsentFacts(["genes", "checkup"], "consulted", "v1", **stale)
+    assert check(level3, VERSIONED, LEVELS, "v1") is Reason.LEVEL3_NOT_HANDLED
+    old_terms = ConsentFacts(["checkup", "steps"], "consulted", "v0", **stale)
+    assert check(old_terms, VERSIONED, LEVELS, "v1") is Reason.TERMS_OUTDATED
+    gone = ConsentFacts(["steps"], None, "v1", **stale)
+    assert check(gone, None, LEVELS, "v1") is Reason.UNKNOWN_OFFER
+
+
+offer_versions = st.sampled_from(["v-now", "v-before"])
+
+
+@given(items, answers, versions, offers, offer_versions)
+def test_a_versioned_request_passes_only_for_the_offer_exactly_as_read_back(
+    item_ids, answer, version, offer, offer_version
+) -> None:
+    if offer is not None:
+        offer = OfferFacts(
+            offer.item_ids, offer.has_health_benefit, offer.has_active_approval, version="v-now"
+        )
+    request = ConsentFacts(item_ids, answer, version, offer_version=offer_version)
+    reason = check(request, offer, LEVELS, "v1")
+    exactly = offer is not None and offer_version == "v-now" and set(item_ids) == offer.item_ids
+    assert (reason is None) == (obeys_every_rule(item_ids, answer, version, offer) and exactly)

@@ -143,6 +143,7 @@ def _offer_public(offer: Offer, levels: dict[str, int], now: Now) -> OfferPublic
         else None,
         consent_required=max_level > 0,
         consentable=blocked is None,
+        version=facts.version or "",
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_service import audit
+from consent_service.audit import canonical_json
 from consent_service.models import (
     DataItem,
     EthicsApproval,
@@ -221,6 +222,53 @@ def _load_offer(session: Session, spec: OfferSpec, now: dt.datetime) -> None:
             },
             now,
         )
+
+
+# Part of every offer version, so that a change of what goes into the hash changes every version.
+OFFER_VERSION_SCHEME = "offer-version-1"
+
+
+def offer_version(offer: Offer, now: dt.datetime) -> str:
+    """The version of an offer's content at `now`: it changes with anything shown or agreed to.
+
+    Offers are loaded from the catalogue and can be edited in the database, with no version
+    column; the version is therefore computed from the content itself (no migration): recipient,
+    purpose, title, description, items with their names and levels, benefits in order and the
+    ethics approval in force at `now`.
+
+    Args:
+        offer: The offer, with its relationships loaded.
+        now: The current time (UTC): which approval is in force.
+
+    Returns:
+        The hex SHA-256 of the content's canonical JSON.
+    """
+    approval = offer.active_approval(now)
+    content = {
+        "scheme": OFFER_VERSION_SCHEME,
+        "offer_id": offer.offer_id,
+        "title_ja": offer.title_ja,
+        "description_ja": offer.description_ja,
+        "recipient": [offer.recipient.recipient_id, offer.recipient.name_ja, offer.recipient.kind],
+        "purpose": [
+            offer.purpose.purpose_id,
+            offer.purpose.name_ja,
+            offer.purpose.description_ja,
+        ],
+        "items": sorted([i.item_id, i.item.name_ja, i.item.level] for i in offer.items),
+        "benefits": [[b.kind, b.description_ja] for b in offer.benefits],
+        "approval": None
+        if approval is None
+        else [
+            approval.approval_id,
+            approval.approved_by,
+            approval.medical_advisors,
+            approval.approved_at.isoformat(),
+            approval.valid_until.isoformat(),
+            sorted(approval.scope_item_ids),
+        ],
+    }
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
 def current_terms(session: Session, now: dt.datetime) -> Terms | None:
