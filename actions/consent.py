@@ -311,6 +311,8 @@ class _Flow:
         self.utter(
             "utter_consent_recorded",
             receipt_id=result["receipt"]["receipt_id"],
+            # The code a resident writes down (issue #14); the id stands in if none was issued.
+            receipt_code=result["receipt"].get("receipt_code") or result["receipt"]["receipt_id"],
             recipient=offer["recipient"]["name_ja"],
         )
         return c.clear_flow()

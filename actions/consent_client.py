@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import requests
 
+from actions.receipt_code import valid_receipt_code
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
 
@@ -236,6 +237,67 @@ class ConsentClient:
                 "POST",
                 f"/v1/consents/{_segment(consent_id)}/withdraw",
                 json={"subject_id": subject},
+            )
+        )
+
+    def receipt_code(self, code: str, requester: str) -> Dict[str, Any]:
+        """What a receipt code refers to: only the offer's name and the consent's status.
+
+        Anyone holding a code may look it up (withdrawal is the safe direction); the service
+        answers `receipt_code`, `kind`, `offer_id`, `offer_title_ja` and `status`, nothing else,
+        and counts wrong codes per requester (429 `too_many_wrong_codes`).
+
+        Args:
+            code: The code in its canonical form `XXXX-XXXX-C` (actions/receipt_code.py).
+            requester: The pseudonym of whoever asks (counted for the rate limit).
+
+        Raises:
+            ConsentRefused: 422 `invalid_receipt_code`, without a call, for a code that is not
+                canonical and checked; else the service's 404/422/429.
+            ValueError: `requester` is not a pseudonym (a programming error).
+        """
+        if not valid_subject_id(requester):
+            raise ValueError("not a subject pseudonym")
+        if not valid_receipt_code(code):
+            raise ConsentRefused(422, "invalid_receipt_code")
+        return dict(
+            self._call(
+                "GET",
+                f"/v1/receipt-codes/{_segment(code)}?requester={_segment(requester)}",
+            )
+        )
+
+    def withdraw_by_code(
+        self, code: str, requester: str, channel: str, idempotency_key: str
+    ) -> Dict[str, Any]:
+        """Withdraw the consent a receipt code names, on behalf of whoever holds the code.
+
+        Args:
+            code: The code in its canonical form `XXXX-XXXX-C`.
+            requester: The pseudonym of whoever asks (recorded and rate-limited by the service).
+            channel: The consent channel the request came from ("line", "web" or "rest").
+            idempotency_key: The same key for every retry of this one withdrawal.
+
+        Returns:
+            `{"consent_id", "status": "withdrawn", "receipt": {..., "receipt_code"}}`.
+
+        Raises:
+            ConsentRefused: 422 `invalid_receipt_code`, without a call, for a code that is not
+                canonical and checked; else the service's 404/409/422/429.
+            ValueError: `requester` is not a pseudonym or `channel` not a consent channel.
+        """
+        if not valid_subject_id(requester):
+            raise ValueError("not a subject pseudonym")
+        if channel not in set(CHANNELS.values()):
+            raise ValueError("not a consent channel")
+        if not valid_receipt_code(code):
+            raise ConsentRefused(422, "invalid_receipt_code")
+        return dict(
+            self._call(
+                "POST",
+                f"/v1/receipt-codes/{_segment(code)}/withdraw",
+                json={"requester": requester, "channel": channel},
+                idempotency_key=idempotency_key,
             )
         )
 

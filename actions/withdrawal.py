@@ -1,12 +1,20 @@
 """Withdrawing and reviewing consent: as easy as giving it.
 
 Withdrawal lists the resident's active consents as buttons, confirms the chosen one, withdraws
-it and shows the withdrawal receipt. A consent can only be withdrawn by the subject it belongs to
-(the service checks the pseudonym too).
+it and shows the withdrawal receipt. A consent chosen from the list can only be withdrawn by the
+subject it belongs to (the service checks the pseudonym too).
+
+A consent can also be withdrawn by its receipt code (issue #14), from any channel and sender: a
+browser whose storage was cleared, LINE for a web consent. Whoever holds the code may stop the
+provision (withdrawal is the safe direction); the confirmation names only the offer and its
+status. A mistyped code (the check symbol) is answered without asking the service; an unknown
+one is answered by the service, which counts wrong codes per requester (429
+`too_many_wrong_codes`).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Dict, List
 
 from rasa_sdk import Action, Tracker
@@ -20,10 +28,20 @@ from actions.consent_client import (
     get_client,
     valid_consent_id,
 )
+from actions.receipt_code import NOTHING, CodeInText, find_code
 
 Events = List[Dict[str, Any]]
 MAX_BUTTONS = 13
 MAX_LISTED = 10
+# The receipt code of the consent the open withdrawal question is about (set only here).
+WITHDRAW_CODE = "withdraw_receipt_code"
+CODE_INTENT = "inform_receipt_code"
+# The service's reasons for refusing a code, and the answer each gets (nothing else is told).
+CODE_REFUSALS = {
+    "invalid_receipt_code": "utter_withdraw_code_mistyped",
+    "unknown_receipt_code": "utter_withdraw_code_unknown",
+    "too_many_wrong_codes": "utter_withdraw_code_too_many",
+}
 
 
 def _offers() -> Dict[str, Dict[str, Any]]:
@@ -54,16 +72,28 @@ def withdrawal_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> Event
     """
     intent = (tracker.latest_message.get("intent") or {}).get("name")
     pending = tracker.get_slot(c.PENDING) == "withdrawal"
-    _, subject = c.resident(tracker)
+    channel, subject = c.resident(tracker)
     try:
-        if intent == "withdraw_consent":
+        if intent in ("withdraw_consent", CODE_INTENT):
             chosen = c.latest_entity(tracker, "consent_id")
-            return _confirm(dispatcher, subject, chosen) if chosen else _choose(dispatcher, subject)
+            if chosen:
+                return _confirm(dispatcher, subject, chosen)
+            typed = code_in(tracker)
+            if typed.found or intent == CODE_INTENT:
+                return _confirm_code(dispatcher, subject, typed)
+            return _choose(dispatcher, subject)
         if pending and intent == "affirm":
+            code = tracker.get_slot(WITHDRAW_CODE)
+            if not tracker.get_slot(c.WITHDRAW) and code:
+                return _withdraw_code(dispatcher, subject, channel, str(code))
             return _withdraw(dispatcher, subject, tracker.get_slot(c.WITHDRAW))
         if pending and intent == "deny":
             dispatcher.utter_message(response="utter_withdraw_cancelled")
-            return [SlotSet(c.PENDING, None), SlotSet(c.WITHDRAW, None)]
+            return [
+                SlotSet(c.PENDING, None),
+                SlotSet(c.WITHDRAW, None),
+                SlotSet(WITHDRAW_CODE, None),
+            ]
     except ConsentServiceUnavailable:
         dispatcher.utter_message(response="utter_consent_service_down_generic")
         return []
@@ -71,11 +101,28 @@ def withdrawal_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> Event
     return [SlotSet(c.PENDING, None)] if pending else []
 
 
+def code_in(tracker: Tracker) -> CodeInText:
+    """The receipt code of the latest message: its `receipt_code` entity, else its text.
+
+    The text is searched too because a code is nine random symbols: the classifier may well
+    tag only part of it, whereas actions/receipt_code.py finds it however it was typed.
+    """
+    entity = c.latest_entity(tracker, "receipt_code")
+    if entity:
+        found = find_code(entity)
+        if found.code:
+            return found
+    text = tracker.latest_message.get("text")
+    return find_code(text) if isinstance(text, str) else NOTHING
+
+
 def _choose(dispatcher: CollectingDispatcher, subject: str) -> Events:
-    """Offer the active consents as buttons."""
+    """Offer the active consents as buttons; with none here, ask for a receipt code."""
     active = _active(subject)
     if not active:
-        dispatcher.utter_message(response="utter_withdraw_none")
+        # Consents given in another browser, on LINE or before the storage was cleared are not
+        # this sender's: their receipt code still withdraws them.
+        dispatcher.utter_message(response="utter_withdraw_ask_code")
         return [SlotSet(c.PENDING, None)]
     offers = _offers()
     buttons = [
@@ -107,6 +154,76 @@ def _confirm(dispatcher: CollectingDispatcher, subject: str, consent_id: str) ->
     return [SlotSet(c.PENDING, "withdrawal"), SlotSet(c.WITHDRAW, consent_id)]
 
 
+def _confirm_code(dispatcher: CollectingDispatcher, subject: str, typed: CodeInText) -> Events:
+    """Ask before withdrawing the consent a receipt code names (naming only offer and status)."""
+    ended: Events = [
+        SlotSet(c.PENDING, None),
+        SlotSet(c.WITHDRAW, None),
+        SlotSet(WITHDRAW_CODE, None),
+    ]
+    if typed.code is None:
+        # A typo is caught by the check symbol here, without a call; no code at all: ask for it.
+        response = "utter_withdraw_code_mistyped" if typed.mistyped else "utter_withdraw_ask_code"
+        dispatcher.utter_message(response=response)
+        return ended
+    try:
+        found = get_client().receipt_code(typed.code, subject)
+    except ConsentRefused as refusal:
+        dispatcher.utter_message(response=_code_refusal(refusal))
+        return ended
+    title = str(found.get("offer_title_ja") or found.get("offer_id") or "")
+    if found.get("status") != "active":
+        dispatcher.utter_message(response="utter_withdraw_code_already", receipt_code=typed.code)
+        return ended
+    dispatcher.utter_message(
+        response="utter_withdraw_code_confirm", receipt_code=typed.code, title=title
+    )
+    return [
+        SlotSet(c.PENDING, "withdrawal"),
+        SlotSet(c.WITHDRAW, None),
+        SlotSet(WITHDRAW_CODE, typed.code),
+    ]
+
+
+def _code_refusal(refusal: ConsentRefused) -> str:
+    """The answer to a refused code: mistyped, unknown or too many tries; never anything more."""
+    return CODE_REFUSALS.get(refusal.reason, "utter_withdraw_code_unknown")
+
+
+def _withdraw_code(
+    dispatcher: CollectingDispatcher, subject: str, channel: str, code: str
+) -> Events:
+    """Withdraw by receipt code at once and show the withdrawal receipt with its own code."""
+    done: Events = [
+        SlotSet(c.PENDING, None),
+        SlotSet(c.WITHDRAW, None),
+        SlotSet(WITHDRAW_CODE, None),
+    ]
+    try:
+        result = get_client().withdraw_by_code(
+            code, subject, channel, idempotency_key=f"withdraw-code-{uuid.uuid4().hex}"
+        )
+    except ConsentRefused as refusal:
+        if refusal.reason == "already_withdrawn":
+            dispatcher.utter_message(response="utter_withdraw_code_already", receipt_code=code)
+        else:
+            dispatcher.utter_message(response=_code_refusal(refusal))
+        return done
+    _receipt(dispatcher, result)
+    return done
+
+
+def _receipt(dispatcher: CollectingDispatcher, result: Dict[str, Any]) -> None:
+    """Show a withdrawal receipt: its code to write down, and its id."""
+    receipt = result["receipt"]
+    dispatcher.utter_message(
+        response="utter_withdraw_done",
+        receipt_id=receipt["receipt_id"],
+        # A service that has not issued a code yet: the receipt's id stands in for it.
+        receipt_code=receipt.get("receipt_code") or receipt["receipt_id"],
+    )
+
+
 def _withdraw(dispatcher: CollectingDispatcher, subject: str, consent_id: str | None) -> Events:
     """Withdraw at once and show the withdrawal receipt."""
     done: Events = [SlotSet(c.PENDING, None), SlotSet(c.WITHDRAW, None)]
@@ -118,9 +235,7 @@ def _withdraw(dispatcher: CollectingDispatcher, subject: str, consent_id: str | 
     except ConsentRefused:
         dispatcher.utter_message(response="utter_withdraw_unknown")
         return done
-    dispatcher.utter_message(
-        response="utter_withdraw_done", receipt_id=result["receipt"]["receipt_id"]
-    )
+    _receipt(dispatcher, result)
     return done
 
 

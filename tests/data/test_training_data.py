@@ -25,6 +25,8 @@ EXTRA_INTENTS = [
     "ask_correct_data", "ask_delete_data", "ask_retention", "ask_operator", "ask_no_family_doctor",
     "ask_proxy_consent", "ask_mynumber", "ask_after_withdrawal", "ask_choose_city_only",
     "ask_level_schedule", "ask_terms",
+    # issue 14
+    "inform_receipt_code",
 ]  # fmt: skip
 MIN_TEST_EXAMPLES = 5
 LEVEL_MENTION = re.compile(r"(レベル|れべる)[0-3０-３]")
