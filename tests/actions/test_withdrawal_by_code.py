@@ -334,3 +334,29 @@ def test_wording_recorded_and_receipts_show_the_code_to_write_down(domain) -> No
     for name in ("utter_consent_recorded", "utter_withdraw_done"):
         text = domain["responses"][name][0]["text"]
         assert "受付番号：{receipt_code}" in text and "この番号を控えてください" in text
+
+
+def test_typing_the_wish_again_at_the_open_confirmation_is_a_yes(api, domain) -> None:
+    api.post(WITHDRAW, json=WITHDRAWN)
+    state = {"consent_pending": "withdrawal", "withdraw_receipt_code": CODE}
+    _, dispatcher = run(
+        ActionWithdrawalFlow(), tracker("取り消します", "withdraw_consent", state), domain
+    )
+    assert sent(dispatcher) == ["utter_withdraw_done"]
+    assert len(posts(api)) == 1
+
+
+def test_without_an_open_confirmation_the_wish_lists_the_consents(api, domain) -> None:
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=[])
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker("取り消します", "withdraw_consent"), domain)
+    assert sent(dispatcher) == ["utter_withdraw_ask_code"]
+    assert posts(api) == []
+
+
+def test_a_longer_wish_at_the_open_confirmation_lists_instead(api, domain) -> None:
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=[])
+    state = {"consent_pending": "withdrawal", "withdraw_receipt_code": CODE}
+    text = "ジムへの提供だけをやめたいです"
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker(text, "withdraw_consent", state), domain)
+    assert sent(dispatcher) == ["utter_withdraw_ask_code"]
+    assert posts(api) == []
