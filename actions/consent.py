@@ -10,6 +10,11 @@ with the terms version and what withdrawal does (the second screen; "もっと�
 and the terms, action_show_terms) → an explicit yes ("同意します" typed at the read-back is one) →
 only then the call to the consent service. "Recorded" is said only on the service's success.
 
+What is read back is what is submitted: the read-back keeps the offer's version and item ids in
+slots, and the yes sends exactly those (never the offer as it is at the yes). If the offer changed
+in between, the service refuses `offer_changed`; the resident is told so, nothing is recorded, and
+the notice is shown again with the new content.
+
 The state lives in slots that only these actions set (never from entities), and every step checks
 it, so a typed `/affirm` or `/give_consent{...}` cannot skip one. A stopped or failed consent keeps
 its state: "同意の続き" (give_consent) resumes it days later, with the same Idempotency-Key so a
@@ -276,7 +281,12 @@ class _Flow:
             self.utter("utter_consent_readback_level2", family_doctor=family_doctor, **values)
         else:
             self.utter("utter_consent_readback", **values)
-        return [SlotSet(c.STAGE, "confirming"), SlotSet(c.TERMS, terms)]
+        return [
+            SlotSet(c.STAGE, "confirming"),
+            SlotSet(c.TERMS, terms),
+            SlotSet(c.OFFER_VERSION, offer.get("version")),
+            SlotSet(c.ITEMS, [i["item_id"] for i in offer["items"]]),
+        ]
 
     def submit(self) -> Events:
         try:
@@ -287,23 +297,32 @@ class _Flow:
 
     def _submit(self) -> Events:
         offer = self.current_offer()
-        doctor = self.tracker.get_slot(c.DOCTOR) if c.needs_doctor(offer) else None
-        if c.needs_doctor(offer) and doctor not in c.DOCTOR_ANSWERS:
-            self.utter("utter_ask_family_doctor")
-            return [SlotSet(c.STAGE, "doctor_asked")]
+        version = self.tracker.get_slot(c.OFFER_VERSION)
+        item_ids = self.tracker.get_slot(c.ITEMS)
+        if offer.get("version") == version:  # unchanged since the read-back
+            doctor = self.tracker.get_slot(c.DOCTOR) if c.needs_doctor(offer) else None
+            if c.needs_doctor(offer) and doctor not in c.DOCTOR_ANSWERS:
+                self.utter("utter_ask_family_doctor")
+                return [SlotSet(c.STAGE, "doctor_asked")]
+        else:  # changed: the read-back's own answer is sent and the service says what changed
+            answer = self.tracker.get_slot(c.DOCTOR)
+            doctor = answer if answer in c.DOCTOR_ANSWERS else None
         terms = self.tracker.get_slot(c.TERMS)
         key = self.tracker.get_slot(c.REQUEST_KEY)
-        if not terms or not key:  # no read-back in this conversation: show it first
+        if not terms or not key or not item_ids:  # no read-back in this conversation: show it
             return self.read_back(offer, doctor=doctor)
         channel, subject = c.resident(self.tracker)
         body = {
             "subject_id": subject,
             "offer_id": offer["offer_id"],
-            "item_ids": [i["item_id"] for i in offer["items"]],
+            # Exactly what was read back, not the offer as it is now.
+            "item_ids": list(item_ids),
             "channel": channel,
             "family_doctor_consulted": doctor,
             "terms_version": terms,
         }
+        if version:
+            body["offer_version"] = version
         try:
             result = self.client.create_consent(body, idempotency_key=f"{key}-{doctor or 'none'}")
         except ConsentRefused as refusal:
@@ -330,6 +349,10 @@ class _Flow:
         if refusal.reason == "family_doctor_answer_required":
             self.utter("utter_ask_family_doctor")
             return [SlotSet(c.STAGE, "doctor_asked")]
+        if refusal.reason == "offer_changed":
+            # Nothing was recorded: say so, then the notice again with the offer as it is now.
+            self.utter("utter_consent_offer_changed")
+            return self.choose(str(self.tracker.get_slot(c.OFFER)))
         response = f"utter_consent_refused_{refusal.reason}"
         self.utter(
             response

@@ -19,6 +19,10 @@ STAGE = "consent_stage"
 OFFER = "consent_offer_id"
 REQUEST_KEY = "consent_request_key"
 TERMS = "consent_terms_version"
+# What the read-back showed, kept until the yes and submitted as it was (issue #13): the offer's
+# version and its item ids. The service refuses `offer_changed` if the offer changed in between.
+OFFER_VERSION = "consent_offer_version"
+ITEMS = "consent_item_ids"
 DOCTOR = "family_doctor_consulted"
 WITHDRAW = "withdraw_consent_id"
 DOCTOR_ANSWERS = ("consulted", "not_yet", "will_not")
@@ -111,6 +115,8 @@ def clear_flow() -> List[Dict[str, Any]]:
         SlotSet(OFFER, None),
         SlotSet(REQUEST_KEY, None),
         SlotSet(TERMS, None),
+        SlotSet(OFFER_VERSION, None),
+        SlotSet(ITEMS, None),
         SlotSet(WITHDRAW, None),
     ]
 

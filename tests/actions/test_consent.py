@@ -47,10 +47,12 @@ LEVEL1 = {
     "ethics_approval": None,
     "consent_required": True,
     "consentable": True,
+    "version": "a1" * 32,
 }
 LEVEL2 = {
     **LEVEL1,
     "offer_id": "city_health_checkup",
+    "version": "b2" * 32,
     "title_ja": "市の保健指導（健診結果）",
     "items": [{"item_id": "health_checkup", "level": 2, "name_ja": "健診等情報"}],
     "max_level": 2,
@@ -129,6 +131,8 @@ def confirming(offer: Dict[str, Any], doctor: str | None = None) -> Dict[str, An
         "consent_offer_id": offer["offer_id"],
         "consent_request_key": "abc123",
         "consent_terms_version": "2026-11-01",
+        "consent_offer_version": offer["version"],
+        "consent_item_ids": [i["item_id"] for i in offer["items"]],
         "family_doctor_consulted": doctor,
     }
 
@@ -276,6 +280,7 @@ def test_yes_at_the_read_back_records_with_a_pseudonym(api, domain) -> None:
         "channel": "rest",
         "family_doctor_consulted": "consulted",
         "terms_version": "2026-11-01",
+        "offer_version": "b2" * 32,
     }
     assert SENDER not in post.request.body.decode()
     assert post.request.headers["Idempotency-Key"] == "abc123-consulted"
@@ -572,3 +577,69 @@ def test_the_service_refusing_another_subjects_consent_is_answered_politely(api,
     assert sent(dispatcher) == ["utter_withdraw_unknown"]
     [post] = [c for c in api.calls if c.request.method == "POST"]
     assert json.loads(post.request.body) == {"subject_id": SUBJECT}
+
+
+# ---- what is read back is what is submitted (issue #13) ------------------------------------
+
+CHANGED = {
+    **LEVEL1,
+    "version": "c3" * 32,
+    "items": [*LEVEL1["items"], {"item_id": "pulse", "level": 1, "name_ja": "脈拍"}],
+}
+
+
+def test_the_read_back_keeps_the_offers_version_and_items(api, domain) -> None:
+    events, _ = run(
+        ActionConsentFlow(), tracker("give_consent", offer_id="city_health_vitals"), domain
+    )
+    state = slots_of(events)
+    assert state["consent_offer_version"] == LEVEL1["version"]
+    assert state["consent_item_ids"] == ["steps", "blood_pressure"]
+
+
+def test_the_yes_submits_the_read_back_not_the_offer_as_it_is_now(api, domain) -> None:
+    api.replace(responses.GET, f"{API}/v1/offers/city_health_vitals", json=CHANGED)
+    api.post(f"{API}/v1/consents", status=422, json={"reason": "offer_changed", "message": "x"})
+    events, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
+    [post] = [c for c in api.calls if c.request.method == "POST"]
+    body = json.loads(post.request.body)
+    assert body["item_ids"] == ["steps", "blood_pressure"]
+    assert body["offer_version"] == LEVEL1["version"]
+    # Nothing recorded: told so, then the notice again with the new content and a new question.
+    assert sent(dispatcher) == [
+        "utter_consent_offer_changed",
+        "utter_consent_offer_explanation",
+        "utter_consent_readback",
+    ]
+    assert "脈拍（レベル1）" in dispatcher.messages[2]["items"]
+    state = slots_of(events)
+    assert state["consent_offer_version"] == CHANGED["version"]
+    assert state["consent_item_ids"] == ["steps", "blood_pressure", "pulse"]
+    assert state["consent_pending"] == "consent" and state["consent_stage"] == "confirming"
+    assert state["consent_request_key"] not in (None, "abc123")
+
+
+def test_a_level1_read_back_is_submitted_even_if_the_offer_gained_level2_data(api, domain) -> None:
+    now_level2 = {**LEVEL2, "offer_id": "city_health_vitals", "version": "d4" * 32}
+    api.replace(responses.GET, f"{API}/v1/offers/city_health_vitals", json=now_level2)
+    api.post(f"{API}/v1/consents", status=422, json={"reason": "offer_changed"})
+    _, dispatcher = run(ActionConsentFlow(), tracker("affirm", confirming(LEVEL1)), domain)
+    [post] = [c for c in api.calls if c.request.method == "POST"]
+    assert json.loads(post.request.body)["item_ids"] == ["steps", "blood_pressure"]
+    assert sent(dispatcher)[0] == "utter_consent_offer_changed"
+    assert sent(dispatcher)[-1] == "utter_ask_family_doctor"  # the new notice asks it first
+
+
+def test_a_read_back_without_kept_items_is_read_back_again(api, domain) -> None:
+    """A conversation read back before the items were kept (e.g. across an upgrade)."""
+    slots = {**confirming(LEVEL1), "consent_item_ids": None, "consent_offer_version": None}
+    events, dispatcher = run(ActionConsentFlow(), tracker("affirm", slots), domain)
+    assert sent(dispatcher) == ["utter_consent_readback"]
+    assert slots_of(events)["consent_item_ids"] == ["steps", "blood_pressure"]
+    assert not [c for c in api.calls if c.request.method == "POST"]
+
+
+def test_ending_the_flow_forgets_the_read_back(api, domain) -> None:
+    events, _ = run(ActionConsentFlow(), tracker("deny", confirming(LEVEL1)), domain)
+    state = slots_of(events)
+    assert state["consent_offer_version"] is None and state["consent_item_ids"] is None

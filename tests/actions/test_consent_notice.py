@@ -66,6 +66,7 @@ def served_offers() -> List[Dict[str, Any]]:
                 "ethics_approval": approval,
                 "consent_required": True,
                 "consentable": True,
+                "version": f"version-of-{offer['offer_id']}",
             }
         )
     return offers
@@ -275,6 +276,8 @@ def confirming_state() -> Dict[str, Any]:
         "consent_offer_id": LEVEL1["offer_id"],
         "consent_request_key": "abc123",
         "consent_terms_version": "2026-11-30",
+        "consent_offer_version": LEVEL1["version"],
+        "consent_item_ids": [i["item_id"] for i in LEVEL1["items"]],
     }
 
 
