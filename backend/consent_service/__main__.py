@@ -17,11 +17,17 @@ import os
 import sys
 from pathlib import Path
 
-from consent_service import audit, catalog, roles
+from consent_service import audit, catalog, code_attempts, roles
 from consent_service.config import InsecureSettings, get_settings
 from consent_service.consents import purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
-from consent_service.main import create_app, idempotency_cutoff, prepare_database, utc_now
+from consent_service.main import (
+    code_attempts_cutoff,
+    create_app,
+    idempotency_cutoff,
+    prepare_database,
+    utc_now,
+)
 from consent_service.staff import auth
 
 
@@ -50,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     staff_cmd.add_argument("action", choices=["create-user"])
     staff_cmd.add_argument("username")
     staff_cmd.add_argument("--role", choices=["admin", "viewer"], default="admin")
-    commands.add_parser("retention", help="delete idempotency records older than their TTL")
+    commands.add_parser("retention", help="delete expired idempotency records and code look-ups")
     db_cmd = commands.add_parser("db", help="set up the PostgreSQL roles (as a superuser)")
     db_cmd.add_argument("action", choices=["create-roles"])
     db_cmd.add_argument(
@@ -91,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "retention":
             with factory() as session, session.begin():
                 purged = purge_expired_idempotency(session, idempotency_cutoff(settings, utc_now()))
+                codes = code_attempts.purge(session, code_attempts_cutoff(settings, utc_now()))
             print(f"Deleted {purged} expired idempotency records.")
+            print(f"Deleted {codes} failed receipt-code look-ups older than their window.")
             return 0
         if args.command == "catalog":
             prepare_database(engine, settings, utc_now())

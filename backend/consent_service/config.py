@@ -175,6 +175,27 @@ class Settings(BaseSettings):
         ge=100,
         description="Client addresses the log-in throttle remembers (least recent forgotten).",
     )
+    receipt_code_window_seconds: int = Field(
+        default=3600,
+        ge=60,
+        description=(
+            "The window in which failed look-ups by receipt code count; failure records older "
+            "than it are deleted (at start and by `retention`)."
+        ),
+    )
+    receipt_code_failures_per_requester: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong or unknown receipt codes one requester may try per window (then 429).",
+    )
+    receipt_code_failures_per_client: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Wrong or unknown receipt codes one client (the chat, as a whole) may try per "
+            "window (then 429 for everyone it serves): the bound on guessing codes."
+        ),
+    )
     staff_history_weeks: int = Field(
         default=11,
         ge=1,

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from consent_service import audit, receipts, rules
+from consent_service import audit, receipt_codes, receipts, rules
 from consent_service.audit import canonical_json
 from consent_service.catalog import current_terms, offer_version
 from consent_service.models import Consent, DataItem, IdempotencyRecord, Offer, Receipt, Terms
@@ -292,9 +292,11 @@ def _issue_receipt(
     controller: Controller,
     now: dt.datetime,
 ) -> dict[str, Any]:
+    code = receipt_codes.issue(session)
     body = receipts.build(
         kind=kind,
         receipt_id=receipt_id,
+        receipt_code=code,
         consent=consent,
         offer=offer,
         terms=terms,
@@ -309,6 +311,7 @@ def _issue_receipt(
             kind=kind,
             body=body,
             created_at=now,
+            receipt_code=code,
         )
     )
     return body
@@ -344,41 +347,209 @@ def withdraw_consent(
         ).scalar_one_or_none()
         if consent is None or consent.subject_id != subject_id:
             raise ServiceError(404, "consent_not_found", "No such consent.")
-        if consent.status == "withdrawn":
-            assert consent.withdrawal_receipt_id is not None
-            stored = session.get(Receipt, consent.withdrawal_receipt_id)
-            assert stored is not None
-            return Outcome(
-                200, {"consent_id": consent_id, "status": "withdrawn", "receipt": stored.body}
+        return _withdraw_locked(session, consent, controller, now, {})
+
+
+def _withdraw_locked(
+    session: Session,
+    consent: Consent,
+    controller: Controller,
+    now: dt.datetime,
+    made_by: dict[str, Any],
+) -> Outcome:
+    """Withdraw `consent` (locked by the caller) or answer its existing withdrawal.
+
+    Args:
+        session: The open session.
+        consent: The consent row, locked FOR UPDATE.
+        controller: Who issues the receipt.
+        now: The current time (UTC).
+        made_by: Who made the withdrawal, added to the audit entry (empty: the subject). The
+            consent's subject stays the subject of the withdrawal whoever asks.
+
+    Returns:
+        200 with the withdrawal receipt.
+    """
+    consent_id = consent.consent_id
+    if consent.status == "withdrawn":
+        assert consent.withdrawal_receipt_id is not None
+        stored = session.get(Receipt, consent.withdrawal_receipt_id)
+        assert stored is not None
+        return Outcome(
+            200, {"consent_id": consent_id, "status": "withdrawn", "receipt": stored.body}
+        )
+    offer = session.get(Offer, consent.offer_id)
+    terms = session.get(Terms, consent.terms_version)
+    assert offer is not None and terms is not None
+    consent.status, consent.withdrawn_at = "withdrawn", now
+    consent.withdrawal_receipt_id = str(uuid.uuid4())
+    session.flush()
+    receipt = _issue_receipt(
+        session,
+        "withdrawal",
+        consent.withdrawal_receipt_id,
+        consent,
+        offer,
+        terms,
+        controller,
+        now,
+    )
+    audit.append(
+        session,
+        "consent.withdrawn",
+        consent_id,
+        {
+            "subject_id": consent.subject_id,
+            "offer_id": consent.offer_id,
+            "receipt_id": consent.withdrawal_receipt_id,
+            **made_by,
+        },
+        now,
+    )
+    return Outcome(200, {"consent_id": consent_id, "status": "withdrawn", "receipt": receipt})
+
+
+@dataclass(frozen=True)
+class CodeMatch:
+    """What a receipt code names: the receipt's kind and code, its consent and offer."""
+
+    receipt_code: str
+    kind: str
+    consent_id: str
+    offer_id: str
+    offer_title_ja: str
+    status: str
+
+    def public(self) -> dict[str, str]:
+        """All a look-up by code may show: the offer's name and the consent's status."""
+        return {
+            "receipt_code": self.receipt_code,
+            "kind": self.kind,
+            "offer_id": self.offer_id,
+            "offer_title_ja": self.offer_title_ja,
+            "status": self.status,
+        }
+
+
+def find_by_code(session: Session, code: str) -> CodeMatch | None:
+    """The consent a normalised receipt code (of its consent or its withdrawal) belongs to.
+
+    Args:
+        session: The open session.
+        code: A code as `receipt_codes.normalise` returns it.
+
+    Returns:
+        The match, or None for an unknown code.
+    """
+    row = session.execute(
+        select(Receipt, Consent, Offer)
+        .join(Consent, Consent.consent_id == Receipt.consent_id)
+        .join(Offer, Offer.offer_id == Consent.offer_id)
+        .where(Receipt.receipt_code == code)
+    ).first()
+    if row is None:
+        return None
+    receipt, consent, offer = row
+    return CodeMatch(
+        receipt_code=receipt.receipt_code,
+        kind=receipt.kind,
+        consent_id=consent.consent_id,
+        offer_id=offer.offer_id,
+        offer_title_ja=offer.title_ja or offer.purpose.name_ja,
+        status=consent.status,
+    )
+
+
+def _code_request_digest(code: str, requester: str, channel: str) -> str:
+    data = {"withdraw_by_code": code, "requester": requester, "channel": channel}
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def withdraw_by_code(
+    factory: sessionmaker[Session],
+    code: str,
+    *,
+    made_by: dict[str, Any],
+    controller: Controller,
+    now: dt.datetime,
+    idempotency: tuple[IdempotencyScope, str] | None = None,
+) -> Outcome:
+    """Withdraw the consent a receipt code names, whoever holds the code.
+
+    Withdrawal is the safe direction: holding the code is enough. The consent's subject stays
+    the subject of the withdrawal and its receipt; who asked (`made_by`) is only written to the
+    audit entry.
+
+    Args:
+        factory: Session factory.
+        code: A code as `receipt_codes.normalise` returns it (of the consent's receipt or of its
+            withdrawal receipt).
+        made_by: Who asks, for the audit entry: `{"by": "receipt_code", "requester": ...,
+            "channel": ...}` or `{"by": "staff", "staff_username": ..., "reason": ...}`.
+        controller: Who issues the receipt.
+        now: The current time (UTC).
+        idempotency: The client's scope and Idempotency-Key, when the caller sent one: the
+            answer is stored and replayed like a consent's.
+
+    Returns:
+        200 with the withdrawal receipt (the existing one when already withdrawn).
+
+    Raises:
+        ServiceError: 404 `unknown_receipt_code`; 422 `idempotency_key_reused`.
+    """
+    digest = _code_request_digest(
+        code, str(made_by.get("requester", "")), str(made_by.get("channel", ""))
+    )
+    try:
+        with factory() as session, session.begin():
+            if idempotency is not None:
+                record = _stored(session, idempotency[0], idempotency[1])
+                if record is not None:
+                    return _replay(record, digest)
+                session.execute(
+                    delete(IdempotencyRecord).where(
+                        IdempotencyRecord.client_digest == idempotency[0].client,
+                        IdempotencyRecord.key == idempotency[1],
+                        IdempotencyRecord.created_at < idempotency[0].not_before,
+                    )
+                )
+            receipt = session.execute(
+                select(Receipt).where(Receipt.receipt_code == code)
+            ).scalar_one_or_none()
+            consent = (
+                session.execute(
+                    select(Consent)
+                    .where(Consent.consent_id == receipt.consent_id)
+                    .with_for_update()
+                ).scalar_one_or_none()
+                if receipt is not None
+                else None
             )
-        offer = session.get(Offer, consent.offer_id)
-        terms = session.get(Terms, consent.terms_version)
-        assert offer is not None and terms is not None
-        consent.status, consent.withdrawn_at = "withdrawn", now
-        consent.withdrawal_receipt_id = str(uuid.uuid4())
-        session.flush()
-        receipt = _issue_receipt(
-            session,
-            "withdrawal",
-            consent.withdrawal_receipt_id,
-            consent,
-            offer,
-            terms,
-            controller,
-            now,
-        )
-        audit.append(
-            session,
-            "consent.withdrawn",
-            consent_id,
-            {
-                "subject_id": consent.subject_id,
-                "offer_id": consent.offer_id,
-                "receipt_id": consent.withdrawal_receipt_id,
-            },
-            now,
-        )
-        return Outcome(200, {"consent_id": consent_id, "status": "withdrawn", "receipt": receipt})
+            if consent is None:
+                raise ServiceError(404, "unknown_receipt_code", "No receipt has this code.")
+            outcome = _withdraw_locked(session, consent, controller, now, made_by)
+            if idempotency is not None:
+                session.add(
+                    IdempotencyRecord(
+                        client_digest=idempotency[0].client,
+                        key=idempotency[1],
+                        request_sha256=digest,
+                        status_code=outcome.status,
+                        response=outcome.body,
+                        created_at=now,
+                    )
+                )
+                session.flush()
+            return outcome
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer what it stored.
+        if idempotency is None:
+            raise
+        with factory() as session:
+            record = _stored(session, idempotency[0], idempotency[1])
+            if record is None:
+                raise
+            return _replay(record, digest)
 
 
 def history(session: Session, subject_id: str) -> list[Consent]:
@@ -390,3 +561,13 @@ def history(session: Session, subject_id: str) -> list[Consent]:
             .order_by(Consent.created_at, Consent.consent_id)
         ).scalars()
     )
+
+
+def receipt_codes_of(session: Session, receipt_ids: list[str]) -> dict[str, str]:
+    """The receipt code of each of `receipt_ids` (one query)."""
+    if not receipt_ids:
+        return {}
+    rows = session.execute(
+        select(Receipt.receipt_id, Receipt.receipt_code).where(Receipt.receipt_id.in_(receipt_ids))
+    ).all()
+    return {receipt_id: code for receipt_id, code in rows}

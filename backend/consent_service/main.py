@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from consent_service import audit, catalog, migrations, roles
+from consent_service import audit, catalog, code_attempts, migrations, roles
 from consent_service.api.deps import admin_credential_ok
 from consent_service.api.routes import health_router, router
 from consent_service.config import Settings, get_settings
@@ -64,11 +64,19 @@ def prepare_database(engine: Engine, settings: Settings, now: dt.datetime) -> No
             log.info("Audit chain: entries from before its key are sealed by a keyed entry")
         catalog.load(session, settings.consent_catalog_path, now)
         purged = purge_expired_idempotency(session, idempotency_cutoff(settings, now))
+        purged_codes = code_attempts.purge(session, code_attempts_cutoff(settings, now))
         if staff_auth.encrypt_stored_secrets(session, settings):
             log.info("Staff TOTP secrets stored in clear are now encrypted (STAFF_TOTP_KEY)")
     log.info("Catalogue loaded from %s", settings.consent_catalog_path.name)
     if purged:
         log.info("Deleted %d expired idempotency records", purged)
+    if purged_codes:
+        log.info("Deleted %d failed receipt-code look-ups older than their window", purged_codes)
+
+
+def code_attempts_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """The oldest failed look-up by receipt code still kept (and counted) at `now`."""
+    return now - dt.timedelta(seconds=settings.receipt_code_window_seconds)
 
 
 def idempotency_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:

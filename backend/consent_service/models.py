@@ -220,6 +220,23 @@ class Receipt(Base):
     kind: Mapped[str] = mapped_column(String(16))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # The short code residents read out (consent_service/receipt_codes.py), e.g. K7Q2-M9XD-3.
+    receipt_code: Mapped[str] = mapped_column(String(11), unique=True)
+
+
+class ReceiptCodeFailure(Base):
+    """A look-up by receipt code that was not answered with a consent (or is under way).
+
+    Counted per requester and per client within RECEIPT_CODE_WINDOW_SECONDS to limit guessing;
+    deleted once older than the window. The code that was tried is not stored.
+    """
+
+    __tablename__ = "receipt_code_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    client_digest: Mapped[str] = mapped_column(String(64), index=True)
+    requester: Mapped[str] = mapped_column(String(128), index=True)
 
 
 class IdempotencyRecord(Base):
@@ -265,7 +282,7 @@ class StaffUser(Base):
     """A city staff member who may use the console."""
 
     __tablename__ = "staff_users"
-    __table_args__ = (CheckConstraint("role IN ('viewer', 'admin')", name="role"),)
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'admin', 'counter')", name="role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

@@ -2,7 +2,7 @@
 
 They carry the fields of the Kantara Consent Receipt (v1.1) and ISO/IEC TS 27560: controller,
 principal, recipient, purpose, items and their levels, sensitive flag, time, collection channel,
-terms version and its hash, receipt id.
+terms version and its hash, receipt id; and the receipt code residents read out.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def build(
     *,
     kind: str,
     receipt_id: str,
+    receipt_code: str,
     consent: Consent,
     offer: Offer,
     terms: Terms,
@@ -32,6 +33,7 @@ def build(
     Args:
         kind: "consent" or "withdrawal".
         receipt_id: The receipt's id.
+        receipt_code: The receipt's short code (consent_service/receipt_codes.py).
         consent: The consent it is about.
         offer: The consent's offer.
         terms: The terms the consent was given under.
@@ -51,6 +53,7 @@ def build(
     return {
         "version": RECEIPT_VERSION,
         "receipt_id": receipt_id,
+        "receipt_code": receipt_code,
         "kind": kind,
         "consent_id": consent.consent_id,
         "status": consent.status,

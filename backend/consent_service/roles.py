@@ -44,6 +44,7 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "consents": ("SELECT", "INSERT", "UPDATE"),
     "receipts": ("SELECT", "INSERT"),
     "idempotency_records": ("SELECT", "INSERT", "DELETE"),
+    "receipt_code_failures": ("SELECT", "INSERT", "DELETE"),
     "audit_log": ("SELECT", "INSERT"),
     "audit_head": ("SELECT", "INSERT", "UPDATE"),
     "staff_users": ("SELECT", "INSERT", "UPDATE"),

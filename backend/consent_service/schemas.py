@@ -150,6 +150,10 @@ class ConsentRecord(BaseModel):
     withdrawn_at: dt.datetime | None
     receipt_id: str
     withdrawal_receipt_id: str | None
+    receipt_code: str = Field(description="The code of the consent's receipt (XXXX-XXXX-C).")
+    withdrawal_receipt_code: str | None = Field(
+        default=None, description="The code of the withdrawal receipt, once withdrawn."
+    )
 
 
 class ConsentResult(BaseModel):
@@ -178,3 +182,26 @@ class ErrorBody(BaseModel):
     reason: str
     message: str
     consent_id: str | None = None
+
+
+RECEIPT_CODE_TEXT_MAX = 40  # what a resident may type (receipt_codes.MAX_INPUT)
+
+
+class ReceiptCodeInfo(BaseModel):
+    """What a receipt code shows: the offer's name and the consent's status, nothing else."""
+
+    receipt_code: str = Field(description="The code, normalised to XXXX-XXXX-C.")
+    kind: Literal["consent", "withdrawal"] = Field(description="Which receipt the code is of.")
+    offer_id: str
+    offer_title_ja: str
+    status: Literal["active", "withdrawn"]
+
+
+class CodeWithdrawal(Strict):
+    """`POST /v1/receipt-codes/{code}/withdraw`: who asks (never becomes the consent's subject)."""
+
+    requester: str = Field(
+        pattern=SUBJECT_ID_PATTERN,
+        description="The pseudonym of whoever typed the code (recorded in the audit entry).",
+    )
+    channel: Channel

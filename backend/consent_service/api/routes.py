@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
 
-from consent_service import audit, consents, rules
+from consent_service import audit, code_attempts, consents, receipt_codes, rules
 from consent_service.api.deps import (
     Admin,
     AppSettings,
@@ -28,6 +28,7 @@ from consent_service.schemas import (
     ApprovalPublic,
     AuditVerification,
     BenefitPublic,
+    CodeWithdrawal,
     ConsentCreate,
     ConsentRecord,
     ConsentResult,
@@ -37,6 +38,7 @@ from consent_service.schemas import (
     OfferItemPublic,
     OfferPublic,
     PurposePublic,
+    ReceiptCodeInfo,
     RecipientPublic,
     TermsPublic,
 )
@@ -213,10 +215,23 @@ def list_consents(
     _client: Client,
 ) -> list[ConsentRecord]:
     """A subject's whole history: active and withdrawn consents."""
-    return [
-        ConsentRecord.model_validate(c, from_attributes=True)
-        for c in consents.history(session, subject_id)
-    ]
+    found = consents.history(session, subject_id)
+    codes = consents.receipt_codes_of(
+        session,
+        [c.receipt_id for c in found]
+        + [c.withdrawal_receipt_id for c in found if c.withdrawal_receipt_id],
+    )
+    return [_record_of(c, codes) for c in found]
+
+
+def _record_of(consent: Consent, codes: dict[str, str]) -> ConsentRecord:
+    names = set(ConsentRecord.model_fields) - {"receipt_code", "withdrawal_receipt_code"}
+    values = {name: getattr(consent, name) for name in names}
+    return ConsentRecord(
+        **values,
+        receipt_code=codes[consent.receipt_id],
+        withdrawal_receipt_code=codes.get(consent.withdrawal_receipt_id or ""),
+    )
 
 
 @router.post(
@@ -263,6 +278,134 @@ def get_receipt(
     if receipt is None or consent is None or consent.subject_id != subject_id:
         raise ServiceError(404, "unknown_receipt", "No such receipt.")
     return dict(receipt.body)
+
+
+CODE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "`unknown_receipt_code`: no receipt has this code."},
+    422: {
+        "model": ErrorBody,
+        "description": "`invalid_receipt_code` (a typo: length, symbol, check) or a bad request.",
+    },
+    429: {
+        "model": ErrorBody,
+        "description": (
+            "`too_many_wrong_codes`: the requester, or the client as a whole, tried too many "
+            "wrong codes within RECEIPT_CODE_WINDOW_SECONDS."
+        ),
+    },
+}
+ReceiptCodeText = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=receipt_codes.MAX_INPUT,
+        description="A receipt code as typed: full-width, lower case and hyphens are accepted.",
+    ),
+]
+
+
+def _limits(settings: AppSettings) -> code_attempts.Limits:
+    return code_attempts.Limits(
+        window=dt.timedelta(seconds=settings.receipt_code_window_seconds),
+        per_requester=settings.receipt_code_failures_per_requester,
+        per_client=settings.receipt_code_failures_per_client,
+    )
+
+
+def _begin_attempt(
+    factory: SessionFactory, client: str, requester: str, settings: AppSettings, now: dt.datetime
+) -> int:
+    try:
+        return code_attempts.begin(
+            factory, client=client, requester=requester, limits=_limits(settings), now=now
+        )
+    except code_attempts.TooManyWrongCodes:
+        raise ServiceError(
+            429, "too_many_wrong_codes", "Too many wrong receipt codes; try again later."
+        ) from None
+
+
+def _normalised(code: str) -> str:
+    try:
+        return receipt_codes.normalise(code)
+    except receipt_codes.InvalidCode:
+        raise ServiceError(
+            422, "invalid_receipt_code", "This is not a receipt code (check for a typo)."
+        ) from None
+
+
+@router.get(
+    "/receipt-codes/{code}",
+    response_model=ReceiptCodeInfo,
+    tags=["receipt codes"],
+    responses=CODE_ERRORS,
+)
+def look_up_code(
+    code: ReceiptCodeText,
+    requester: Annotated[
+        str,
+        Query(pattern=SUBJECT_ID_PATTERN, description="The pseudonym of whoever typed the code."),
+    ],
+    factory: SessionFactory,
+    client: Client,
+    settings: AppSettings,
+    now: Now,
+) -> ReceiptCodeInfo:
+    """What a receipt code names: only the offer's name and the consent's status.
+
+    Wrong (422) and unknown (404) codes count towards RECEIPT_CODE_FAILURES_PER_REQUESTER and
+    RECEIPT_CODE_FAILURES_PER_CLIENT; over either, 429 without looking at the code.
+    """
+    attempt = _begin_attempt(factory, client, requester, settings, now)
+    normalised = _normalised(code)
+    with factory() as session:
+        match = consents.find_by_code(session, normalised)
+    if match is None:
+        raise ServiceError(404, "unknown_receipt_code", "No receipt has this code.")
+    code_attempts.succeeded(factory, attempt)
+    return ReceiptCodeInfo.model_validate(match.public())
+
+
+@router.post(
+    "/receipt-codes/{code}/withdraw",
+    response_model=ConsentResult,
+    tags=["receipt codes"],
+    responses=CODE_ERRORS,
+)
+def withdraw_by_code(
+    code: ReceiptCodeText,
+    body: CodeWithdrawal,
+    idempotency_key: IdempotencyKey,
+    factory: SessionFactory,
+    client: Client,
+    controller: ReceiptController,
+    settings: AppSettings,
+    now: Now,
+) -> JSONResponse:
+    """Withdraw the consent a receipt code names, whoever holds the code.
+
+    The code may be the consent's or its withdrawal's. Already withdrawn: 200 with the existing
+    withdrawal receipt (nothing changes). The consent's subject stays the withdrawal's subject;
+    the requester and channel are written to the audit entry only. Wrong codes count as for the
+    look-up.
+    """
+    attempt = _begin_attempt(factory, client, body.requester, settings, now)
+    normalised = _normalised(code)
+    outcome = consents.withdraw_by_code(
+        factory,
+        normalised,
+        made_by={"by": "receipt_code", "requester": body.requester, "channel": body.channel},
+        controller=controller,
+        now=now,
+        idempotency=(
+            consents.IdempotencyScope(
+                client, now - dt.timedelta(hours=settings.consent_idempotency_ttl_hours)
+            ),
+            idempotency_key,
+        ),
+    )
+    code_attempts.succeeded(factory, attempt)
+    return JSONResponse(outcome.body, status_code=outcome.status)
 
 
 @router.get("/audit/verify", response_model=AuditVerification, tags=["audit"])
