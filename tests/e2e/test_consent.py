@@ -5,7 +5,9 @@ Each test checks the consent service's own records afterwards, not only what the
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from contextlib import closing
 from typing import Any, Dict, List
 
 import pytest
@@ -242,3 +244,41 @@ def test_level3_item_is_explained_not_offered(assistant: Assistant) -> None:
     answer = assistant.say(sender(), "遺伝子情報を提供したいです")
     assert "このサービスでは扱いません" in texts(answer)
     assert all("genetic" not in p for p in payloads(answer))
+
+
+def _consent_db(assistant: Assistant) -> sqlite3.Connection:
+    url = assistant.consent.env["CONSENT_DATABASE_URL"]
+    return sqlite3.connect(url.removeprefix("sqlite+pysqlite:///"))
+
+
+def test_a_changed_offer_between_read_back_and_yes_is_refused_not_recorded(
+    assistant: Assistant,
+) -> None:
+    who = sender()
+    read_back = choose(assistant, who, "city_health_vitals")
+    assert "脈拍（レベル1）" in read_back and "この内容で同意を記録してよろしいですか" in read_back
+    shown = served_offer(assistant, "city_health_vitals")
+    # The offer changes in the service's database after the read-back: an item is taken out.
+    with closing(_consent_db(assistant)) as db, db:
+        db.execute(
+            "DELETE FROM offer_items WHERE offer_id = 'city_health_vitals' AND item_id = 'pulse'"
+        )
+    try:
+        assert served_offer(assistant, "city_health_vitals")["version"] != shown["version"]
+        answer = texts(assistant.say(who, "はい"))
+        assert RECORDED not in answer
+        assert "この提供先の内容が変わりました" in answer and "同意は記録していません" in answer
+        assert assistant.consent.history(who) == []
+        # The notice again, with the new content, and the question again.
+        assert "脈拍（レベル1）" not in answer and "歩数（歩行）（レベル1）" in answer
+        assert "この内容で同意を記録してよろしいですか" in answer
+        assert RECORDED in texts(assistant.say(who, "はい"))
+        [record] = assistant.consent.history(who)
+        assert sorted(record["item_ids"]) == ["blood_pressure", "steps", "weight"]
+    finally:
+        with closing(_consent_db(assistant)) as db, db:
+            db.execute(
+                "INSERT OR IGNORE INTO offer_items (offer_id, item_id) "
+                "VALUES ('city_health_vitals', 'pulse')"
+            )
+    assert served_offer(assistant, "city_health_vitals")["version"] == shown["version"]
