@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     staff_cmd = commands.add_parser("staff", help="manage staff accounts of the console")
     staff_cmd.add_argument("action", choices=["create-user"])
     staff_cmd.add_argument("username")
-    staff_cmd.add_argument("--role", choices=["admin", "viewer"], default="admin")
+    staff_cmd.add_argument("--role", choices=["admin", "viewer", "counter"], default="admin")
     commands.add_parser("retention", help="delete expired idempotency records and code look-ups")
     db_cmd = commands.add_parser("db", help="set up the PostgreSQL roles (as a superuser)")
     db_cmd.add_argument("action", choices=["create-roles"])

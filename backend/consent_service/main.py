@@ -191,8 +191,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(LoginRequired)
-    async def _login(_request: Request, _exc: LoginRequired) -> RedirectResponse:
-        return RedirectResponse("/staff/login", status_code=302)
+    async def _login(_request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(exc.location, status_code=302)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

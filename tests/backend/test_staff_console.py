@@ -283,3 +283,15 @@ def test_cli_creates_a_user_with_a_totp_secret(settings: Settings, monkeypatch, 
 def test_short_passwords_are_refused(console: TestClient) -> None:
     with pytest.raises(ValueError, match="12 characters"), console.app.state.sessionmaker() as s:
         auth.create_user(s, "x", "short", "viewer", NOW, console.app.state.settings)
+
+
+def test_the_counter_needs_a_counter_session(console: TestClient) -> None:
+    for method, path in [("get", "/staff/counter"), ("post", "/staff/counter/lookup"),
+                         ("post", "/staff/counter/withdraw")]:  # fmt: skip
+        response = console.request(method, path, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (302, "/staff/login")
+    log_in(console, "viewer3", add_user(console, "viewer3", "viewer"))
+    page = console.get("/staff/")
+    assert "/staff/counter" not in page.text  # no link either
+    response = console.get("/staff/counter", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (302, "/staff/")

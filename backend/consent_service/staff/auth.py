@@ -34,7 +34,9 @@ from consent_service.config import DEVELOPMENT_STAFF_TOTP_KEY, Settings
 from consent_service.models import StaffAccessLog, StaffSession, StaffUser
 
 COOKIE = "staff_session"
-ROLES = ("viewer", "admin")
+# viewer: the aggregate views and transcripts; admin: also the access log; counter (窓口): only
+# looking consents up by receipt code and withdrawing them on a resident's behalf.
+ROLES = ("viewer", "admin", "counter")
 SEALED = "v1:"
 _hasher = PasswordHasher()
 # Compared against when the user does not exist or is locked, so timing tells nothing apart.

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from consent_service import code_attempts, consents, receipt_codes
 from consent_service.config import Settings
 from consent_service.models import Consent, Offer, StaffAccessLog, StaffSession
 from consent_service.staff import auth, charts, exports, metrics
@@ -52,7 +53,11 @@ _THROTTLE_LOCK = threading.Lock()
 
 
 class LoginRequired(Exception):
-    """Raised by the session dependency; answered with a redirect to the log-in page."""
+    """Raised by the session dependencies; answered with a redirect (to the log-in page)."""
+
+    def __init__(self, location: str = "/staff/login") -> None:
+        super().__init__(location)
+        self.location = location
 
 
 def _db(request: Request) -> Any:
@@ -83,14 +88,39 @@ def current(request: Request) -> StaffSession:
         return found
 
 
-Staff = Annotated[StaffSession, Depends(current)]
+AnyStaff = Annotated[StaffSession, Depends(current)]
 
 
-def admin(staff: Staff) -> StaffSession:
-    """Only admins: others are sent back to the overview."""
-    if staff.user.role != "admin":
-        raise LoginRequired
+def home(role: str) -> str:
+    """The first page of a role: the counter for `counter`, the overview for the others."""
+    return "/staff/counter" if role == "counter" else "/staff/"
+
+
+def analyst(staff: AnyStaff) -> StaffSession:
+    """Viewers and admins: counter staff see no conversations or counts (sent to the counter)."""
+    if staff.user.role == "counter":
+        raise LoginRequired(home(staff.user.role))
     return staff
+
+
+Staff = Annotated[StaffSession, Depends(analyst)]
+
+
+def admin(staff: AnyStaff) -> StaffSession:
+    """Only admins: others are sent back to their first page."""
+    if staff.user.role != "admin":
+        raise LoginRequired(home(staff.user.role))
+    return staff
+
+
+def counter_staff(staff: AnyStaff) -> StaffSession:
+    """Only counter (窓口) staff: others are sent back to their first page."""
+    if staff.user.role != "counter":
+        raise LoginRequired(home(staff.user.role))
+    return staff
+
+
+CounterStaff = Annotated[StaffSession, Depends(counter_staff)]
 
 
 class Filters:
@@ -256,7 +286,8 @@ def login(
             return RedirectResponse("/staff/login?error=invalid", status_code=303)
         token = auth.open_session(session, result.user, settings, now)
         auth.log_access(session, result.user.username, "login", f"ip={client}", now)
-    response = RedirectResponse("/staff/", status_code=303)
+        location = home(result.user.role)
+    response = RedirectResponse(location, status_code=303)
     response.set_cookie(auth.COOKIE, token, httponly=True, samesite="strict", path="/staff",
                         secure=settings.staff_cookie_secure,
                         max_age=settings.staff_session_hours * 3600)  # fmt: skip
@@ -265,10 +296,12 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, staff: Staff, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+def logout(
+    request: Request, staff: AnyStaff, csrf: Annotated[str, Form(max_length=64)]
+) -> Response:
     """End the session (the form carries the CSRF token; without it nothing happens)."""
     if not auth.csrf_ok(staff, csrf):
-        return RedirectResponse("/staff/", status_code=303)
+        return RedirectResponse(home(staff.user.role), status_code=303)
     with _db(request) as session, session.begin():
         auth.close_session(session, request.cookies.get(auth.COOKIE))
     response = RedirectResponse("/staff/login", status_code=303)
@@ -483,6 +516,123 @@ def access_log(request: Request, staff: Annotated[StaffSession, Depends(admin)])
             ).scalars()
         )
     return page(request, "access_log.html", staff, entries=entries, view="access-log")
+
+
+# ---- the counter (窓口) --------------------------------------------------------------------
+
+# Why a withdrawal was made at the counter. A fixed list, not free text: the reason goes into the
+# audit chain, which can never be edited, and free text invites names and health details.
+WITHDRAWAL_REASONS = {
+    "in_person": "ご本人が窓口で申し出",
+    "proxy": "代理人が窓口で申し出",
+    "phone": "ご本人から電話で申し出",
+    "letter": "書面（郵送）で申し出",
+}
+STAFF_CLIENT = "staff-console"  # the client of the wrong-code limit for counter look-ups
+
+
+def _code_limits(settings: Settings) -> code_attempts.Limits:
+    return code_attempts.Limits(
+        window=dt.timedelta(seconds=settings.receipt_code_window_seconds),
+        per_requester=settings.receipt_code_failures_per_requester,
+        per_client=settings.receipt_code_failures_per_client,
+    )
+
+
+def _counter_page(request: Request, staff: StaffSession, **context: Any) -> Response:
+    context.setdefault("match", None)
+    context.setdefault("error", "")
+    context.setdefault("done", None)
+    return page(request, "counter.html", staff, view="counter", reasons=WITHDRAWAL_REASONS,
+                **context)  # fmt: skip
+
+
+def _find(
+    request: Request, staff: StaffSession, typed: str
+) -> tuple[consents.CodeMatch | None, str, str]:
+    """Look a typed code up under the wrong-code limit: (match, normalised code, error)."""
+    factory = request.app.state.sessionmaker
+    now = _now(request)
+    try:
+        attempt = code_attempts.begin(
+            factory,
+            client=STAFF_CLIENT,
+            requester=f"staff:{staff.user.username}",
+            limits=_code_limits(_settings(request)),
+            now=now,
+        )
+    except code_attempts.TooManyWrongCodes:
+        return None, "", "throttled"
+    try:
+        code = receipt_codes.normalise(typed)
+    except receipt_codes.InvalidCode:
+        return None, "", "invalid"
+    with factory() as session:
+        match = consents.find_by_code(session, code)
+    if match is None:
+        return None, code, "unknown"
+    code_attempts.succeeded(factory, attempt)
+    return match, code, ""
+
+
+@router.get("/counter", response_class=HTMLResponse)
+def counter(request: Request, staff: CounterStaff) -> Response:
+    """The counter: look a consent up by the receipt code the resident shows or reads out."""
+    return _counter_page(request, staff)
+
+
+@router.post("/counter/lookup", response_class=HTMLResponse)
+def counter_lookup(
+    request: Request,
+    staff: CounterStaff,
+    code: Annotated[str, Form(max_length=receipt_codes.MAX_INPUT)],
+    csrf: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Show the offer's name and the consent's status for a code (nothing else); logged."""
+    if not auth.csrf_ok(staff, csrf):
+        return RedirectResponse("/staff/counter", status_code=303)
+    match, normalised, error = _find(request, staff, code)
+    with _db(request) as session, session.begin():
+        target = normalised or "-"
+        action = "counter_lookup" if match else f"counter_lookup_{error}"
+        auth.log_access(session, staff.user.username, action, target, _now(request))
+    return _counter_page(request, staff, match=match, error=error)
+
+
+@router.post("/counter/withdraw", response_class=HTMLResponse)
+def counter_withdraw(
+    request: Request,
+    staff: CounterStaff,
+    code: Annotated[str, Form(max_length=receipt_codes.MAX_INPUT)],
+    reason: Annotated[str, Form(max_length=32)],
+    csrf: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Withdraw the consent of a code on the resident's behalf, with a reason from the list.
+
+    The withdrawal is the consent's subject's, made by staff: the audit entry names the staff
+    member and the reason, and so does the access log.
+    """
+    if not auth.csrf_ok(staff, csrf):
+        return RedirectResponse("/staff/counter", status_code=303)
+    match, normalised, error = _find(request, staff, code)
+    if match is None:
+        return _counter_page(request, staff, error=error)
+    if reason not in WITHDRAWAL_REASONS:
+        return _counter_page(request, staff, match=match, error="reason")
+    now = _now(request)
+    outcome = consents.withdraw_by_code(
+        request.app.state.sessionmaker,
+        normalised,
+        made_by={"by": "staff", "staff_username": staff.user.username, "reason": reason},
+        controller=request.app.state.controller,
+        now=now,
+    )
+    with _db(request) as session, session.begin():
+        auth.log_access(
+            session, staff.user.username, "counter_withdraw", f"{normalised} reason={reason}", now
+        )
+        done = consents.find_by_code(session, outcome.body["receipt"]["receipt_code"])
+    return _counter_page(request, staff, done=done)
 
 
 # ---- exports -----------------------------------------------------------------------------
