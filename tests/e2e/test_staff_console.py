@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+import sqlite3
 import struct
 import subprocess
 import time
@@ -124,3 +125,101 @@ def test_a_code_opens_one_session_only(console: tuple[str, str]) -> None:
         )
         answers.append(answer.headers["location"])
     assert answers == ["/staff/", "/staff/login?error=invalid"]
+
+
+@pytest.fixture(scope="module")
+def counter_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A service with a counter (窓口) account, and a consent recorded through the API."""
+    work = tmp_path_factory.mktemp("counter")
+    token = "e2e-counter-token-" + "1" * 32
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT / "backend"),
+        "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
+        "CONSENT_API_TOKEN": token,
+        "STAFF_TRACKER_DATABASE_URL": f"sqlite+pysqlite:///{build(work / 'rasa.db')}",
+        "STAFF_PASSWORD": PASSWORD,
+    }
+    created = subprocess.run(
+        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", "madoguchi",
+         "--role", "counter"],
+        env=env, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
+    port = free_port()
+    log = work / "console.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/health", process, log)
+        yield {"url": url, "secret": secret, "token": token, "db": work / "consent.db"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_counter_withdraws_a_consent_by_its_receipt_code(
+    counter_console: dict[str, Any], browser: Any
+) -> None:
+    """Issue 14: a resident without their phone reads the code at the city counter."""
+    url, auth = counter_console["url"], {"Authorization": f"Bearer {counter_console['token']}"}
+    resident = hashlib.sha256(b"resident who lost the phone").hexdigest()
+    terms = requests.get(f"{url}/v1/terms", headers=auth, timeout=10).json()["version"]
+    recorded = requests.post(
+        f"{url}/v1/consents",
+        json={"subject_id": resident, "offer_id": "city_health_vitals",
+              "item_ids": ["steps", "weight"], "channel": "web", "terms_version": terms},
+        headers={**auth, "Idempotency-Key": "e2e-counter-1"},
+        timeout=10,
+    )  # fmt: skip
+    assert recorded.status_code == 201, recorded.text
+    code = recorded.json()["receipt"]["receipt_code"]
+    offers = requests.get(f"{url}/v1/offers", headers=auth, timeout=10).json()
+    title = next(o["title_ja"] for o in offers if o["offer_id"] == "city_health_vitals")
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+    page.goto(f"{url}/staff/login")
+    page.get_by_label("ユーザー名").fill("madoguchi")
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(counter_console["secret"]))
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url(f"{url}/staff/counter")
+    # Read out as a resident might write it: lower case, without hyphens.
+    page.get_by_label("受付番号").fill(code.lower().replace("-", ""))
+    page.get_by_role("button", name="確認する").click()
+    result = page.locator("section.counter-result")
+    result.wait_for()
+    assert title in result.inner_text() and "同意中" in result.inner_text()
+    assert resident not in page.content()
+    page.get_by_label("取り消しの理由（必須）").select_option("in_person")
+    page.get_by_role("button", name="ご本人に代わって取り消す").click()
+    done = page.locator("section.counter-done")
+    done.wait_for()
+    withdrawal_code = page.locator(".withdrawal-code").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "staff-counter.png"), full_page=True)
+    page.close()
+
+    listed = requests.get(f"{url}/v1/subjects/{resident}/consents", headers=auth, timeout=10)
+    (consent,) = listed.json()
+    assert consent["status"] == "withdrawn"
+    assert consent["withdrawal_receipt_code"] == withdrawal_code != code
+    receipt = requests.get(
+        f"{url}/v1/receipts/{consent['withdrawal_receipt_id']}",
+        params={"subject_id": resident},
+        headers=auth,
+        timeout=10,
+    ).json()
+    assert (receipt["kind"], receipt["receipt_code"]) == ("withdrawal", withdrawal_code)
+    with sqlite3.connect(counter_console["db"]) as db:
+        rows = db.execute(
+            "SELECT username, action, target FROM staff_access_log WHERE action LIKE 'counter%'"
+        ).fetchall()
+    assert rows == [
+        ("madoguchi", "counter_lookup", code),
+        ("madoguchi", "counter_withdraw", f"{code} reason=in_person"),
+    ]
