@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -166,6 +167,26 @@ def test_withdrawing_twice_returns_the_same_receipt(client: TestClient, terms_ve
     first, second = (withdraw(client, consent["consent_id"]) for _ in range(2))
     assert first.status_code == 200 and first.json() == second.json()
     assert client.get("/v1/audit/verify", headers=ADMIN).json()["entries"] == 3 + 2
+
+
+def test_consent_and_withdrawal_receipts_carry_their_own_codes(
+    client: TestClient, terms_version: str
+) -> None:
+    consent = post_consent(client, consent_body(terms_version)).json()
+    withdrawal = withdraw(client, consent["consent_id"]).json()
+    codes = [consent["receipt"]["receipt_code"], withdrawal["receipt"]["receipt_code"]]
+    assert codes[0] != codes[1]
+    assert all(
+        re.fullmatch(r"[0-9A-HJKMNP-TV-Y]{4}-[0-9A-HJKMNP-TV-Y]{4}-[0-9A-HJKMNP-TV-Y]", c)
+        for c in codes
+    )
+    for receipt, code in zip((consent["receipt"], withdrawal["receipt"]), codes, strict=True):
+        stored = client.get(
+            f"/v1/receipts/{receipt['receipt_id']}", params={"subject_id": subject()}, headers=AUTH
+        ).json()
+        assert stored["receipt_code"] == code
+    (listed,) = client.get(f"/v1/subjects/{subject()}/consents", headers=AUTH).json()
+    assert (listed["receipt_code"], listed["withdrawal_receipt_code"]) == tuple(codes)
 
 
 def test_withdrawal_needs_the_subject(client: TestClient, terms_version: str) -> None:
