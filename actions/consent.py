@@ -339,7 +339,8 @@ class _Flow:
     def refused(self, refusal: ConsentRefused, subject: str) -> Events:
         if refusal.reason == "already_consented" and refusal.consent_id:
             receipts = [
-                h["receipt_id"]
+                # The code residents write down (issue #14); the id if none was issued.
+                h.get("receipt_code") or h["receipt_id"]
                 for h in self.client.consents(subject)
                 if h["consent_id"] == refusal.consent_id
             ]

@@ -54,6 +54,11 @@ def _title(offers: Dict[str, Dict[str, Any]], offer_id: str) -> str:
     return str(offers.get(offer_id, {}).get("title_ja") or offer_id)
 
 
+def _code_of(consent: Dict[str, Any]) -> str:
+    """What a consent is named by after 受付番号: its receipt code (the id if it has none)."""
+    return str(consent.get("receipt_code") or consent["receipt_id"])
+
+
 def _active(subject: str, consent_id: str | None = None) -> List[Dict[str, Any]]:
     return [
         h
@@ -160,7 +165,7 @@ def _confirm(dispatcher: CollectingDispatcher, subject: str, consent_id: str) ->
         response="utter_withdraw_confirm",
         title=_title(offers, found[0]["offer_id"]),
         recipient=(offer.get("recipient") or {}).get("name_ja", ""),
-        receipt_id=found[0]["receipt_id"],
+        receipt_id=_code_of(found[0]),
     )
     return [SlotSet(c.PENDING, "withdrawal"), SlotSet(c.WITHDRAW, consent_id)]
 
@@ -291,7 +296,7 @@ class ActionListConsents(Action):
                 "consent_line",
                 title=_title(offers, h["offer_id"]),
                 status=c.fragment(domain, f"status_{h['status']}"),
-                receipt_id=h["receipt_id"],
+                receipt_id=_code_of(h),
             )
             for h in history[-MAX_LISTED:]
         ]

@@ -360,3 +360,23 @@ def test_a_longer_wish_at_the_open_confirmation_lists_instead(api, domain) -> No
     _, dispatcher = run(ActionWithdrawalFlow(), tracker(text, "withdraw_consent", state), domain)
     assert sent(dispatcher) == ["utter_withdraw_ask_code"]
     assert posts(api) == []
+
+
+def test_the_list_and_the_chosen_consent_are_named_by_their_codes(api, domain) -> None:
+    from actions.withdrawal import ActionListConsents
+
+    history = [
+        {"consent_id": CONSENT_ID, "offer_id": "city_health_vitals", "status": "active",
+         "receipt_id": "rcpt-1", "receipt_code": CODE},
+    ]  # fmt: skip
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=history)
+    api.get(f"{API}/v1/offers", json=[{"offer_id": "city_health_vitals", "title_ja": "T"}])
+    _, dispatcher = run(ActionListConsents(), tracker("一覧", "list_consents"), domain)
+    assert dispatcher.messages[0]["lines"] == f"・T：同意中（受付番号 {CODE}）"
+    entity = {"entity": "consent_id", "value": CONSENT_ID, "start": 0, "end": 1}
+    _, dispatcher = run(
+        ActionWithdrawalFlow(),
+        tracker("/withdraw_consent", "withdraw_consent", entities=[entity]),
+        domain,
+    )
+    assert dispatcher.messages[0]["receipt_id"] == CODE

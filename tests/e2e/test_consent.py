@@ -207,7 +207,7 @@ def test_withdraw_and_review(assistant: Assistant) -> None:
     [record] = assistant.consent.history(who)
     assert record["status"] == "withdrawn" and record["withdrawal_receipt_id"] in done
     listing = texts(assistant.say(who, "同意した内容を確認したいです"))
-    assert "取り消し済み" in listing and record["receipt_id"] in listing
+    assert "取り消し済み" in listing and record["receipt_code"] in listing
 
 
 def test_service_down_mid_consent_then_back(assistant: Assistant) -> None:
