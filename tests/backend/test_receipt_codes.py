@@ -134,6 +134,26 @@ def test_codes_are_read_as_residents_type_them(typed: str) -> None:
     assert receipt_codes.normalise(text_) == f"K7Q2-M9XD-{check}"
 
 
+@hypothesis_settings(max_examples=500, deadline=None)
+@given(
+    symbols=symbols8,
+    separators=st.lists(
+        st.sampled_from(["", "", "-", " ", "ー", "－", "‐", "　"]), min_size=10, max_size=10
+    ),
+    lower=st.lists(st.booleans(), min_size=9, max_size=9),
+    wide=st.lists(st.booleans(), min_size=9, max_size=9),
+)
+def test_any_spelling_of_a_code_reads_as_the_code(
+    symbols: str, separators: list[str], lower: list[bool], wide: list[bool]
+) -> None:
+    code = symbols + receipt_codes.check_symbol(symbols)
+    typed = separators[0]
+    for i, symbol in enumerate(code):
+        symbol = symbol.lower() if lower[i] else symbol
+        typed += (chr(ord(symbol) + 0xFEE0) if wide[i] else symbol) + separators[i + 1]
+    assert receipt_codes.normalise(typed) == grouped(code)
+
+
 @pytest.mark.parametrize(
     "typed",
     ["", "K7Q2-M9XD", "K7Q2-M9XD-33", "K7Q2-M9XO-3", "I7Q2-M9XD-3", "K7Q2_M9XD_3", "x" * 500],
