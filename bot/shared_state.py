@@ -12,7 +12,9 @@ With `REDIS_URL` unset (`make run`, one process) it lives in this process, bound
   `RATE_LIMIT_SECONDS`) across replicas, and so do the web chat's new sessions per client;
 - the payloads of the buttons the web chat last offered a session are known to every replica
   (for `WEBCHAT_OFFERED_BUTTONS_SECONDS`), so a button pressed after a fail-over still works and
-  a payload never offered is only text.
+  a payload never offered is only text;
+- a web chat session ended with 「会話を終わる」 is on a revocation list until its token would have
+  expired anyway, so no replica accepts the token again (issue #14, shared screens).
 
 Keys hold pseudonyms, web chat session ids, keyed hashes of client addresses and LINE's event
 ids only, never a LINE user id, an address or a message.
@@ -67,6 +69,12 @@ class SharedState(Protocol):
     async def clear_offers(self, key: str) -> None:
         """Forget the buttons offered to `key` (a new answer replaces them)."""
 
+    async def revoke(self, key: str, seconds: float) -> None:
+        """Put `key` on the revocation list for `seconds`."""
+
+    async def is_revoked(self, key: str) -> bool:
+        """Whether `key` is on the revocation list."""
+
 
 class MemoryState:
     """The shared state of a single process (bounded, oldest forgotten first)."""
@@ -76,6 +84,7 @@ class MemoryState:
         self._claims: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._offers: OrderedDict[str, tuple[frozenset[str], float]] = OrderedDict()
+        self._revoked: OrderedDict[str, float] = OrderedDict()
         self._limit = limit
 
     @staticmethod
@@ -131,6 +140,23 @@ class MemoryState:
     async def clear_offers(self, key: str) -> None:
         """Forget the buttons offered to `key`."""
         self._offers.pop(key, None)
+
+    async def revoke(self, key: str, seconds: float) -> None:
+        """Put `key` on the revocation list for `seconds`.
+
+        Expired entries go first; past the bound the oldest are forgotten (one process, `make
+        run`, only: production keeps the list in Redis).
+        """
+        now = time.monotonic()
+        for old in [k for k, until in self._revoked.items() if until <= now]:
+            del self._revoked[old]
+        self._revoked[key] = now + seconds
+        self._revoked.move_to_end(key)
+        self._trim(self._revoked, self._limit)
+
+    async def is_revoked(self, key: str) -> bool:
+        """Whether `key` is on the revocation list."""
+        return self._revoked.get(key, 0.0) > time.monotonic()
 
 
 class RedisState:
@@ -190,6 +216,14 @@ class RedisState:
     async def clear_offers(self, key: str) -> None:
         """Forget the offered buttons (DEL)."""
         await self._redis.delete(self._key("offered", key))
+
+    async def revoke(self, key: str, seconds: float) -> None:
+        """Put `key` on the revocation list for `seconds` (SET with expiry)."""
+        await self._redis.set(self._key("revoked", key), "1", px=max(1, int(seconds * 1000)))
+
+    async def is_revoked(self, key: str) -> bool:
+        """Whether `key` is on the revocation list (EXISTS)."""
+        return bool(await self._redis.exists(self._key("revoked", key)))
 
 
 def shared_state(settings: Settings) -> SharedState:

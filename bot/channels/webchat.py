@@ -24,6 +24,12 @@ must present a session token this server issued.
 - At most `WEBCHAT_MAX_IN_FLIGHT` messages are being answered at once by one replica; a message
   over that gets a `busy` event (the page asks the resident to wait and send again) and does not
   reach Rasa.
+- Shared screens (issue #14): the page's 「会話を終わる」 sends `session_end`; the session goes on
+  a revocation list in the shared state for the rest of its token's lifetime, so no replica
+  accepts the token again (checked on every connect and every message; refused while the shared
+  state cannot be reached), and every tab of it gets `session_ended`. A page that resumes a token
+  kept from an earlier visit sends `session_resume` instead of `session_start`; Rasa then gets
+  `/session_resumed` and asks who is at the screen before listing or withdrawing consents.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ SOCKET_PATH = "/socket.io"
 MAX_TYPED_CHARACTERS = 1000
 MAX_TOKEN_CHARACTERS = 200
 GREETING = "/greet"
+RESUMED = "/session_resumed"
+ENDED = "session_ended"
 TOO_LONG = "/message_too_long"
 TOO_MANY = "/too_many_messages"
 BUSY = "busy"
@@ -104,6 +112,11 @@ class SessionTokens:
         text would make `hmac.compare_digest` on str raise) and the expiry must be ASCII digits
         (`str.isdigit` accepts "²", which `int` refuses).
         """
+        checked = self.check(token, now)
+        return checked[0] if checked else None
+
+    def check(self, token: Any, now: float | None = None) -> tuple[str, int] | None:
+        """The session a token stands for and its expiry, or None (see `session_of`)."""
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARACTERS:
             return None
         parts = token.split(".")
@@ -113,7 +126,7 @@ class SessionTokens:
         expected = self._sign(session, expires).encode("ascii")
         if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
             return None
-        return session if expires > (now or time.time()) else None
+        return (session, expires) if expires > (now or time.time()) else None
 
     def client_key(self, address: str) -> str:
         """A keyed hash of a client address: what the shared state counts, never the address."""
@@ -243,6 +256,49 @@ class WebChatInput(InputChannel):
             self.settings.webchat_sessions_window_seconds,
         )
 
+    async def _revoked(self, session: str) -> bool | None:
+        """Whether the session was ended; None while the shared state cannot say."""
+        try:
+            return await self.state().is_revoked(session)
+        except Exception as error:
+            logger.error("Session revocation list unavailable: %s", type(error).__name__)
+            return None
+
+    async def _live_session(self, sio: AsyncServer, sid: str) -> str | None:
+        """The socket's session, or None if it has none, was ended or cannot be checked.
+
+        An ended session's socket is told `session_ended` and closed; while the revocation list
+        cannot be read the message is refused with `busy` (a possibly ended session is not used).
+        """
+        session = (await sio.get_session(sid)).get("session")
+        if not session:
+            return None
+        revoked = await self._revoked(session)
+        if revoked is None:
+            await sio.emit(BUSY, {}, to=sid)
+            return None
+        if revoked:
+            logger.info("Web chat message refused: the session was ended")
+            await sio.emit(ENDED, {}, to=sid)
+            await sio.disconnect(sid)
+            return None
+        return str(session)
+
+    async def _end_session(self, sio: AsyncServer, sid: str) -> bool:
+        """End the socket's session on every replica: revoke it until its token expires."""
+        saved = await sio.get_session(sid)
+        session, expires = saved.get("session"), saved.get("expires")
+        if not session or not isinstance(expires, int):
+            return False
+        try:
+            await self.state().revoke(session, max(1.0, expires - time.time() + 60))
+        except Exception as error:
+            logger.error("Web chat session not revoked: %s", type(error).__name__)
+            return False
+        logger.info("Web chat session ended by the resident")
+        await sio.emit(ENDED, {}, room=session)
+        return True
+
     async def _was_offered(self, session: str, payload: str) -> bool:
         try:
             return await self.state().was_offered(session, payload)
@@ -308,17 +364,36 @@ class WebChatInput(InputChannel):
         @sio.on("connect")  # type: ignore[misc]
         async def connect(sid: str, environ: Dict[str, Any], auth: Dict[str, Any] | None) -> bool:
             token = auth.get("token") if isinstance(auth, dict) else None
-            session = self.tokens.session_of(token) if self.tokens else None
-            if session is None:
+            checked = self.tokens.check(token) if self.tokens else None
+            if checked is None:
                 logger.info("Web chat connection refused: no valid session token")
                 return False
-            await sio.save_session(sid, {"session": session})
+            session, expires = checked
+            if await self._revoked(session) is not False:  # ended, or cannot be checked
+                logger.info("Web chat connection refused: the session was ended or unchecked")
+                return False
+            await sio.save_session(sid, {"session": session, "expires": expires})
             await sio.enter_room(sid, session)
             return True
 
+        @sio.on("session_end")  # type: ignore[misc]
+        async def session_end(sid: str, _data: Any = None) -> Dict[str, bool]:
+            return {"ended": await self._end_session(sio, sid)}
+
+        @sio.on("session_resume")  # type: ignore[misc]
+        async def session_resume(sid: str, _data: Any = None) -> None:
+            session = await self._live_session(sio, sid)
+            if not session:
+                return
+            verdict = await self._rate_verdict(session)
+            if verdict == "drop":
+                return
+            text = TOO_MANY if verdict == "tell" else RESUMED
+            await self._handle(sio, sid, session, text, on_new_message)
+
         @sio.on("session_start")  # type: ignore[misc]
         async def session_start(sid: str, _data: Any = None) -> None:
-            session = (await sio.get_session(sid)).get("session")
+            session = await self._live_session(sio, sid)
             if not session:
                 return
             verdict = await self._rate_verdict(session)
@@ -331,7 +406,7 @@ class WebChatInput(InputChannel):
         async def user_uttered(sid: str, data: Any) -> None:
             if not isinstance(data, dict):
                 return
-            session = (await sio.get_session(sid)).get("session")
+            session = await self._live_session(sio, sid)
             if not session:
                 return
             text = await self._text_of(session, data)
