@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from consent_service import audit, catalog, code_attempts, roles
+from consent_service import audit, catalog, code_attempts, links, roles
 from consent_service.config import InsecureSettings, get_settings
 from consent_service.consents import purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
@@ -25,6 +25,7 @@ from consent_service.main import (
     code_attempts_cutoff,
     create_app,
     idempotency_cutoff,
+    link_codes_cutoff,
     prepare_database,
     utc_now,
 )
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     staff_cmd.add_argument("action", choices=["create-user"])
     staff_cmd.add_argument("username")
     staff_cmd.add_argument("--role", choices=["admin", "viewer", "counter"], default="admin")
-    commands.add_parser("retention", help="delete expired idempotency records and code look-ups")
+    commands.add_parser("retention", help="delete expired idempotency records and codes")
     db_cmd = commands.add_parser("db", help="set up the PostgreSQL roles (as a superuser)")
     db_cmd.add_argument("action", choices=["create-roles"])
     db_cmd.add_argument(
@@ -98,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             with factory() as session, session.begin():
                 purged = purge_expired_idempotency(session, idempotency_cutoff(settings, utc_now()))
                 codes = code_attempts.purge(session, code_attempts_cutoff(settings, utc_now()))
+                link_codes = links.purge(session, link_codes_cutoff(settings, utc_now()))
             print(f"Deleted {purged} expired idempotency records.")
             print(f"Deleted {codes} failed receipt-code look-ups older than their window.")
+            print(f"Deleted {link_codes} link codes expired for LINK_CODE_TTL_SECONDS.")
             return 0
         if args.command == "catalog":
             prepare_database(engine, settings, utc_now())

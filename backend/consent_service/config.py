@@ -196,6 +196,16 @@ class Settings(BaseSettings):
             "window (then 429 for everyone it serves): the bound on guessing codes."
         ),
     )
+    link_code_ttl_seconds: int = Field(
+        default=600,
+        ge=60,
+        le=3600,
+        description=(
+            "How long a one-time code linking two channels of a resident is valid; codes are "
+            "deleted once expired for as long again (on every issue and redemption, at start and "
+            "by `retention`)."
+        ),
+    )
     staff_history_weeks: int = Field(
         default=11,
         ge=1,

@@ -15,7 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent_service import audit, receipt_codes, receipts, rules
 from consent_service.audit import canonical_json
 from consent_service.catalog import current_terms, offer_version
-from consent_service.models import Consent, DataItem, IdempotencyRecord, Offer, Receipt, Terms
+from consent_service.models import (
+    Consent,
+    DataItem,
+    IdempotencyRecord,
+    Offer,
+    Receipt,
+    SubjectLink,
+    SubjectLinkMember,
+    Terms,
+)
 from consent_service.schemas import ConsentCreate
 
 
@@ -345,9 +354,16 @@ def withdraw_consent(
         consent = session.execute(
             select(Consent).where(Consent.consent_id == consent_id).with_for_update()
         ).scalar_one_or_none()
-        if consent is None or consent.subject_id != subject_id:
+        if consent is None:
             raise ServiceError(404, "consent_not_found", "No such consent.")
-        return _withdraw_locked(session, consent, controller, now, {})
+        made_by: dict[str, Any] = {}
+        if consent.subject_id != subject_id:
+            # The linked partner's consent (consent_service/links.py) may be withdrawn too; the
+            # consent's subject stays the withdrawal's subject.
+            if linked_partner(session, subject_id) != consent.subject_id:
+                raise ServiceError(404, "consent_not_found", "No such consent.")
+            made_by = {"by": "linked_subject", "requester": subject_id}
+        return _withdraw_locked(session, consent, controller, now, made_by)
 
 
 def _withdraw_locked(
@@ -552,12 +568,43 @@ def withdraw_by_code(
             return _replay(record, digest)
 
 
-def history(session: Session, subject_id: str) -> list[Consent]:
-    """Every consent of a subject, active and withdrawn, oldest first."""
+def linked_partner(session: Session, subject_id: str) -> str | None:
+    """The other subject of `subject_id`'s channel link in force (consent_service/links.py).
+
+    Args:
+        session: The open session.
+        subject_id: A pseudonym.
+
+    Returns:
+        The partner's pseudonym, or None when the subject is not linked.
+    """
+    member = session.get(SubjectLinkMember, subject_id)
+    link = session.get(SubjectLink, member.link_id) if member is not None else None
+    if link is None:
+        return None
+    return link.subject_b if link.subject_a == subject_id else link.subject_a
+
+
+def history(session: Session, subject_id: str, *, with_partner: bool = False) -> list[Consent]:
+    """Every consent of a subject, active and withdrawn, oldest first.
+
+    Args:
+        session: The open session.
+        subject_id: A pseudonym.
+        with_partner: Also the consents of the subject it is linked with (each keeps its own
+            subject and channel).
+
+    Returns:
+        The consents.
+    """
+    subjects = [subject_id]
+    partner = linked_partner(session, subject_id) if with_partner else None
+    if partner is not None:
+        subjects.append(partner)
     return list(
         session.execute(
             select(Consent)
-            .where(Consent.subject_id == subject_id)
+            .where(Consent.subject_id.in_(subjects))
             .order_by(Consent.created_at, Consent.consent_id)
         ).scalars()
     )

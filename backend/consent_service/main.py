@@ -14,8 +14,9 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from consent_service import audit, catalog, code_attempts, migrations, roles
+from consent_service import audit, catalog, code_attempts, links, migrations, roles
 from consent_service.api.deps import admin_credential_ok
 from consent_service.api.routes import health_router, router
 from consent_service.config import Settings, get_settings
@@ -65,6 +66,7 @@ def prepare_database(engine: Engine, settings: Settings, now: dt.datetime) -> No
         catalog.load(session, settings.consent_catalog_path, now)
         purged = purge_expired_idempotency(session, idempotency_cutoff(settings, now))
         purged_codes = code_attempts.purge(session, code_attempts_cutoff(settings, now))
+        purged_links = links.purge(session, link_codes_cutoff(settings, now))
         if staff_auth.encrypt_stored_secrets(session, settings):
             log.info("Staff TOTP secrets stored in clear are now encrypted (STAFF_TOTP_KEY)")
     log.info("Catalogue loaded from %s", settings.consent_catalog_path.name)
@@ -72,11 +74,18 @@ def prepare_database(engine: Engine, settings: Settings, now: dt.datetime) -> No
         log.info("Deleted %d expired idempotency records", purged)
     if purged_codes:
         log.info("Deleted %d failed receipt-code look-ups older than their window", purged_codes)
+    if purged_links:
+        log.info("Deleted %d expired link codes", purged_links)
 
 
 def code_attempts_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
     """The oldest failed look-up by receipt code still kept (and counted) at `now`."""
     return now - dt.timedelta(seconds=settings.receipt_code_window_seconds)
+
+
+def link_codes_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """Link codes that expired before this are deleted (LINK_CODE_TTL_SECONDS after expiry)."""
+    return now - dt.timedelta(seconds=settings.link_code_ttl_seconds)
 
 
 def idempotency_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
@@ -207,10 +216,26 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         reasons = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the first route's methods; a path served by several routes
+            # (GET, POST and DELETE /v1/subjects/{id}/links) allows all of theirs.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(app, request))}
         return JSONResponse(
             {"reason": reasons.get(exc.status_code, "http_error"), "message": str(exc.detail)},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at the request's path."""
+    scope = {"type": "http", "path": request.url.path, "method": "", "root_path": ""}
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)

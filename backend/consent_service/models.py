@@ -321,3 +321,51 @@ class StaffAccessLog(Base):
     username: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(200), default="")
+
+
+class LinkCode(Base):
+    """A one-time code that links two channels of one resident (consent_service/links.py).
+
+    Only the keyed hash of the code is stored. Deleted once expired for LINK_CODE_TTL_SECONDS.
+    """
+
+    __tablename__ = "link_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SubjectLink(Base):
+    """Two pseudonyms of one resident on different channels, linked by a one-time code.
+
+    In force while its two members are in `subject_link_members`; `unlinked_at` once undone.
+    Consents are never rewritten: a listing shows both subjects' consents while the link is in
+    force.
+    """
+
+    __tablename__ = "subject_links"
+    __table_args__ = (
+        CheckConstraint("subject_a <> subject_b", name="distinct_subjects"),
+        CheckConstraint("channel_a <> channel_b", name="distinct_channels"),
+    )
+
+    link_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_a: Mapped[str] = mapped_column(String(128), index=True)  # who issued the code
+    channel_a: Mapped[str] = mapped_column(String(16))
+    subject_b: Mapped[str] = mapped_column(String(128), index=True)  # who typed it
+    channel_b: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    unlinked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SubjectLinkMember(Base):
+    """A subject in a link in force: the primary key keeps every subject in at most one link."""
+
+    __tablename__ = "subject_link_members"
+
+    subject_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    link_id: Mapped[str] = mapped_column(ForeignKey("subject_links.link_id"), index=True)

@@ -154,6 +154,13 @@ class ConsentRecord(BaseModel):
     withdrawal_receipt_code: str | None = Field(
         default=None, description="The code of the withdrawal receipt, once withdrawn."
     )
+    subject_id: str = Field(
+        default="", description="The pseudonym the consent was given under (never rewritten)."
+    )
+    via_link: bool = Field(
+        default=False,
+        description="True for a consent of the subject's linked partner (another channel).",
+    )
 
 
 class ConsentResult(BaseModel):
@@ -205,3 +212,36 @@ class CodeWithdrawal(Strict):
         description="The pseudonym of whoever typed the code (recorded in the audit entry).",
     )
     channel: Channel
+
+
+class LinkCodeCreate(Strict):
+    """`POST /v1/subjects/{subject_id}/link-codes`: the channel the code is shown on."""
+
+    channel: Channel
+
+
+class LinkCodeIssued(BaseModel):
+    """A one-time link code, shown once: type it on the other channel before `expires_at`."""
+
+    code: str = Field(description="8 digits shown as 1234-5678.")
+    expires_at: dt.datetime
+
+
+class LinkRedeem(Strict):
+    """`POST /v1/subjects/{subject_id}/links`: the code typed, and the channel it was typed on."""
+
+    code: str = Field(
+        min_length=1,
+        max_length=40,
+        description="The link code as typed (full-width digits and separators are accepted).",
+    )
+    channel: Channel
+
+
+class LinkPublic(BaseModel):
+    """A subject's link: whether in force, the other channel and since when (no pseudonym)."""
+
+    linked: bool
+    link_id: str | None = None
+    partner_channel: Channel | None = None
+    linked_at: dt.datetime | None = None

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
 
-from consent_service import audit, code_attempts, consents, receipt_codes, rules
+from consent_service import audit, code_attempts, consents, links, receipt_codes, rules
 from consent_service.api.deps import (
     Admin,
     AppSettings,
@@ -35,6 +35,10 @@ from consent_service.schemas import (
     ErrorBody,
     Health,
     ItemPublic,
+    LinkCodeCreate,
+    LinkCodeIssued,
+    LinkPublic,
+    LinkRedeem,
     OfferItemPublic,
     OfferPublic,
     PurposePublic,
@@ -214,23 +218,32 @@ def list_consents(
     session: DbSession,
     _client: Client,
 ) -> list[ConsentRecord]:
-    """A subject's whole history: active and withdrawn consents."""
-    found = consents.history(session, subject_id)
+    """A subject's whole history: active and withdrawn consents.
+
+    While the subject is linked with another channel (`/links`), the linked subject's consents
+    too, each with its own `subject_id` and `channel` and `via_link` true.
+    """
+    found = consents.history(session, subject_id, with_partner=True)
     codes = consents.receipt_codes_of(
         session,
         [c.receipt_id for c in found]
         + [c.withdrawal_receipt_id for c in found if c.withdrawal_receipt_id],
     )
-    return [_record_of(c, codes) for c in found]
+    return [_record_of(c, codes, via_link=c.subject_id != subject_id) for c in found]
 
 
-def _record_of(consent: Consent, codes: dict[str, str]) -> ConsentRecord:
-    names = set(ConsentRecord.model_fields) - {"receipt_code", "withdrawal_receipt_code"}
+def _record_of(consent: Consent, codes: dict[str, str], *, via_link: bool) -> ConsentRecord:
+    names = set(ConsentRecord.model_fields) - {
+        "receipt_code",
+        "withdrawal_receipt_code",
+        "via_link",
+    }
     values = {name: getattr(consent, name) for name in names}
     return ConsentRecord(
         **values,
         receipt_code=codes[consent.receipt_id],
         withdrawal_receipt_code=codes.get(consent.withdrawal_receipt_id or ""),
+        via_link=via_link,
     )
 
 
@@ -250,8 +263,8 @@ def withdraw(
 ) -> JSONResponse:
     """Withdraw a subject's consent at once; the withdrawal is recorded with its own receipt.
 
-    A consent of another subject is answered exactly like an unknown one (404
-    `consent_not_found`).
+    A consent of the subject's linked partner (`/links`) may be withdrawn too. A consent of any
+    other subject is answered exactly like an unknown one (404 `consent_not_found`).
     """
     outcome = consents.withdraw_consent(
         factory,
@@ -275,7 +288,11 @@ def get_receipt(
     """One consent or withdrawal receipt of the subject (another's is answered as unknown)."""
     receipt = session.get(Receipt, receipt_id)
     consent = session.get(Consent, receipt.consent_id) if receipt else None
-    if receipt is None or consent is None or consent.subject_id != subject_id:
+    if (
+        receipt is None
+        or consent is None
+        or consent.subject_id not in {subject_id, consents.linked_partner(session, subject_id)}
+    ):
         raise ServiceError(404, "unknown_receipt", "No such receipt.")
     return dict(receipt.body)
 
@@ -406,6 +423,112 @@ def withdraw_by_code(
     )
     code_attempts.succeeded(factory, attempt)
     return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+SubjectId = Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]
+LINK_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "`unknown_link_code`, or `not_linked` (unlink)."},
+    409: {
+        "model": ErrorBody,
+        "description": "`link_code_used`, or `already_linked` (either subject; unlink first).",
+    },
+    410: {"model": ErrorBody, "description": "`link_code_expired`."},
+    422: {
+        "model": ErrorBody,
+        "description": (
+            "`invalid_link_code` (not 8 digits), `own_link_code`, `same_channel`, or a bad request."
+        ),
+    },
+    429: CODE_ERRORS[429],
+}
+
+
+def _link_ttl(settings: AppSettings) -> dt.timedelta:
+    return dt.timedelta(seconds=settings.link_code_ttl_seconds)
+
+
+@router.post(
+    "/subjects/{subject_id}/link-codes",
+    status_code=201,
+    response_model=LinkCodeIssued,
+    tags=["links"],
+    responses={409: LINK_ERRORS[409], 422: ERRORS[422]},
+)
+def issue_link_code(
+    subject_id: SubjectId,
+    body: LinkCodeCreate,
+    factory: SessionFactory,
+    _client: Client,
+    settings: AppSettings,
+    now: Now,
+) -> LinkCodeIssued:
+    """Issue a one-time code (8 digits) that links this subject with its resident's other channel.
+
+    Valid for LINK_CODE_TTL_SECONDS and once; issuing another voids the previous. Refused with
+    409 `already_linked` while the subject is linked.
+    """
+    issued = links.issue(factory, subject_id, body.channel, now=now, ttl=_link_ttl(settings))
+    return LinkCodeIssued(code=issued.code, expires_at=issued.expires_at)
+
+
+@router.post(
+    "/subjects/{subject_id}/links",
+    status_code=201,
+    response_model=LinkPublic,
+    tags=["links"],
+    responses=LINK_ERRORS,
+)
+def redeem_link_code(
+    subject_id: SubjectId,
+    body: LinkRedeem,
+    factory: SessionFactory,
+    client: Client,
+    settings: AppSettings,
+    now: Now,
+) -> LinkPublic:
+    """Link this subject with the one that issued the code (typed on the OTHER channel).
+
+    Then each lists the other's consents and may withdraw them. Unknown (404), malformed (422),
+    used (409) and expired (410) codes count as wrong codes like receipt codes (429 over the
+    limit, without looking at the code). `own_link_code`, `same_channel` and `already_linked`
+    refuse without using the code up. Nothing is linked on any refusal.
+    """
+    attempt = _begin_attempt(factory, client, subject_id, settings, now)
+    try:
+        digits = links.normalise(body.code)
+    except links.InvalidLinkCode:
+        raise ServiceError(422, "invalid_link_code", "This is not a link code.") from None
+    try:
+        state = links.redeem(
+            factory, subject_id, body.channel, digits, now=now, ttl=_link_ttl(settings)
+        )
+    except ServiceError as error:
+        if error.reason in links.NOT_WRONG_CODE:
+            code_attempts.succeeded(factory, attempt)
+        raise
+    code_attempts.succeeded(factory, attempt)
+    return LinkPublic.model_validate(state.public())
+
+
+@router.get("/subjects/{subject_id}/links", response_model=LinkPublic, tags=["links"])
+def get_link(subject_id: SubjectId, session: DbSession, _client: Client) -> LinkPublic:
+    """Whether the subject is linked, with which channel and since when."""
+    return LinkPublic.model_validate(links.state(session, subject_id).public())
+
+
+@router.delete(
+    "/subjects/{subject_id}/links",
+    response_model=LinkPublic,
+    tags=["links"],
+    responses={404: LINK_ERRORS[404]},
+)
+def unlink(subject_id: SubjectId, factory: SessionFactory, _client: Client, now: Now) -> LinkPublic:
+    """Undo the subject's link (either side): each lists only its own consents again.
+
+    Consents were never rewritten, so this restores exactly the state before the link. 404
+    `not_linked` when there is none.
+    """
+    return LinkPublic.model_validate(links.unlink(factory, subject_id, now=now).public())
 
 
 @router.get("/audit/verify", response_model=AuditVerification, tags=["audit"])
