@@ -7,8 +7,9 @@ must present a session token this server issued.
 - `GET /webhooks/socketio/chat` serves the page (`bot/webchat/static/`), with a strict CSP (with
   `WEBCHAT_SECURE_ONLY`, production, its sockets may only be `wss:`).
 - `POST /webhooks/socketio/session` issues a signed session token; the conversation is bound to
-  that server-issued session, never to an id the browser invents. The page keeps the token, so a
-  resident who comes back days later continues the same conversation. One client address gets at
+  that server-issued session, never to an id the browser invents. The page keeps the token for
+  its tab, and on the device only if the resident ticks 「この端末で続きを保存する」 (then a
+  resident who comes back days later continues the same conversation). One client address gets at
   most `WEBCHAT_SESSIONS_PER_CLIENT` new sessions per `WEBCHAT_SESSIONS_WINDOW_SECONDS` (429
   after that), counted across replicas; behind the reverse proxy the address is its `X-Real-IP`,
   believed only from `WEBCHAT_TRUSTED_PROXIES`.

@@ -1,5 +1,8 @@
 // The resident web chat. Talks to the assistant over socket.io (bot/channels/webchat.py).
-// The conversation is bound to a session the server issued and signed; the page only keeps it.
+// The conversation is bound to a session the server issued and signed; the page only keeps it:
+// for this tab only (sessionStorage) unless the resident ticks 「この端末で続きを保存する」 (then
+// also in localStorage, so a later visit resumes it). 「会話を終わる」 ends the session on the
+// server (its token is refused from then on) and clears the page (issue #14, shared screens).
 (function () {
   "use strict";
   var TOKEN_KEY = "funabashi-infobank-session";
@@ -8,7 +11,11 @@
   var form = document.getElementById("composer");
   var input = document.getElementById("input");
   var statusLine = document.getElementById("status");
+  var remember = document.getElementById("remember");
+  var endButton = document.getElementById("end-session");
   var composing = false;
+  var notice = false;  // the status line says the conversation ended: kept until the next message
+  function clearStatus() { if (!notice) { statusLine.textContent = ""; } }
 
   function show(text, who) {
     var item = document.createElement("li");
@@ -25,6 +32,7 @@
       button.type = "button";
       button.textContent = reply.title;
       button.addEventListener("click", function () {
+        notice = false;
         show(reply.title, "me");
         replies.textContent = "";
         socket.emit("user_uttered", { payload: reply.payload });
@@ -49,45 +57,116 @@
   toggle("toggle-large", "large", "webchat-large");
   toggle("toggle-contrast", "contrast", "webchat-contrast");
 
-  function storedToken() {
+  // A kept session, if it is well formed and not about to expire.
+  function validSession(raw) {
     try {
-      var saved = JSON.parse(localStorage.getItem(TOKEN_KEY) || "null");
-      if (saved && saved.expires_at * 1000 > Date.now() + 60000) { return saved.token; }
-    } catch (e) { /* a damaged entry is replaced below */ }
+      var saved = JSON.parse(raw || "null");
+      if (saved && typeof saved.token === "string" && saved.expires_at * 1000 > Date.now() + 60000) {
+        return saved;
+      }
+    } catch (e) { /* a damaged entry counts as none */ }
     return null;
   }
 
-  function newToken() {
+  // Where the session comes from: this tab (a reload: the conversation simply goes on), else this
+  // device, saved on an earlier visit with the tick (resumed: the assistant asks who is there
+  // before showing or withdrawing consents), else nowhere (a new session).
+  function loadSession() {
+    var tab = validSession(sessionStorage.getItem(TOKEN_KEY));
+    var kept = validSession(localStorage.getItem(TOKEN_KEY));
+    if (!kept) { localStorage.removeItem(TOKEN_KEY); }
+    if (tab) { return { saved: tab, mode: "continue", kept: !!kept && kept.token === tab.token }; }
+    if (kept) {
+      sessionStorage.setItem(TOKEN_KEY, JSON.stringify(kept));
+      return { saved: kept, mode: "resumed", kept: true };
+    }
+    return null;
+  }
+
+  // Keep the session for this tab; on this device too only while the box is ticked.
+  function keep(saved) {
+    sessionStorage.setItem(TOKEN_KEY, JSON.stringify(saved));
+    if (remember.checked) { localStorage.setItem(TOKEN_KEY, JSON.stringify(saved)); }
+    else { localStorage.removeItem(TOKEN_KEY); }
+  }
+
+  function forget() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(TOKEN_KEY);
+  }
+
+  var current = null;
+  remember.addEventListener("change", function () {
+    if (current) { keep(current); } else if (!remember.checked) { localStorage.removeItem(TOKEN_KEY); }
+  });
+
+  function newSession() {
     return fetch("session", { method: "POST", credentials: "same-origin" })
       .then(function (r) { if (!r.ok) { throw new Error("session " + r.status); } return r.json(); })
-      .then(function (saved) { localStorage.setItem(TOKEN_KEY, JSON.stringify(saved)); return saved.token; });
+      .then(function (saved) { current = saved; keep(saved); return saved; });
+  }
+
+  function startNew() {
+    newSession().then(function (fresh) { connect(fresh, "new", true); }).catch(function () {
+      statusLine.textContent = "チャットを始められませんでした。しばらくしてから、もう一度お試しください。";
+    });
   }
 
   var socket = null;
-  function connect(token, isNew, retried) {
-    socket = io({ path: "/socket.io", auth: { token: token }, transports: ["websocket", "polling"] });
+  function close() {
+    if (socket) { socket.off(); socket.close(); socket = null; }
+  }
+
+  // Clear the page and the kept session, then start a new session for whoever comes next.
+  function wipe(message) {
+    close();
+    forget();
+    current = null;
+    remember.checked = false;
+    messages.textContent = "";
+    replies.textContent = "";
+    input.value = "";
+    statusLine.textContent = message;
+    notice = true;
+    startNew();
+  }
+
+  endButton.addEventListener("click", function () {
+    var ending = socket;
+    if (!ending || !ending.connected) { wipe("画面の会話を消しました。"); return; }
+    ending.timeout(5000).emit("session_end", null, function (error, answer) {
+      if (socket !== ending) { return; }  // already cleared by "session_ended"
+      wipe(!error && answer && answer.ended ? "会話を終わりました。" : "画面の会話を消しました。");
+    });
+  });
+
+  function connect(saved, mode, retried) {
+    current = saved;
+    socket = io({ path: "/socket.io", auth: { token: saved.token }, transports: ["websocket", "polling"] });
     socket.on("connect", function () {
-      statusLine.textContent = "";
-      if (isNew) { socket.emit("session_start"); isNew = false; }
+      clearStatus();
+      if (mode === "new") { socket.emit("session_start"); }
+      if (mode === "resumed") { socket.emit("session_resume"); }
+      mode = "continue";
     });
     socket.on("connect_error", function () {
-      if (!isNew && !retried) {  // a stored session the server no longer accepts: start anew
-        socket.close();
-        localStorage.removeItem(TOKEN_KEY);
-        newToken().then(function (fresh) { connect(fresh, true, true); }).catch(function () {
-          statusLine.textContent = "チャットを始められませんでした。しばらくしてから、もう一度お試しください。";
-        });
+      if (mode !== "new" && !retried) {  // a kept session the server no longer accepts: start anew
+        close();
+        forget();
+        startNew();
         return;
       }
       statusLine.textContent = "接続できませんでした。しばらくしてから、ページを読み込み直してください。";
     });
+    // The session was ended (in this tab or another): nothing of it stays on the screen.
+    socket.on("session_ended", function () { wipe("会話を終わりました。"); });
     socket.on("disconnect", function () { statusLine.textContent = "接続が切れました。再接続しています…"; });
     // The server is answering too many messages at once: this one was not received.
     socket.on("busy", function () {
       statusLine.textContent = "ただいま混み合っています。少し待ってから、もう一度送ってください。";
     });
     socket.on("bot_uttered", function (message) {
-      statusLine.textContent = "";
+      clearStatus();
       if (message.text) { show(message.text, "bot"); }
       if (message.quick_replies) { showReplies(message.quick_replies); }
     });
@@ -96,6 +175,7 @@
   function send() {
     var text = input.value.trim();
     if (!text || !socket) { return; }
+    notice = false;
     show(text, "me");
     replies.textContent = "";
     socket.emit("user_uttered", { message: text });
@@ -113,12 +193,11 @@
   });
   form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
 
-  var token = storedToken();
-  if (token) {
-    connect(token, false, false);
+  var loaded = loadSession();
+  if (loaded) {
+    remember.checked = loaded.kept;
+    connect(loaded.saved, loaded.mode, false);
   } else {
-    newToken().then(function (fresh) { connect(fresh, true, true); }).catch(function () {
-      statusLine.textContent = "チャットを始められませんでした。しばらくしてから、もう一度お試しください。";
-    });
+    startNew();
   }
 })();
