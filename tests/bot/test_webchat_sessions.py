@@ -20,11 +20,8 @@ from tests.bot.test_webchat_channel import WebChat, settings
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def state(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        yield MemoryState(limit=100)
-        return
+async def open_redis() -> Any:
+    """A `RedisState` under a fresh prefix (skipped without Redis, failed in CI)."""
     import redis.asyncio as redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
@@ -35,12 +32,31 @@ async def state(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"Redis is required in CI and not reachable at {REDIS_URL}")
         pytest.skip(f"Redis not reachable at {REDIS_URL}: start redis-server to run these")
-    prefix = f"test-{uuid.uuid4().hex}"
-    yield RedisState(client, prefix)
-    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+    return RedisState(client, f"test-{uuid.uuid4().hex}")
+
+
+async def close_redis(state: RedisState) -> None:
+    keys = [key async for key in state._redis.scan_iter(f"{state._prefix}:*")]
     if keys:
-        await client.delete(*keys)
-    await client.close()
+        await state._redis.delete(*keys)
+    await state._redis.close()
+
+
+@pytest.fixture
+async def redis_state() -> AsyncIterator[RedisState]:
+    state = await open_redis()
+    yield state
+    await close_redis(state)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield MemoryState(limit=100)
+        return
+    opened = await open_redis()
+    yield opened
+    await close_redis(opened)
 
 
 class Replica(WebChat):
@@ -79,9 +95,10 @@ async def test_a_revocation_expires_with_the_token(state: Any) -> None:
     assert await state.is_revoked("s3") is False
 
 
-async def test_redis_keeps_a_revocation_for_the_token_s_remaining_lifetime(state: Any) -> None:
-    if not isinstance(state, RedisState):
-        pytest.skip("Redis only")
+async def test_redis_keeps_a_revocation_for_the_token_s_remaining_lifetime(
+    redis_state: RedisState,
+) -> None:
+    state = redis_state
     first = Replica(state=state)
     token = await first.token()
     assert await first.join("a", token)
