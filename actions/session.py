@@ -61,5 +61,21 @@ class ActionConfirmSamePerson(Action):
         Returns:
             The slot event.
         """
-        dispatcher.utter_message(response="utter_same_person_confirmed")
-        return [SlotSet(RESUMED, False)]
+        return same_person_step(dispatcher, same=True)
+
+
+def same_person_step(dispatcher: CollectingDispatcher, same: bool) -> List[Dict[str, Any]]:
+    """Answer 「この端末をお使いなのはご本人ですか？」, by button or typed yes/no.
+
+    Args:
+        dispatcher: Where the answer goes.
+        same: Whether the resident said they are the same person.
+
+    Returns:
+        The slot event (only when they are: consents may then be listed and withdrawn).
+    """
+    if not same:
+        dispatcher.utter_message(response="utter_not_same_person")
+        return []
+    dispatcher.utter_message(response="utter_same_person_confirmed")
+    return [SlotSet(RESUMED, False)]

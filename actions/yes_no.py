@@ -15,7 +15,26 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent import consent_step
 from actions.consent_common import PENDING
+from actions.session import RESUMED, same_person_step
 from actions.withdrawal import withdrawal_step
+
+SAME_PERSON_QUESTION = "utter_ask_same_person"
+
+
+def last_question(tracker: Tracker) -> str | None:
+    """The response name of the assistant's latest message, if it was a domain response.
+
+    Args:
+        tracker: The conversation.
+
+    Returns:
+        e.g. `utter_ask_same_person`, or None when the latest bot message was not a response.
+    """
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot":
+            utter = (event.get("metadata") or {}).get("utter_action")
+            return str(utter) if utter else None
+    return None
 
 
 class ActionHandleYesNo(Action):
@@ -35,5 +54,8 @@ class ActionHandleYesNo(Action):
         if pending == "withdrawal":
             return withdrawal_step(dispatcher, tracker)
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot(RESUMED) and last_question(tracker) == SAME_PERSON_QUESTION:
+            # A typed はい/いいえ at the same-person question counts as its buttons.
+            return same_person_step(dispatcher, same=intent == "affirm")
         dispatcher.utter_message(response="utter_affirm" if intent == "affirm" else "utter_deny")
         return []
