@@ -147,6 +147,22 @@ def tokens_from(settings: Settings) -> SessionTokens | None:
     return SessionTokens(secret, settings.webchat_session_days)
 
 
+RETENTION_PLACEHOLDER = "{{RETENTION_DAYS}}"
+
+
+def retention_days_text(settings: Settings) -> str:
+    """The retention period as the page states it ("90", or "7.5" for a fraction of days).
+
+    Args:
+        settings: This process's settings (RETENTION_DAYS).
+
+    Returns:
+        The number of days, as the greeting states it too.
+    """
+    days = float(settings.retention_days)
+    return str(int(days)) if days.is_integer() else str(days)
+
+
 class WebChatOutput(OutputChannel):
     """Sends the assistant's answers to every tab of one session, remembering its buttons."""
 
@@ -334,6 +350,7 @@ class WebChatInput(InputChannel):
         @webchat.route("/chat", methods=["GET"])  # type: ignore[misc]
         async def page(request: Request) -> HTTPResponse:
             html = (STATIC / "index.html").read_text(encoding="utf-8")
+            html = html.replace(RETENTION_PLACEHOLDER, retention_days_text(self.settings))
             return response.html(html, headers=self._security_headers(request))
 
         @webchat.route("/static/<name:path>", methods=["GET"])  # type: ignore[misc]

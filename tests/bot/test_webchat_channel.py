@@ -416,3 +416,15 @@ def test_development_may_use_local_origins() -> None:
 )
 def test_insecure_origins(origin: str, refused: bool) -> None:
     assert (insecure_origins([origin]) == [origin]) is refused
+
+
+async def test_the_page_says_what_this_is_and_how_long_conversations_are_kept() -> None:
+    chat = WebChat(settings(retention_days=45))
+    answer = await chat.route("/chat")(
+        SimpleNamespace(headers={}, ip="192.0.2.1", host="chat.example.test")
+    )
+    page = answer.body.decode("utf-8")
+    assert "実証（デモ）" in page
+    assert "会話の記録は45日間保存したあと削除します" in page
+    assert "伏せ字" in page
+    assert "{{" not in page
