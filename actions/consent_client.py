@@ -37,6 +37,8 @@ CHANNELS = {"socketio": "web", "line": "line", "rest": "rest"}
 # HMAC-SHA256 of the contract; consent ids are the service's UUIDs.
 CATALOG_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 SUBJECT_ID = re.compile(r"[0-9a-f]{64}")
+# A link code as the service takes it: eight ASCII digits (shown as 1234-5678).
+LINK_CODE = re.compile(r"[0-9]{8}")
 
 
 class ConsentServiceUnavailable(Exception):
@@ -300,6 +302,79 @@ class ConsentClient:
                 idempotency_key=idempotency_key,
             )
         )
+
+    def issue_link_code(self, subject: str, channel: str) -> Dict[str, Any]:
+        """Issue a one-time code that links this subject with the resident's other channel.
+
+        Args:
+            subject: The pseudonym of the resident on this channel.
+            channel: The consent channel the code is shown on ("line", "web" or "rest").
+
+        Returns:
+            `{"code": "1234-5678", "expires_at": ISO 8601}`; an earlier code of the subject is
+            void from now on (so a retried call only replaces the code shown).
+
+        Raises:
+            ConsentRefused: 409 `already_linked`.
+            ValueError: `subject` is not a pseudonym or `channel` not a consent channel.
+        """
+        self._check_subject_and_channel(subject, channel)
+        return dict(
+            self._call(
+                "POST",
+                f"/v1/subjects/{_segment(subject)}/link-codes",
+                json={"channel": channel},
+            )
+        )
+
+    def redeem_link_code(self, subject: str, channel: str, code: str) -> Dict[str, Any]:
+        """Link this subject with the one that issued `code` on another channel.
+
+        A retry of a redemption that succeeded gets the same answer from the service.
+
+        Args:
+            subject: The pseudonym of whoever typed the code.
+            channel: The consent channel it was typed on.
+            code: Eight digits (actions/linking.py finds them in the message).
+
+        Returns:
+            `{"linked": true, "partner_channel", "linked_at", "link_id"}`.
+
+        Raises:
+            ConsentRefused: 422 `invalid_link_code`, without a call, unless `code` is 8 ASCII
+                digits; else the service's reason (`unknown_link_code`, `link_code_expired`,
+                `link_code_used`, `same_channel`, `own_link_code`, `already_linked`,
+                `too_many_wrong_codes`).
+            ValueError: `subject` is not a pseudonym or `channel` not a consent channel.
+        """
+        self._check_subject_and_channel(subject, channel)
+        if LINK_CODE.fullmatch(code) is None:
+            raise ConsentRefused(422, "invalid_link_code")
+        return dict(
+            self._call(
+                "POST",
+                f"/v1/subjects/{_segment(subject)}/links",
+                json={"code": code, "channel": channel},
+            )
+        )
+
+    def unlink(self, subject: str) -> Dict[str, Any]:
+        """Undo this subject's link: each channel lists only its own consents again.
+
+        Raises:
+            ConsentRefused: 404 `not_linked`.
+            ValueError: `subject` is not a pseudonym.
+        """
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        return dict(self._call("DELETE", f"/v1/subjects/{_segment(subject)}/links"))
+
+    @staticmethod
+    def _check_subject_and_channel(subject: str, channel: str) -> None:
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        if channel not in set(CHANNELS.values()):
+            raise ValueError("not a consent channel")
 
 
 def _refusal(response: requests.Response) -> ConsentRefused:

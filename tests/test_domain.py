@@ -139,6 +139,8 @@ PLACEHOLDERS = {
     "utter_fragment_economic_benefit": {"description"},
     "utter_fragment_consent_line": {"title", "status", "receipt_id"},
     "utter_fragment_contact_configured": {"name", "phone", "hours"},
+    "utter_link_code_issued": {"link_code", "until", "minutes", "other_channel"},
+    "utter_link_done": {"other_channel"},
 }  # fmt: skip
 
 

@@ -26,7 +26,7 @@ EXTRA_INTENTS = [
     "ask_proxy_consent", "ask_mynumber", "ask_after_withdrawal", "ask_choose_city_only",
     "ask_level_schedule", "ask_terms",
     # issue 14
-    "inform_receipt_code",
+    "inform_receipt_code", "link_channels", "inform_link_code", "unlink_channels",
 ]  # fmt: skip
 MIN_TEST_EXAMPLES = 5
 LEVEL_MENTION = re.compile(r"(レベル|れべる)[0-3０-３]")
