@@ -8,7 +8,8 @@ never forks.
 
 Verification recomputes the chain and replays its events: every consent row's current state
 (status, withdrawal time, items, ...) must be what the chain says, so a row changed behind the
-chain's back is named.
+chain's back is named. Links of two subjects (`subject.linked`, `subject.unlinked`) are replayed
+too: every link row, and the set of subjects in a link in force, must be what the chain says.
 
 Entries written before the chain was keyed carry an unkeyed SHA-256. They are accepted only as
 the beginning of the chain, sealed by the first keyed entry (the service appends an
@@ -29,7 +30,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent_service.models import AuditEntry, AuditHead, Consent
+from consent_service.models import (
+    AuditEntry,
+    AuditHead,
+    Consent,
+    SubjectLink,
+    SubjectLinkMember,
+)
 
 GENESIS_HASH = "0" * 64
 SESSION_KEY = "audit_key"  # where `db.make_sessionmaker` puts the key: Session.info
@@ -261,6 +268,77 @@ def _replay(states: dict[str, ConsentState], entry: AuditEntry) -> None:
         raise _Broken(entry.seq, f"the entry does not replay ({type(error).__name__})") from None
 
 
+@dataclass(frozen=True)
+class LinkChainState:
+    """What the audit chain says about one link of two subjects (consent_service/links.py)."""
+
+    subject_a: str
+    channel_a: str
+    subject_b: str
+    channel_b: str
+    created_at: dt.datetime
+    unlinked_at: dt.datetime | None = None
+
+    @classmethod
+    def of_row(cls, link: SubjectLink) -> LinkChainState:
+        """The state a link row holds now."""
+        return cls(
+            link.subject_a,
+            link.channel_a,
+            link.subject_b,
+            link.channel_b,
+            link.created_at,
+            link.unlinked_at,
+        )
+
+
+def _replay_link(links: dict[str, LinkChainState], entry: AuditEntry) -> None:
+    """Apply a link or unlink entry to the links' states."""
+    payload = entry.payload
+    try:
+        if entry.event_type == "subject.linked":
+            links[entry.entity_id] = LinkChainState(
+                payload["subject_a"],
+                payload["channel_a"],
+                payload["subject_b"],
+                payload["channel_b"],
+                entry.at,
+            )
+        elif entry.event_type == "subject.unlinked":
+            links[entry.entity_id] = replace(links[entry.entity_id], unlinked_at=entry.at)
+    except (KeyError, TypeError) as error:
+        raise _Broken(entry.seq, f"the entry does not replay ({type(error).__name__})") from None
+
+
+def _compare_links(
+    session: Session, links: dict[str, LinkChainState], entries: int
+) -> Verification | None:
+    """Every link row and every member of a link in force must be what the chain says.
+
+    A member row added behind the chain's back (which would show one resident another's
+    consents) is named like a changed consent.
+    """
+    rows = {link.link_id: link for link in session.execute(select(SubjectLink)).scalars()}
+    for link_id in sorted(set(rows) | set(links)):
+        row, chain = rows.get(link_id), links.get(link_id)
+        if row is None or chain is None or LinkChainState.of_row(row) != chain:
+            return Verification(
+                False, entries, None, f"a link differs from the audit chain: {link_id}"
+            )
+    members = {
+        (m.subject_id, m.link_id) for m in session.execute(select(SubjectLinkMember)).scalars()
+    }
+    expected = {
+        (subject, link_id)
+        for link_id, chain in links.items()
+        if chain.unlinked_at is None
+        for subject in (chain.subject_a, chain.subject_b)
+    }
+    if members != expected:
+        return Verification(False, entries, None, "the linked subjects differ from the audit chain")
+    return None
+
+
 def _differences(row: ConsentState, chain: ConsentState) -> list[str]:
     return [
         name
@@ -283,6 +361,7 @@ def verify(session: Session, batch: int = 1000) -> Verification:
     key = session_key(session)
     prev_hash, count, keyed_seen, newest_keyed = GENESIS_HASH, 0, False, True
     states: dict[str, ConsentState] = {}
+    links: dict[str, LinkChainState] = {}
     try:
         while True:
             query = select(AuditEntry).where(AuditEntry.seq > count).order_by(AuditEntry.seq)
@@ -299,6 +378,7 @@ def verify(session: Session, batch: int = 1000) -> Verification:
                 if not newest_keyed and (keyed_seen or not _is_unkeyed(entry)):
                     raise _Broken(entry.seq, "the entry was changed")
                 _replay(states, entry)
+                _replay_link(links, entry)
                 keyed_seen = keyed_seen or newest_keyed
                 prev_hash, count = entry.hash, entry.seq
             session.expunge_all()
@@ -310,6 +390,9 @@ def verify(session: Session, batch: int = 1000) -> Verification:
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     if (head_seq, head_hash) != (count, prev_hash):
         return Verification(False, count, count + 1, "entries after the last one were deleted")
+    linked = _compare_links(session, links, count)
+    if linked is not None:
+        return linked
     return _compare_consents(session, states, count, batch)
 
 

@@ -20,7 +20,7 @@ from consent_service import __main__ as cli
 from consent_service import audit, links
 from consent_service.config import Settings
 from consent_service.db import make_sessionmaker
-from consent_service.models import AuditEntry, LinkCode, SubjectLink
+from consent_service.models import AuditEntry, LinkCode, SubjectLink, SubjectLinkMember
 from tests.backend.conftest import ADMIN, AUTH, Clock, consent_body, post_consent, subject
 
 WEB, LINE, OTHER = subject("web-browser"), subject("line-user"), subject("someone-else")
@@ -312,4 +312,38 @@ def test_a_subject_id_of_the_wrong_shape_is_refused(client: TestClient) -> None:
             f"/v1/subjects/{WEB}/link-codes", json={"channel": "fax"}, headers=AUTH
         ).status_code
         == 422
+    )
+
+
+def _verify(engine: Engine, settings: Settings) -> audit.Verification:
+    with make_sessionmaker(engine, settings.audit_key())() as session:
+        return audit.verify(session)
+
+
+def test_a_member_added_behind_the_chain_is_named_by_verification(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    link(client)
+    assert _verify(engine, settings).ok
+    with Session(engine) as session, session.begin():
+        link_id = session.execute(select(SubjectLink.link_id)).scalar_one()
+        session.add(SubjectLinkMember(subject_id=OTHER, link_id=link_id))
+    result = _verify(engine, settings)
+    assert (result.ok, result.problem) == (
+        False,
+        "the linked subjects differ from the audit chain",
+    )
+
+
+def test_a_link_row_changed_behind_the_chain_is_named_by_verification(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    link(client)
+    with Session(engine) as session, session.begin():
+        row = session.execute(select(SubjectLink)).scalar_one()
+        row.subject_b = OTHER
+    result = _verify(engine, settings)
+    assert not result.ok
+    assert result.problem is not None and result.problem.startswith(
+        "a link differs from the audit chain"
     )
