@@ -398,27 +398,24 @@ class WebChatInput(InputChannel):
         async def session_end(sid: str, _data: Any = None) -> Dict[str, bool]:
             return {"ended": await self._end_session(sio, sid)}
 
-        @sio.on("session_resume")  # type: ignore[misc]
-        async def session_resume(sid: str, _data: Any = None) -> None:
+        async def open_session(sid: str, opening: str) -> None:
+            """Greet a new session or mark a resumed one, within the rate limit."""
             session = await self._live_session(sio, sid)
             if not session:
                 return
             verdict = await self._rate_verdict(session)
             if verdict == "drop":
                 return
-            text = TOO_MANY if verdict == "tell" else RESUMED
+            text = TOO_MANY if verdict == "tell" else opening
             await self._handle(sio, sid, session, text, on_new_message)
+
+        @sio.on("session_resume")  # type: ignore[misc]
+        async def session_resume(sid: str, _data: Any = None) -> None:
+            await open_session(sid, RESUMED)
 
         @sio.on("session_start")  # type: ignore[misc]
         async def session_start(sid: str, _data: Any = None) -> None:
-            session = await self._live_session(sio, sid)
-            if not session:
-                return
-            verdict = await self._rate_verdict(session)
-            if verdict == "drop":
-                return
-            text = TOO_MANY if verdict == "tell" else GREETING
-            await self._handle(sio, sid, session, text, on_new_message)
+            await open_session(sid, GREETING)
 
         @sio.on("user_uttered")  # type: ignore[misc]
         async def user_uttered(sid: str, data: Any) -> None:

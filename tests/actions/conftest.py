@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.consent_client import get_client
 from bot.settings import get_settings
+from tests.conftest import PROJECT_ROOT
+
+# The consent service the action tests fake (with `responses`), and the pseudonym key they use.
+FAKE_API = "http://consent.test"
+FAKE_PSEUDONYM_KEY = "test-pseudonym-key"
 
 
 def user_event(
@@ -66,3 +73,23 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[N
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def consent_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point the actions at the faked consent service, with no waiting between retries."""
+    monkeypatch.setenv("CONSENT_API_URL", FAKE_API)
+    monkeypatch.setenv("CONSENT_API_TOKEN", "client-token")
+    monkeypatch.setenv("SUBJECT_PSEUDONYM_KEY", FAKE_PSEUDONYM_KEY)
+    monkeypatch.setattr("actions.consent_client.time.sleep", lambda _seconds: None)
+    get_settings.cache_clear()
+    get_client.cache_clear()
+    yield
+    get_settings.cache_clear()
+    get_client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def domain() -> Dict[str, Any]:
+    """The assistant's domain, as the action server's responses are checked against it."""
+    return dict(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8")))

@@ -10,22 +10,20 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import requests
 import responses
-import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent import ActionConsentFlow
-from actions.consent_client import get_client, subject_id
+from actions.consent_client import subject_id
 from actions.withdrawal import ActionListConsents, ActionWithdrawalFlow
 from actions.yes_no import ActionHandleYesNo
 from bot.settings import get_settings
+from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, user_event
 from tests.actions.conftest import responses as sent
-from tests.actions.conftest import user_event
-from tests.conftest import PROJECT_ROOT
 
-API = "http://consent.test"
-KEY = "test-pseudonym-key"
+API = FAKE_API
+KEY = FAKE_PSEUDONYM_KEY
 SENDER = "resident-42"
 SUBJECT = hmac.new(KEY.encode(), f"rest:{SENDER}".encode(), hashlib.sha256).hexdigest()
 
@@ -75,21 +73,8 @@ C999 = "99999999-9999-4999-8999-999999999999"
 
 
 @pytest.fixture(autouse=True)
-def consent_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("CONSENT_API_URL", API)
-    monkeypatch.setenv("CONSENT_API_TOKEN", "client-token")
-    monkeypatch.setenv("SUBJECT_PSEUDONYM_KEY", KEY)
-    monkeypatch.setattr("actions.consent_client.time.sleep", lambda _seconds: None)
-    get_settings.cache_clear()
-    get_client.cache_clear()
-    yield
-    get_settings.cache_clear()
-    get_client.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def domain() -> Dict[str, Any]:
-    return dict(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8")))
+def consent_settings(consent_env: None) -> None:
+    """Every test here talks to the faked consent service."""
 
 
 @pytest.fixture

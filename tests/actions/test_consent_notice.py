@@ -25,11 +25,11 @@ from actions.contact import ActionAnswerNoFamilyDoctor
 from actions.notice import ActionAnswerWithRetention
 from actions.yes_no import ActionHandleYesNo
 from bot.settings import get_settings
+from tests.actions.conftest import FAKE_API, user_event
 from tests.actions.conftest import responses as sent
-from tests.actions.conftest import user_event
 from tests.conftest import PROJECT_ROOT
 
-API = "http://consent.test"
+API = FAKE_API
 CATALOG = PROJECT_ROOT / "backend" / "consent_service" / "catalog" / "catalog.yml"
 TERMS_TEXT = "# 利用約款（要旨）\n\n9. 同意はいつでも撤回できます。"
 # A phone screen: about 20 full-width characters a line, about 20 lines.
@@ -78,24 +78,13 @@ LEVEL2 = next(o for o in OFFERS if o["max_level"] == 2 and o["ethics_approval"])
 
 
 @pytest.fixture(autouse=True)
-def consent_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("CONSENT_API_URL", API)
-    monkeypatch.setenv("CONSENT_API_TOKEN", "client-token")
-    monkeypatch.setenv("SUBJECT_PSEUDONYM_KEY", "test-pseudonym-key")
+def consent_settings(monkeypatch: pytest.MonkeyPatch, consent_env: None) -> None:
+    """The faked consent service, no offers cache, and the default retention and contacts."""
     monkeypatch.setenv("CONSENT_OFFERS_CACHE_SECONDS", "0")
     for name in ("RETENTION_DAYS", "CITY_HEALTH_CENTRE_NAME", "CITY_HEALTH_CENTRE_PHONE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("actions.consent_client.time.sleep", lambda _seconds: None)
     get_settings.cache_clear()
     get_client.cache_clear()
-    yield
-    get_settings.cache_clear()
-    get_client.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def domain() -> Dict[str, Any]:
-    return dict(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8")))
 
 
 @pytest.fixture

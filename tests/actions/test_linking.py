@@ -10,48 +10,32 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import pytest
 import responses
-import yaml
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.consent_client import ConsentClient, ConsentRefused, get_client
+from actions.consent_client import ConsentClient, ConsentRefused
 from actions.linking import (
     ActionIssueLinkCode,
     ActionRedeemLinkCode,
     ActionUnlinkChannels,
     find_link_code,
 )
-from bot.settings import get_settings
+from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, tracker_for, user_event
 from tests.actions.conftest import responses as sent
-from tests.actions.conftest import tracker_for, user_event
-from tests.conftest import PROJECT_ROOT
 
-API = "http://consent.test"
-KEY = "test-pseudonym-key"
+API = FAKE_API
+KEY = FAKE_PSEUDONYM_KEY
 SUBJECT = hmac.new(KEY.encode(), b"rest:test-sender", hashlib.sha256).hexdigest()
 LINKS = f"{API}/v1/subjects/{SUBJECT}/links"
 CODES = f"{API}/v1/subjects/{SUBJECT}/link-codes"
 
 
 @pytest.fixture(autouse=True)
-def consent_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("CONSENT_API_URL", API)
-    monkeypatch.setenv("CONSENT_API_TOKEN", "client-token")
-    monkeypatch.setenv("SUBJECT_PSEUDONYM_KEY", KEY)
-    monkeypatch.setattr("actions.consent_client.time.sleep", lambda _seconds: None)
-    get_settings.cache_clear()
-    get_client.cache_clear()
-    yield
-    get_settings.cache_clear()
-    get_client.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def domain() -> Dict[str, Any]:
-    return dict(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8")))
+def consent_settings(consent_env: None) -> None:
+    """Every test here talks to the faked consent service."""
 
 
 @pytest.mark.parametrize(
