@@ -72,6 +72,12 @@ def consent_step(
     Returns:
         The slot events of the step.
     """
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if intent == "give_consent" and tracker.get_slot(c.RESUMED):
+        # A web chat session resumed on a shared screen: whoever sits here now must not give
+        # consent under the previous resident's pseudonym without saying who they are.
+        dispatcher.utter_message(response="utter_ask_same_person")
+        return []
     flow = _Flow(dispatcher, tracker, domain, get_client())
     try:
         return flow.step()
@@ -137,9 +143,12 @@ class _Flow:
         if offer_id:
             return self.choose(offer_id)
         named_items = next(self.tracker.get_latest_entity_values("data_item"), None)
-        if self.pending and self.stage == "confirming" and named_items is None:
-            # 「同意します」 typed at the read-back answers its question: it is the yes.
-            return self.submit()
+        if self.pending and self.stage == "confirming":
+            if named_items is None and c.typed_wish(self.tracker, c.CONSENT_YES):
+                # 「同意します」 typed at the read-back answers its question: it is the yes.
+                return self.submit()
+            # Anything else (「同意しません」, items named) is not a yes: read back and ask again.
+            return self.resume()
         if self.pending and self.stage == "doctor_not_yet":
             return self.proceed_or_pause(yes=True)
         if self.stage and self.tracker.get_slot(c.OFFER):

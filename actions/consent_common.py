@@ -6,7 +6,8 @@ fragments of domain.yml.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List
+import unicodedata
+from typing import Any, Dict, FrozenSet, Iterable, List
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
@@ -107,6 +108,11 @@ def needs_doctor(offer: Dict[str, Any]) -> bool:
     return int(offer["max_level"]) >= LEVEL_NEEDING_DOCTOR
 
 
+# Set while a web chat session resumed from an earlier visit has not said who is at the screen
+# (actions/session.py); consents are then neither listed, withdrawn nor given.
+RESUMED = "session_resumed"
+
+
 def clear_flow() -> List[Dict[str, Any]]:
     """Events that end any open consent or withdrawal question."""
     return [
@@ -125,3 +131,62 @@ def latest_entity(tracker: Tracker, entity: str) -> str | None:
     """The first value of `entity` in the latest message, if any."""
     value = next(tracker.get_latest_entity_values(entity), None)
     return str(value) if value is not None else None
+
+
+# What a typed wish may be, at an open question, to count as that question's yes. Anything else
+# (「同意しません」, 「取り消さないで」, a sentence about another offer) is not a yes, whatever
+# intent the classifier gives it: only these plain phrasings, compared after NFKC, without
+# blanks and punctuation.
+CONSENT_YES: FrozenSet[str] = frozenset(
+    {
+        "同意します",
+        "同意する",
+        "同意",
+        "同意です",
+        "同意で",
+        "同意でお願いします",
+        "同意をお願いします",
+        "はい同意します",
+        "はい同意する",
+        "どういします",
+        "どういする",
+    }
+)
+WITHDRAW_YES: FrozenSet[str] = frozenset(
+    {
+        "取り消します",
+        "取り消す",
+        "取り消し",
+        "取り消しで",
+        "取り消してください",
+        "取り消しをお願いします",
+        "取り消しお願いします",
+        "はい取り消します",
+        "取消します",
+        "取消す",
+        "取消し",
+        "とりけします",
+        "とりけす",
+        "とりけし",
+    }
+)
+IGNORED_IN_WISHES = frozenset("。．.、，,！!？?～〜ー-　 \t\n")
+
+
+def typed_wish(tracker: Tracker, phrasings: FrozenSet[str]) -> bool:
+    """Tell whether the latest message is exactly one of `phrasings`, typed as a yes.
+
+    Args:
+        tracker: The conversation.
+        phrasings: The plain phrasings that count (CONSENT_YES or WITHDRAW_YES).
+
+    Returns:
+        True only for those phrasings (after NFKC, ignoring blanks and punctuation).
+    """
+    text = tracker.latest_message.get("text")
+    if not isinstance(text, str):
+        return False
+    folded = "".join(
+        ch for ch in unicodedata.normalize("NFKC", text) if ch not in IGNORED_IN_WISHES
+    )
+    return folded in phrasings

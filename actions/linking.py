@@ -21,6 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import consent_common as c
 from actions.consent_client import ConsentRefused, ConsentServiceUnavailable, get_client
+from actions.consent_common import RESUMED
 
 Events = List[Dict[str, Any]]
 JST = ZoneInfo("Asia/Tokyo")
@@ -29,9 +30,8 @@ JST = ZoneInfo("Asia/Tokyo")
 # as 03-1234-5678), are not a code.
 _SEP = r"[\s\-‐‑‒–—―−ーｰ]"
 _CODE = re.compile(rf"(?<![0-9])(?<![0-9]{_SEP})((?:[0-9]{_SEP}?){{7}}[0-9])(?!{_SEP}?[0-9])")
-# Shared screens (issue #14): the slot set while a resumed web chat session has not yet said it
-# is the same person, and the question that asks it.
-RESUMED = "session_resumed"
+# Shared screens (issue #14): the question that asks a resumed session who is at the screen
+# (the slot it waits on is consent_common.RESUMED).
 ASK_SAME_PERSON = "utter_ask_same_person"
 CHANNEL_FRAGMENTS = {"web": "channel_web", "line": "channel_line", "rest": "channel_rest"}
 # The service's refusals of a typed code, and the answer each gets.

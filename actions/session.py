@@ -14,7 +14,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-RESUMED = "session_resumed"
+from actions.consent_common import RESUMED, clear_flow
+from actions.withdrawal import WITHDRAW_CODE
 
 
 class ActionSessionResumed(Action):
@@ -38,7 +39,9 @@ class ActionSessionResumed(Action):
             The slot event.
         """
         dispatcher.utter_message(response="utter_session_resumed")
-        return [SlotSet(RESUMED, True)]
+        # A question left open on an earlier visit is closed: whoever sits here now must not
+        # answer the previous resident's read-back or withdrawal confirmation with a はい.
+        return [SlotSet(RESUMED, True), *clear_flow(), SlotSet(WITHDRAW_CODE, None)]
 
 
 class ActionConfirmSamePerson(Action):

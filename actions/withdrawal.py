@@ -36,8 +36,6 @@ MAX_LISTED = 10
 # The receipt code of the consent the open withdrawal question is about (set only here).
 WITHDRAW_CODE = "withdraw_receipt_code"
 CODE_INTENT = "inform_receipt_code"
-# At an open confirmation, a withdrawal wish this short ("はい、取り消します") is taken as its yes.
-MAX_BARE_WISH = 10
 # The service's reasons for refusing a code, and the answer each gets (nothing else is told).
 CODE_REFUSALS = {
     "invalid_receipt_code": "utter_withdraw_code_mistyped",
@@ -88,10 +86,10 @@ def withdrawal_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> Event
             typed = code_in(tracker)
             if typed.found or intent == CODE_INTENT:
                 return _confirm_code(dispatcher, subject, typed)
-            if not pending or not _short(tracker):
+            if not pending or not c.typed_wish(tracker, c.WITHDRAW_YES):
                 return _choose(dispatcher, subject)
             # "取り消します" typed at the open confirmation instead of pressing 取り消す: a yes.
-            # (A longer sentence may name another consent: it lists them instead.)
+            # (Anything else — 「取り消しません」, a sentence naming another consent — lists them.)
         if pending and intent in ("affirm", "withdraw_consent"):
             code = tracker.get_slot(WITHDRAW_CODE)
             if not tracker.get_slot(c.WITHDRAW) and code:
@@ -109,12 +107,6 @@ def withdrawal_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> Event
         return []
     dispatcher.utter_message(response="utter_consent_nothing_pending")
     return [SlotSet(c.PENDING, None)] if pending else []
-
-
-def _short(tracker: Tracker) -> bool:
-    """Whether the latest message is a bare wish ("取り消します"), too short to name a consent."""
-    text = tracker.latest_message.get("text")
-    return isinstance(text, str) and len(text.strip()) <= MAX_BARE_WISH
 
 
 def code_in(tracker: Tracker) -> CodeInText:

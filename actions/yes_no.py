@@ -14,8 +14,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent import consent_step
-from actions.consent_common import PENDING
-from actions.session import RESUMED, same_person_step
+from actions.consent_common import PENDING, RESUMED
+from actions.session import same_person_step
 from actions.withdrawal import withdrawal_step
 
 SAME_PERSON_QUESTION = "utter_ask_same_person"
@@ -48,14 +48,15 @@ class ActionHandleYesNo(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
         """Answer the open question, or acknowledge when there is none."""
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot(RESUMED) and last_question(tracker) == SAME_PERSON_QUESTION:
+            # A typed はい/いいえ at the same-person question counts as its buttons, and answers
+            # nothing else: never a consent or withdrawal question left open before it.
+            return same_person_step(dispatcher, same=intent == "affirm")
         pending = tracker.get_slot(PENDING)
         if pending == "consent":
             return consent_step(dispatcher, tracker, domain)
         if pending == "withdrawal":
             return withdrawal_step(dispatcher, tracker)
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if tracker.get_slot(RESUMED) and last_question(tracker) == SAME_PERSON_QUESTION:
-            # A typed はい/いいえ at the same-person question counts as its buttons.
-            return same_person_step(dispatcher, same=intent == "affirm")
         dispatcher.utter_message(response="utter_affirm" if intent == "affirm" else "utter_deny")
         return []

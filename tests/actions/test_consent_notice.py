@@ -101,8 +101,10 @@ def api() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def tracker(intent: str, slots: Dict[str, Any] | None = None, **entities: str) -> Tracker:
-    event = user_event("…", intent, list(entities.items()))
+def tracker(
+    intent: str, slots: Dict[str, Any] | None = None, text: str = "…", **entities: str
+) -> Tracker:
+    event = user_event(text, intent, list(entities.items()))
     return Tracker(
         "resident-7", slots or {}, event["parse_data"], [event], False, None, {}, "action_listen"
     )
@@ -276,7 +278,7 @@ def test_typing_douishimasu_at_the_read_back_is_the_yes(api, domain) -> None:
         json={"consent_id": C1, "status": "active", "receipt": {"receipt_id": "rcpt-1"}},
         status=201,
     )
-    t = tracker("give_consent", confirming_state())
+    t = tracker("give_consent", confirming_state(), text="同意します。")
     events, dispatcher = run(ActionConsentFlow(), t, domain)
     assert sent(dispatcher) == ["utter_consent_recorded"]
     [post] = posts(api)
@@ -377,3 +379,18 @@ def test_no_family_doctor_offers_a_configured_health_centre(domain, monkeypatch)
     assert sent(dispatcher) == ["utter_no_family_doctor", "utter_health_centre"]
     assert dispatcher.messages[1]["centre_name"] == "テスト保健センター"
     assert dispatcher.messages[1]["centre_phone"] == "000-1111-2222"
+
+
+@pytest.mark.parametrize(
+    "typed", ["同意しません", "同意しない", "同意したくないです", "やっぱり別の提供先に同意したい"]
+)
+def test_a_refusal_read_as_give_consent_at_the_read_back_records_nothing(
+    api, domain, typed: str
+) -> None:
+    # The classifier reads 「同意しません」 as give_consent; only a plain 「同意します」 is a yes.
+    t = tracker("give_consent", confirming_state(), text=typed)
+    events, dispatcher = run(ActionConsentFlow(), t, domain)
+    assert posts(api) == []
+    assert "utter_consent_recorded" not in sent(dispatcher)
+    assert sent(dispatcher)[0] == "utter_consent_resume"
+    assert slots_of(events)["consent_pending"] == "consent"

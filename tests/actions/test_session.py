@@ -11,7 +11,11 @@ from tests.actions.conftest import responses, tracker_for, user_event
 def test_a_resumed_session_is_marked_and_told_how_to_start_afresh(dispatcher) -> None:
     tracker = tracker_for(user_event("/session_resumed", "session_resumed"))
     events = ActionSessionResumed().run(dispatcher, tracker, {})
-    assert events == [SlotSet("session_resumed", True)]
+    assert events[0] == SlotSet("session_resumed", True)
+    # Any question left open on the earlier visit is closed.
+    assert SlotSet("consent_pending", None) in events
+    assert SlotSet("withdraw_consent_id", None) in events
+    assert SlotSet("withdraw_receipt_code", None) in events
     assert responses(dispatcher) == ["utter_session_resumed"]
 
 
@@ -65,3 +69,28 @@ def test_a_yes_after_another_question_is_not_taken_as_the_same_person(dispatcher
     events = ActionHandleYesNo().run(dispatcher, tracker, {})
     assert events == []
     assert responses(dispatcher) == ["utter_affirm"]
+
+
+def test_a_typed_yes_at_the_question_never_answers_a_flow_left_open_before_it(dispatcher) -> None:
+    # A left a withdrawal confirmation open on a shared PC; B types はい at 「ご本人ですか？」.
+    from actions.yes_no import ActionHandleYesNo
+
+    tracker = _asked_same_person("はい", "affirm")
+    tracker.slots.update(
+        {
+            "consent_pending": "withdrawal",
+            "withdraw_consent_id": "0b6f3c2a-5d1e-4f7a-9c8b-2e4d6f8a0c1e",
+        }
+    )
+    events = ActionHandleYesNo().run(dispatcher, tracker, {})
+    assert responses(dispatcher) == ["utter_same_person_confirmed"]
+    assert events == [SlotSet("session_resumed", False)]
+
+
+def test_giving_consent_in_a_resumed_session_asks_who_is_at_the_screen_first(dispatcher) -> None:
+    from actions.consent import ActionConsentFlow
+
+    tracker = tracker_for(user_event("同意したい", "give_consent"), slots={"session_resumed": True})
+    events = ActionConsentFlow().run(dispatcher, tracker, {})
+    assert events == []
+    assert responses(dispatcher) == ["utter_ask_same_person"]

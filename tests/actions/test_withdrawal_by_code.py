@@ -366,3 +366,27 @@ def test_the_list_and_the_chosen_consent_are_named_by_their_codes(api, domain) -
         domain,
     )
     assert dispatcher.messages[0]["receipt_id"] == CODE
+
+
+@pytest.mark.parametrize(
+    "text", ["取り消しません", "取り消さない", "取り消すのはやめる", "とりけさないで"]
+)
+def test_a_refusal_read_as_withdraw_at_the_open_confirmation_withdraws_nothing(
+    api, domain, text: str
+) -> None:
+    # 「取り消しません」 is read as withdraw_consent: only a plain 「取り消します」 is a yes.
+    api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=[])
+    state = {"consent_pending": "withdrawal", "withdraw_receipt_code": CODE}
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker(text, "withdraw_consent", state), domain)
+    assert "utter_withdraw_done" not in sent(dispatcher)
+    assert posts(api) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["取り消します。", "とりけします", "はい、取り消します！", "取り消す"]
+)
+def test_plain_phrasings_of_the_wish_are_the_yes(api, domain, text: str) -> None:
+    api.post(WITHDRAW, json=WITHDRAWN)
+    state = {"consent_pending": "withdrawal", "withdraw_receipt_code": CODE}
+    _, dispatcher = run(ActionWithdrawalFlow(), tracker(text, "withdraw_consent", state), domain)
+    assert sent(dispatcher) == ["utter_withdraw_done"]
