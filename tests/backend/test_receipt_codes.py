@@ -416,7 +416,19 @@ def test_concurrent_guesses_cannot_exceed_the_limit(
     for thread in threads:
         thread.join()
     assert len(passed) + len(refused) == 12
-    assert 1 <= len(passed) <= 4
+    # Each attempt is recorded before it counts, so a burst may even refuse all of them; what
+    # must hold is that no more than the limit pass.
+    assert len(passed) <= 4
+    # Refused attempts are not kept: guessing one at a time afterwards reaches exactly the
+    # limit, never more.
+    later = 0
+    for _ in range(6):
+        try:
+            code_attempts.begin(factory, client="c", requester="r", limits=limits, now=clock.now)
+            later += 1
+        except code_attempts.TooManyWrongCodes:
+            pass
+    assert len(passed) + later == 4
 
 
 def test_old_failures_are_deleted_at_start_and_by_the_retention_command(
