@@ -203,7 +203,8 @@ def prepare(argv: List[str], settings: Settings) -> List[str]:
     )
     if problem or configured is None:
         raise SystemExit(f"Rasa's HTTP API (--enable-api) stays closed: {problem}")
-    return [*argv, "--auth-token", configured.get_secret_value()]
+    # One argument: a token beginning with "-" (1 in 64 of token_urlsafe) is not an option.
+    return [*argv, f"--auth-token={configured.get_secret_value()}"]
 
 
 def main() -> None:

@@ -193,7 +193,7 @@ def test_missing_or_weak_tokens_are_refused_at_start_up(
 def test_the_api_gets_the_configured_token_inside_the_process(clean_process: None) -> None:
     settings = _settings(action_server_token=STRONG, rasa_api_token=OTHER)
     argv = server.prepare(["run", "--enable-api", "--port", "5005"], settings)
-    assert argv == ["run", "--enable-api", "--port", "5005", "--auth-token", OTHER]
+    assert argv == ["run", "--enable-api", "--port", "5005", f"--auth-token={OTHER}"]
     assert os.environ["ACTION_SERVER_TOKEN"] == STRONG  # for ${ACTION_SERVER_TOKEN}
     assert os.environ["SANIC_REQUEST_MAX_SIZE"] == "1048576"
     assert os.environ["RASA_TELEMETRY_ENABLED"] == "false"  # nothing sent to Rasa's servers
@@ -332,3 +332,14 @@ def test_the_dev_server_does_not_start_with_the_api_open(tmp_path: Path) -> None
     assert done.returncode != 0
     assert b"RASA_API_TOKEN" in done.stderr
     assert not (tmp_path / "var" / "rasa.db").exists()
+
+
+def test_a_token_beginning_with_a_dash_reaches_rasa_as_the_token(clean_process: None) -> None:
+    # 1 in 64 of secrets.token_urlsafe(32) begins with "-": given as a separate argument, Rasa's
+    # argparse took it for an option and refused to start ("expected one argument").
+    from rasa.__main__ import create_argument_parser
+
+    token = "-" + secrets.token_urlsafe(32)[1:]
+    settings = _settings(action_server_token=STRONG, rasa_api_token=token)
+    argv = server.prepare(["run", "--enable-api", "--port", "5005"], settings)
+    assert create_argument_parser().parse_args(argv).auth_token == token
