@@ -143,6 +143,7 @@ PLACEHOLDERS = {
     "utter_fragment_contact_configured": {"name", "phone", "hours"},
     "utter_link_code_issued": {"link_code", "until", "minutes", "other_channel"},
     "utter_link_done": {"other_channel"},
+    "utter_personal_detail_removed": {"details"},
 }  # fmt: skip
 
 

@@ -15,17 +15,34 @@ resident cannot have meant as text (zero-width characters such as U+200B and U+F
 first visible character is "/", it becomes the full-width "／". The text is then ordinary text
 for the NLU, whatever Rasa or a later normaliser strips. LINE, the web chat and any other
 public channel call this one function.
+
+`intake` is the one step every channel (LINE, the web chat, REST) applies to typed text before
+Rasa sees it (issue 19): personal details are masked (`bot.privacy.mask_personal`), so what Rasa
+parses, stores in the tracker store, publishes to the event broker and logs is the masked text;
+the raw text lives only in the channel's memory for that one message. When something was removed,
+`rasa_texts` puts the system intent `/personal_detail_removed{"detail_kind": [...]}` before the
+masked text: the assistant tells the resident which kind of detail it removed (once per
+conversation, `actions/privacy.py`) and then answers the masked message as usual. Button payloads
+the assistant offered are not typed text and are not masked.
 """
 
 from __future__ import annotations
 
+import json
 import unicodedata
+from collections.abc import Iterable
 
 from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+
+from bot.privacy import DetailKind, Masked, mask_personal
 
 FULL_WIDTH_SLASH = "／"
 # Characters that look blank but are letters or symbols to Unicode (Hangul fillers, braille blank).
 BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# The system intent a channel sends before a message it took personal details out of, and the
+# entity naming each kind removed (docs/contract.md).
+PERSONAL_DETAIL_REMOVED = "personal_detail_removed"
+DETAIL_KIND = "detail_kind"
 
 
 def is_invisible(char: str) -> bool:
@@ -61,3 +78,46 @@ def typed_text(text: str) -> str:
             return stripped[:index] + FULL_WIDTH_SLASH + stripped[index + 1 :]
         break
     return stripped
+
+
+def intake(text: str) -> Masked:
+    """Take typed text in: personal details masked, and never an intent.
+
+    Args:
+        text: The text as the channel received it (held only for this call).
+
+    Returns:
+        The text to hand Rasa (masked, then made safe by `typed_text`) and the kinds of detail
+        removed from it.
+    """
+    masked = mask_personal(text)
+    return Masked(typed_text(masked.text), masked.kinds)
+
+
+def removal_notice(kinds: Iterable[DetailKind]) -> str | None:
+    """The system intent telling the assistant which kinds of detail were removed.
+
+    Args:
+        kinds: The kinds removed from one message.
+
+    Returns:
+        e.g. `/personal_detail_removed{"detail_kind": ["name", "phone"]}` (kinds sorted), or
+        None when nothing was removed.
+    """
+    names = sorted({DetailKind(kind).value for kind in kinds})
+    if not names:
+        return None
+    return f"{INTENT_MESSAGE_PREFIX}{PERSONAL_DETAIL_REMOVED}{json.dumps({DETAIL_KIND: names})}"
+
+
+def rasa_texts(masked: Masked) -> list[str]:
+    """What Rasa receives for one typed message, in order.
+
+    Args:
+        masked: The message after `intake`.
+
+    Returns:
+        The removal notice first when something was removed, then the masked text.
+    """
+    notice = removal_notice(masked.kinds)
+    return [notice, masked.text] if notice else [masked.text]

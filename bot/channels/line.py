@@ -17,7 +17,10 @@ Configure it in `credentials.yml` as `bot.channels.line.LineInput:`; secrets com
   remembered 24 h is: a signed body replayed later gets no answer (logged without ids).
 - A resident sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` is told once to
   wait (`too_many_messages`); further messages in that window are dropped.
-- Text typed by a resident is always text (bot/channels/guard.py); only postbacks the assistant
+- Text typed by a resident is taken in by `guard.intake`: personal details are masked before
+  Rasa sees, stores or logs anything, and when something was removed Rasa first gets
+  `/personal_detail_removed` (the resident is told once per conversation); it is always text
+  (bot/channels/guard.py); only postbacks the assistant
   signed for this resident, or the rich menu's own payloads, become intents
   (bot/channels/line_messages.py); any other postback is only text.
 - Stickers, images, location and other non-text messages, and over-long text, get a polite text
@@ -39,7 +42,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.guard import typed_text
+from bot.channels.guard import intake, rasa_texts
 from bot.channels.line_api import LineApi
 from bot.channels.line_messages import (
     accepted_postback,
@@ -49,6 +52,7 @@ from bot.channels.line_messages import (
     to_line_messages,
     verify_postback,
 )
+from bot.privacy import Masked
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
 from bot.shared_state import Claim, SharedState, rate_verdict, shared_state, wait_for_claim
@@ -69,9 +73,9 @@ def _object(value: Any) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def event_text(
+def event_intake(
     event: Dict[str, Any], verify: Callable[[str], str | None] | None = None
-) -> str | None:
+) -> Masked | None:
     """What Rasa should receive for one webhook event, or None to ignore it.
 
     Args:
@@ -80,25 +84,42 @@ def event_text(
             `line_messages.accepted_postback`); None accepts only the rich menu's payloads.
 
     Returns:
-        Text (typed text made safe), an intent for postbacks of our buttons and for non-text
-        input, or None for events the assistant does not answer.
+        Typed text taken in by `guard.intake` (personal details masked, never an intent) with
+        the kinds of detail removed; an intent, unmasked, for postbacks of our buttons and for
+        non-text input; or None for events the assistant does not answer.
     """
     kind = event.get("type")
     if kind == "message":
         message = _object(event.get("message"))
         if message.get("type") != "text":
-            return NON_TEXT
+            return _system(NON_TEXT)
         text = str(message.get("text") or "")
         if len(text) > MAX_TYPED_CHARACTERS:
-            return TOO_LONG
-        return typed_text(text) if text.strip() else NON_TEXT
+            return _system(TOO_LONG)
+        return intake(text) if text.strip() else _system(NON_TEXT)
     if kind == "postback":
         data = str(_object(event.get("postback")).get("data") or "")
         payload = accepted_postback(data, verify)
-        return payload or (typed_text(data[:MAX_TYPED_CHARACTERS]) or None)
+        if payload:
+            return _system(payload)
+        typed = intake(data[:MAX_TYPED_CHARACTERS])
+        return typed if typed.text else None
     if kind == "follow":
-        return GREETING
+        return _system(GREETING)
     return None  # unfollow, join, leave, and anything LINE adds later
+
+
+def event_text(
+    event: Dict[str, Any], verify: Callable[[str], str | None] | None = None
+) -> str | None:
+    """The text of `event_intake` alone (the masked text or the intent), or None."""
+    taken = event_intake(event, verify)
+    return None if taken is None else taken.text
+
+
+def _system(text: str) -> Masked:
+    """An intent the channel or the assistant's own button sends: nothing to mask."""
+    return Masked(text, frozenset())
 
 
 def event_age(event: Dict[str, Any], now: float | None = None) -> float | None:
@@ -266,8 +287,8 @@ class LineInput(InputChannel):
         except RuntimeError as error:
             logger.error("LINE event failed: %s", type(error).__name__)
             return False
-        text = event_text(event, self._verifier(sender))
-        if text is None:
+        taken = event_intake(event, self._verifier(sender))
+        if taken is None:
             logger.info("LINE event ignored: %s", kind)
             return True
         if is_too_old(event, self.settings):
@@ -285,11 +306,13 @@ class LineInput(InputChannel):
                 logger.info("LINE event dropped: over the rate limit")
                 answered = True
                 return True
-            if verdict == "tell":
-                text = TOO_MANY
+            texts = [TOO_MANY] if verdict == "tell" else rasa_texts(taken)
             await self.api().show_loading(user_id)
-            collector = CollectingOutputChannel()
-            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
+            collector = CollectingOutputChannel()  # one reply: the removal notice, then the answer
+            for text in texts:
+                await on_new_message(
+                    UserMessage(text, collector, sender, input_channel=self.name())
+                )
             await self._answer(event, user_id, sender, collector.messages)
             answered = True
         except Exception as error:  # one bad event must not stop the others

@@ -5,21 +5,35 @@ Rasa's own `rest` channel answers a body that is not a JSON object, or whose `se
 and 413 for a message over `MAX_MESSAGE_CHARACTERS`. It is a development and integration channel:
 it passes `/intent` text through as Rasa does, so the production profile does not serve it
 (credentials.prod.yml) — residents reach the assistant only through LINE and the web chat.
+
+Ordinary text is taken in as in the other channels (`guard.intake`, issue 19): personal details
+are masked before Rasa sees, stores or logs the message (Rasa's own error logs of the message
+included), and `/personal_detail_removed` goes first when something was removed. Text starting
+with "/" (after Rasa's strip) is an intent here, as in Rasa's channel, and passes unchanged.
 """
 
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Dict
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput as RasaRestInput
+from rasa.shared.constants import INTENT_MESSAGE_PREFIX
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.guard import removal_notice
+from bot.privacy import DetailKind, mask_personal
+
 MAX_MESSAGE_CHARACTERS = 5000
 MAX_SENDER_CHARACTERS = 200
+# The kinds of detail masked out of the message this request is handling: set where Rasa's
+# handler reads the message (`_extract_message`), read where it hands the message on, both in
+# the request's own task, so no request sees another's.
+_REMOVED: ContextVar[frozenset[DetailKind]] = ContextVar("rest_removed", default=frozenset())
 
 
 def body_problem(raw: bytes) -> tuple[int, str] | None:
@@ -52,9 +66,37 @@ class RestInput(RasaRestInput):
         """The channel takes no credentials."""
         return cls()
 
+    def _extract_message(self, req: Request) -> str | None:
+        """The message Rasa handles: ordinary text masked, an "/intent" unchanged."""
+        text: Any = super()._extract_message(req)
+        _REMOVED.set(frozenset())
+        if not isinstance(text, str):  # the body check has refused it already
+            return None
+        if text.strip().startswith(INTENT_MESSAGE_PREFIX):
+            return text
+        masked = mask_personal(text)
+        _REMOVED.set(masked.kinds)
+        return masked.text
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        """Rasa's REST routes, each POST body checked first."""
-        blueprint: Blueprint = super().blueprint(on_new_message)
+        """Rasa's REST routes, each POST body checked first, each message taken in."""
+
+        async def taking_in(message: UserMessage) -> Any:
+            notice = removal_notice(_REMOVED.get())
+            _REMOVED.set(frozenset())
+            if notice is not None:
+                await on_new_message(
+                    UserMessage(
+                        notice,
+                        message.output_channel,
+                        message.sender_id,
+                        input_channel=message.input_channel,
+                        metadata=message.metadata,
+                    )
+                )
+            return await on_new_message(message)
+
+        blueprint: Blueprint = super().blueprint(taking_in)
 
         @blueprint.middleware("request")  # type: ignore[misc]
         async def check_body(request: Request) -> HTTPResponse | None:

@@ -16,7 +16,9 @@ must present a session token this server issued.
 - The socket (`/socket.io`) accepts connections only from the allowed origins
   (`WEBCHAT_ALLOWED_ORIGINS`; with `WEBCHAT_SECURE_ONLY` the channel refuses to start with an
   origin that is not https or is a loopback host) and only with a valid token.
-- Typed text is always text (bot/channels/guard.py); a button's payload is accepted only if the
+- Typed text is taken in by `guard.intake`: personal details are masked before Rasa sees,
+  stores or logs anything (`/personal_detail_removed` goes first when something was removed), and
+  it is always text (bot/channels/guard.py); a button's payload is accepted only if the
   assistant offered that button to this session in its latest answer (remembered in the shared
   state for `WEBCHAT_OFFERED_BUTTONS_SECONDS`, forgotten when the next answer starts).
 - A session sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` (`session_start`
@@ -53,8 +55,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from bot.channels.guard import typed_text
+from bot.channels.guard import intake, rasa_texts
 from bot.channels.origins import insecure_origins, split_origins
+from bot.privacy import Masked
 from bot.settings import Settings, get_settings
 from bot.shared_state import SharedState, rate_verdict, shared_state, within_budget
 
@@ -323,19 +326,25 @@ class WebChatInput(InputChannel):
             logger.error("Offered buttons unavailable: %s", type(error).__name__)
             return False
 
-    async def _text_of(self, session: str, data: Dict[str, Any]) -> str | None:
-        """What Rasa receives for a `user_uttered` event, or None to ignore it."""
+    async def _intake_of(self, session: str, data: Dict[str, Any]) -> Masked | None:
+        """What Rasa receives for a `user_uttered` event, or None to ignore it.
+
+        A payload the assistant offered to this session is its intent, unmasked; anything else
+        is typed text, taken in by `guard.intake` (personal details masked, never an intent).
+        """
         payload, message = data.get("payload"), data.get("message")
         if isinstance(payload, str) and payload:
             if len(payload) > MAX_TYPED_CHARACTERS:
-                return TOO_LONG
+                return Masked(TOO_LONG, frozenset())
             if await self._was_offered(session, payload):
-                return payload
-            return typed_text(payload) or None
+                return Masked(payload, frozenset())
+            typed = intake(payload)
+            return typed if typed.text else None
         if isinstance(message, str) and message.strip():
             if len(message) > MAX_TYPED_CHARACTERS:
-                return TOO_LONG
-            return typed_text(message) or None
+                return Masked(TOO_LONG, frozenset())
+            typed = intake(message)
+            return typed if typed.text else None
         return None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -407,7 +416,7 @@ class WebChatInput(InputChannel):
             if verdict == "drop":
                 return
             text = TOO_MANY if verdict == "tell" else opening
-            await self._handle(sio, sid, session, text, on_new_message)
+            await self._handle(sio, sid, session, [text], on_new_message)
 
         @sio.on("session_resume")  # type: ignore[misc]
         async def session_resume(sid: str, _data: Any = None) -> None:
@@ -424,14 +433,14 @@ class WebChatInput(InputChannel):
             session = await self._live_session(sio, sid)
             if not session:
                 return
-            text = await self._text_of(session, data)
-            if text is None:
+            taken = await self._intake_of(session, data)
+            if taken is None:
                 return
             verdict = await self._rate_verdict(session)
             if verdict == "drop":
                 return
-            text = TOO_MANY if verdict == "tell" else text
-            await self._handle(sio, sid, session, text, on_new_message)
+            texts = [TOO_MANY] if verdict == "tell" else rasa_texts(taken)
+            await self._handle(sio, sid, session, texts, on_new_message)
 
         return webchat
 
@@ -440,10 +449,14 @@ class WebChatInput(InputChannel):
         sio: AsyncServer,
         sid: str,
         session: str,
-        text: str,
+        texts: List[str],
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> None:
-        """Hand one message to Rasa, unless this replica is already answering too many."""
+        """Hand one message to Rasa, unless this replica is already answering too many.
+
+        `texts` are what Rasa receives for it, in order: the removal notice first when personal
+        details were taken out (`guard.rasa_texts`), then the text or intent.
+        """
         limit = self.settings.webchat_max_in_flight
         if 0 < limit <= self._in_flight:
             logger.warning("Web chat message refused: %d messages in flight", self._in_flight)
@@ -458,7 +471,8 @@ class WebChatInput(InputChannel):
             output = WebChatOutput(
                 sio, session, self.state(), self.settings.webchat_offered_buttons_seconds
             )
-            await on_new_message(UserMessage(text, output, session, input_channel=self.name()))
+            for text in texts:
+                await on_new_message(UserMessage(text, output, session, input_channel=self.name()))
         except Exception as error:  # one bad message must not end the socket
             logger.error("Web chat message failed: %s", type(error).__name__)
         finally:

@@ -1,0 +1,222 @@
+"""Issue 19: every channel masks typed text at intake; offered payloads pass untouched.
+
+LINE and the web chat are driven through their own handlers (the harnesses of
+test_channel_line.py and test_webchat_channel.py), REST through the route Rasa's channel
+registers: what each hands Rasa is what Rasa would parse, store and log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+from typing import Any, Dict, List
+
+import pytest
+from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from bot.channels.guard import intake, rasa_texts, removal_notice
+from bot.channels.rest import RestInput
+from bot.privacy import DetailKind
+from tests.bot.test_channel_line import Line, event, postback, user
+from tests.bot.test_webchat_channel import WebChat, offer_levels
+from tests.bot.test_webchat_channel import settings as webchat_settings
+
+# One message with several kinds of detail, and the raw pieces that must not reach Rasa.
+TYPED = "山田太郎です。電話は047-123-4567、血圧は150/95です。メールは taro@example.jp です"
+RAW = ["山田", "太郎", "047-123-4567", "150/95", "taro@example.jp"]
+KINDS = {"name", "phone", "health_value", "email"}
+
+
+def rasa_intent(text: str) -> tuple[str | None, List[Dict[str, Any]]]:
+    """The intent and entities Rasa takes from `text` without its NLU (None: the NLU decides)."""
+    parsed = YAMLStoryReader.unpack_regex_message(Message({TEXT: UserMessage(text).text}))
+    intent = parsed.get(INTENT)
+    return (intent.get(INTENT_NAME_KEY) if intent else None), list(parsed.get(ENTITIES) or [])
+
+
+def notice_kinds(text: str) -> set[str]:
+    """The kinds a `/personal_detail_removed` text names, as Rasa parses it."""
+    intent, entities = rasa_intent(text)
+    assert intent == "personal_detail_removed", text
+    assert {e["entity"] for e in entities} == {"detail_kind"}
+    return {str(e["value"]) for e in entities}
+
+
+def assert_taken_in(texts: List[str]) -> None:
+    """Rasa got the notice naming the kinds, then the masked text, and none of the raw pieces."""
+    assert len(texts) == 2, texts
+    notice, masked = texts
+    assert notice_kinds(notice) == KINDS
+    assert "血圧" in masked  # the words the NLU needs stay
+    assert rasa_intent(masked)[0] is None  # still text, not an intent
+    assert [raw for raw in RAW if raw in notice + masked] == []
+
+
+# -- the shared step ------------------------------------------------------------------------------
+
+
+def test_intake_masks_and_keeps_text_from_becoming_an_intent() -> None:
+    taken = intake(" /" + TYPED)
+    assert taken.text.startswith("／")
+    assert {k.value for k in taken.kinds} == KINDS
+    assert [raw for raw in RAW if raw in taken.text] == []
+
+
+def test_nothing_removed_means_the_text_alone() -> None:
+    taken = intake("血圧はレベルいくつですか")
+    assert taken.kinds == frozenset()
+    assert rasa_texts(taken) == ["血圧はレベルいくつですか"]
+    assert removal_notice([]) is None
+
+
+def test_the_notice_names_each_kind_once_in_a_stable_order() -> None:
+    notice = removal_notice([DetailKind.PHONE, DetailKind.NAME, DetailKind.PHONE])
+    assert notice == '/personal_detail_removed{"detail_kind": ["name", "phone"]}'
+    assert notice_kinds(notice) == {"name", "phone"}
+
+
+# -- LINE -----------------------------------------------------------------------------------------
+
+
+async def test_line_masks_typed_text_and_sends_the_notice_first() -> None:
+    line = Line()
+    assert await line.handle(event(user(), message={"type": "text", "id": "1", "text": TYPED}))
+    assert_taken_in(line.received)
+    [(kind, _, messages)] = line.api.calls  # one reply holds both answers
+    assert kind == "reply" and len(messages) == 2
+
+
+async def test_line_logs_none_of_the_typed_text(caplog: pytest.LogCaptureFixture) -> None:
+    line = Line()
+    with caplog.at_level(logging.DEBUG):
+        await line.handle(event(user(), message={"type": "text", "id": "1", "text": TYPED}))
+    assert [raw for raw in RAW if raw in caplog.text] == []
+
+
+async def test_line_passes_the_assistants_own_postback_untouched() -> None:
+    line = Line()
+    resident = user()
+    line.buttons = [{"title": "記録する", "payload": '/affirm{"consent_choice": "proceed"}'}]
+    await line.handle(event(resident))
+    [data] = line.sent_data()
+    line.received.clear()
+    assert await line.handle(postback(resident, data))
+    assert line.received == ['/affirm{"consent_choice": "proceed"}']
+
+
+async def test_line_masks_a_postback_it_did_not_sign_like_typed_text() -> None:
+    line = Line()
+    assert await line.handle(postback(user(), TYPED))
+    assert_taken_in(line.received)
+
+
+# -- web chat -------------------------------------------------------------------------------------
+
+
+async def test_webchat_masks_typed_text_and_sends_the_notice_first() -> None:
+    chat = WebChat()
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"message": TYPED})
+    assert_taken_in(chat.texts)
+    assert {m.output_channel for m in chat.received} == {chat.received[0].output_channel}
+
+
+async def test_webchat_passes_an_offered_payload_untouched() -> None:
+    chat = WebChat(reply=offer_levels)
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"message": "こんにちは"})
+    await chat.utter("s1", {"payload": "/ask_data_levels"})
+    assert chat.texts == ["こんにちは", "/ask_data_levels"]
+
+
+async def test_webchat_masks_a_payload_that_was_not_offered() -> None:
+    chat = WebChat()
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"payload": TYPED})
+    assert_taken_in(chat.texts)
+
+
+async def test_webchat_rate_limit_notice_replaces_the_message_and_its_notice() -> None:
+    chat = WebChat(webchat_settings(rate_limit_messages=1))
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"message": "こんにちは"})
+    await chat.utter("s1", {"message": TYPED})
+    assert chat.texts == ["こんにちは", "/too_many_messages"]
+
+
+# -- REST -----------------------------------------------------------------------------------------
+
+
+class FakeRequest(SimpleNamespace):
+    """What Rasa's REST handler reads of a Sanic request; shown as Sanic shows one (no body)."""
+
+    def __repr__(self) -> str:
+        return "<Request: POST /webhooks/rest/webhook>"
+
+
+class Rest:
+    """The REST channel's webhook route, called as Sanic would, with a recording Rasa."""
+
+    def __init__(self) -> None:
+        self.received: List[UserMessage] = []
+        blueprint = RestInput().blueprint(self._on_new_message)
+        [self.webhook] = [r.handler for r in blueprint._future_routes if r.uri == "/webhook"]
+
+    async def _on_new_message(self, message: UserMessage) -> None:
+        self.received.append(message)
+        await message.output_channel.send_text_message(message.sender_id or "", "どうぞ")
+
+    async def post(self, message: str, **body: Any) -> List[Dict[str, Any]]:
+        payload = {"sender": "rest-sender", "message": message, **body}
+        request = FakeRequest(json=payload, args={}, headers={})
+        answer = await self.webhook(request)
+        return list(json.loads(answer.body))
+
+    @property
+    def texts(self) -> List[str]:
+        return [m.text or "" for m in self.received]
+
+
+async def test_rest_masks_text_and_sends_the_notice_first() -> None:
+    rest = Rest()
+    answers = await rest.post(TYPED, metadata={"m": 1})
+    assert_taken_in(rest.texts)
+    assert len(answers) == 2  # the notice's answer and the message's, in one response
+    assert {m.sender_id for m in rest.received} == {"rest-sender"}
+    assert all(m.metadata == {"m": 1} for m in rest.received)
+
+
+async def test_rest_passes_an_intent_as_before() -> None:
+    rest = Rest()
+    await rest.post(' /give_consent{"offer_id": "city_health_vitals"}')
+    assert rest.texts == ['/give_consent{"offer_id": "city_health_vitals"}']
+
+
+async def test_rest_requests_do_not_share_what_was_removed() -> None:
+    rest = Rest()
+    await rest.post(TYPED)
+    await rest.post("血圧はレベルいくつですか")
+    assert rest.texts[-1] == "血圧はレベルいくつですか"
+    assert len(rest.texts) == 3
+
+
+async def test_rest_logs_none_of_the_typed_text_when_rasa_fails(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rasa's handler logs the message it handed on when that fails: only the masked one."""
+
+    async def failing(message: UserMessage) -> None:
+        raise RuntimeError("the processor failed")
+
+    blueprint = RestInput().blueprint(failing)
+    [webhook] = [r.handler for r in blueprint._future_routes if r.uri == "/webhook"]
+    request = FakeRequest(json={"sender": "s", "message": TYPED}, args={}, headers={})
+    with caplog.at_level(logging.DEBUG):
+        await webhook(request)
+    logged = caplog.text + "".join(capsys.readouterr())  # Rasa's structlog writes to the console
+    assert "rest.message.received.failure" in logged
+    assert [raw for raw in RAW if raw in logged] == []
