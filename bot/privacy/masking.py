@@ -108,11 +108,13 @@ _POSTAL = re.compile(
     rf"|(?<![\d-]){_NOT_ALNUM_BEFORE}\d{{3}}-\d{{4}}(?![\d-]){_NOT_ALNUM_AFTER}"
 )
 _MY_NUMBER = re.compile(
-    rf"{_NOT_ALNUM_BEFORE}(?<!\d-)\d{{4}}{_SEP}\d{{4}}{_SEP}\d{{4}}(?!-\d){_NOT_ALNUM_AFTER}"
+    rf"{_NOT_ALNUM_BEFORE}(?<!\d-)\d{{4}}(?P<s>{_SEP})\d{{4}}(?P=s)\d{{4}}(?!-\d){_NOT_ALNUM_AFTER}"
 )
+# Japanese numbers: 0 + 9 or 10 digits (047-123-4567, 090-1234-5678, 047(123)4567), or the
+# same after +81 without the 0; the digit count is checked in `_pattern_spans`.
 _PHONE = re.compile(
-    rf"{_NOT_ALNUM_BEFORE}(?<!\d-)(?:\+81[\s-]?|\(0\d{{1,4}}\)\s?|0\d{{1,4}}[\s-]?\(?)"
-    rf"\d{{1,4}}\)?[\s-]?\d{{3,4}}(?!-\d){_NOT_ALNUM_AFTER}"
+    rf"{_NOT_ALNUM_BEFORE}(?<!\d-)(?:\+81[\s-]?\(?0?\d{{1,4}}\)?|\(?0\d{{1,4}}\)?)[\s-]?"
+    rf"\(?\d{{1,4}}\)?[\s-]?\d{{3,4}}(?!-\d){_NOT_ALNUM_AFTER}"
 )
 _ERA = r"(?:明治|大正|昭和|平成|令和|[MTSHRmtshr])"
 _BIRTH = re.compile(
@@ -124,10 +126,14 @@ _BIRTH = re.compile(
     rf"|\d{{1,2}}\s*月\s*\d{{1,2}}\s*日(?=\s*(?:生まれ|が誕生日|誕生))"
     rf"|(?<=誕生日は)\s*\d{{1,2}}\s*月\s*\d{{1,2}}\s*日)"
 )
+# Health insurance cards: 記号 and 番号 (and 枝番), 保険者番号, 被保険者番号, "保険証の番号".
+# Digits only: receipt and linking codes (受付番号, 連携番号: letters, or 4-4 digits after
+# their own words) are the assistant's, not personal.
+_CARD_DIGITS = r"\d+(?:[・-]\d+){0,3}"
 _INSURANCE = re.compile(
-    r"(?:被保険者証|保険証|記号|番号|保険者番号|被保険者番号|枝番)"
-    r"(?:の(?:記号|番号))?\s*(?:は|が|:|、)?\s*"
-    r"(?P<v>[0-9A-Za-z][0-9A-Za-z・\s-]{0,20}[0-9A-Za-z]|\d)"
+    rf"(?:被保険者(?:証)?(?:の)?(?:記号|番号)|保険者番号|保険証(?:の)?(?:記号|番号)?|記号|枝番)"
+    rf"\s*(?:は|が|:|、)?\s*(?P<v>{_CARD_DIGITS})(?![0-9A-Za-z])"
+    rf"(?:\s*[、,・]?\s*(?:番号|枝番)\s*(?:は|が|:)?\s*(?P<w>{_CARD_DIGITS})(?![0-9A-Za-z]))?"
 )
 _HEALTH_TERMS = (
     r"最高血圧|最低血圧|上の血圧|下の血圧|血圧|収縮期|拡張期|上|下|体重|身長|体温|熱|脈拍|脈|"
@@ -138,7 +144,7 @@ _HEALTH_TERMS = (
 _UNIT = r"mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|cm|センチ|℃|度|%|パーセント|bpm|回|g/dl|U/L|IU/L"
 _HEALTH = re.compile(
     rf"(?:{_HEALTH_TERMS})(?:[^\d。!?\n]{{0,8}}?)"
-    rf"(?P<v>{_NUM}(?:\s*/\s*{_NUM})?(?:\s*(?:{_UNIT}))?)"
+    rf"(?P<v>{_NUM}(?:\s*(?:/|の)\s*{_NUM})?(?:\s*(?:{_UNIT}))?)"
     rf"|(?P<u>{_NUM}(?:\s*/\s*{_NUM})?\s*(?:mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|℃|cm|センチ))"
     rf"|(?P<b>(?<![\d/.]){_NOT_ALNUM_BEFORE}\d{{2,3}}\s*/\s*\d{{2,3}}(?![\d/.]))",
     re.IGNORECASE,
@@ -150,10 +156,10 @@ _BLOCK = (
     r"|\d+(?:-\d+){1,2}(?:\s*号)?"
 )
 _ADDRESS = re.compile(rf"{_NOT_ALNUM_BEFORE}(?:{_BLOCK}){_NOT_ALNUM_AFTER}")
-_TOWN_CHAR = r"[一-龥々ヶァ-ヴー]"
+_TOWN_CHAR = r"[一-龥々ヶ]"  # Funabashi's town names are written in kanji
 # A place's name right before where the text says someone lives there.
 _LIVES = re.compile(
-    rf"(?P<v>{_TOWN_CHAR}{{1,8}})(?=\s*(?:に住|に在住|在住|に住まい|の住所|に家|に暮ら))"
+    rf"(?P<v>{_TOWN_CHAR}{{1,8}})(?=\s*(?:に住|に在住|在住|に住まい|の住所|に暮ら))"
 )
 _ADDRESS_INTRO = re.compile(rf"住所は\s*(?P<v>{_TOWN_CHAR}{{1,12}}(?:[0-9-]+)?)")
 # Names of wider areas kept: they say nothing about one resident.
@@ -164,7 +170,10 @@ _KEEP_PLACES = frozenset({"船橋", "千葉", "日本", "市内", "市外", "県
 def _town_before(text: str, start: int) -> int:
     """Where the town name right before `start` begins (stops at a city, a prefecture...)."""
     position = start
-    while position > 0 and re.match(_TOWN_CHAR, text[position - 1]):
+    while position > 0 and (
+        re.match(_TOWN_CHAR, text[position - 1])
+        or (text[position - 1] in "がケヶノ" and position > 1 and _KANJI.match(text[position - 2]))
+    ):
         if text[position - 1] in _AREA_SUFFIX and position != start:
             break
         position -= 1
@@ -179,6 +188,8 @@ def _pattern_spans(text: str) -> List[_Span]:
     def add(pattern: re.Pattern[str], kind: DetailKind, group: str | None = None) -> None:
         for match in pattern.finditer(text):
             groups = [g for g in (group, "u", "b") if g and g in pattern.groupindex]
+            if group == "w" and match.group("w") is None:
+                continue
             span = match.span()
             for name in groups:
                 if match.group(name) is not None:
@@ -192,25 +203,36 @@ def _pattern_spans(text: str) -> List[_Span]:
     add(_MY_NUMBER, DetailKind.MY_NUMBER)
     for match in _PHONE.finditer(text):
         digits = re.sub(r"\D", "", match.group())
-        if 10 <= len(digits) <= 12 and (digits.startswith("0") or digits.startswith("81")):
+        national = digits[2:].lstrip("0") if match.group().startswith("+") else digits[1:]
+        if (digits.startswith(("0", "81"))) and len(national) in (9, 10):
             spans.append((match.start(), match.end(), DetailKind.PHONE))
     add(_BIRTH, DetailKind.BIRTH_DATE)
     add(_INSURANCE, DetailKind.INSURANCE_NUMBER, "v")
+    add(_INSURANCE, DetailKind.INSURANCE_NUMBER, "w")
     add(_HEALTH, DetailKind.HEALTH_VALUE, "v")
+    numbers = list(spans)
+
+    def taken(start: int, end: int) -> bool:
+        return any(s < end and start < e for s, e, _ in numbers)
+
     for match in _ADDRESS.finditer(text):
-        if re.fullmatch(r"\d{4}-\d{4}", match.group()):
-            continue  # a linking code (data/nlu/linking.yml), not a block number
+        if taken(*match.span()) or re.fullmatch(r"\d{4}-\d{4}", match.group()):
+            continue  # a phone or My Number, or a linking code (data/nlu/linking.yml)
         start = _town_before(text, match.start())
         spans.append((start, match.end(), DetailKind.ADDRESS))
-    for pattern in (_LIVES, _ADDRESS_INTRO):
-        for match in pattern.finditer(text):
-            start, end = match.span("v")
-            town = text[start:end]
-            if pattern is _LIVES:
-                start = _town_before(text, end)
-                town = text[start:end]
-            if town.endswith(_AREA_SUFFIX) or town in _KEEP_PLACES or not town:
-                continue
+    for match in _LIVES.finditer(text):
+        end = match.end("v")
+        start = _town_before(text, end)
+        town = text[start:end]
+        if town and not town.endswith(_AREA_SUFFIX) and town not in _KEEP_PLACES:
+            spans.append((start, end, DetailKind.ADDRESS))
+    for match in _ADDRESS_INTRO.finditer(text):
+        start, end = match.span("v")
+        # "住所は船橋市西船…": the city stays, the town goes.
+        cut = max(text.rfind(suffix, start, end - 1) for suffix in _AREA_SUFFIX)
+        start = max(start, cut + 1)
+        town = text[start:end].rstrip("0123456789-")
+        if town and not town.endswith(_AREA_SUFFIX) and town not in _KEEP_PLACES:
             spans.append((start, end, DetailKind.ADDRESS))
     return spans
 
@@ -219,10 +241,36 @@ def _pattern_spans(text: str) -> List[_Span]:
 # Sudachi layer: names.
 
 _local = threading.local()
+_SUDACHI_MAX_CHARS = 4_000
+_KANJI = re.compile(r"[一-龥々〆ヶ]")
+_KATAKANA_RUN = r"[ァ-ヴー]{2,12}?"
+_HIRAGANA_RUN = r"[ぁ-ゖー]{2,12}?"
+_NAME_RUN = rf"(?:{_KATAKANA_RUN}|{_HIRAGANA_RUN}|[一-龥々〆ヶ]{{1,4}}?)"
+_FULL_NAME = rf"{_NAME_RUN}(?:[ 　]{_NAME_RUN})?"
+_NAME_FOLLOWERS = (
+    r"です|でした|と申し|とい|と言|って言|っていい|の代わり|の家族|さん|様|。|、|,|!|\?|$|(?<=\s)"
+)
+# Where residents name themselves or a relative: a name right after or before these.
+_NAME_BEFORE = re.compile(
+    r"(?:名前は|氏名は|名前[:、]|氏名[:、]?|わたしは|私は|僕は|ぼくは|わたし、|私、|[母父妻夫娘]の|"
+    rf"息子の|家族の|主人の)\s*(?P<v>{_FULL_NAME})(?=\s*(?:{_NAME_FOLLOWERS}))"
+)
+_NAME_AFTER = re.compile(
+    rf"(?:^|(?<=[、。,.!?\s]))(?P<v>{_FULL_NAME})"
+    r"(?=\s*(?:と申します|といいます|と言います|って言います|っていいます|です|の家族|の代わり|さん|様))"
+)
+# Self-introductions and a relative one asks for: whatever stands there is a name.
+_STRONG_AFTER = ("と申し", "とい", "と言", "って言", "っていい")
+_STRONG_BEFORE = re.compile(r"(?:名前|氏名)[はが:、]?\s*$")
+_STRONG_AROUND = (re.compile(r"[母父妻夫娘]の\s*$"), ("の代わり",))
+# Where a hiragana given name after a surname ends (particles and copulas that follow it).
+_HIRAGANA_END = re.compile(r"です|でした|と申|とい|と言|って|さん|様|の|が|は|も|に|を|から|と|や")
+# Words Sudachi tags 人名 that are the domain's own (services, facilities), never a resident.
+_NOT_NAMES = frozenset({"マイナ", "アンデルセン"})
 
 
 def _sudachi() -> Any:
-    """Sudachi's tokenizer (split mode C), opened once per thread on first use."""
+    """Sudachi's tokenizer (split mode C, as the NLU's), opened once per thread on first use."""
     tokenizer = getattr(_local, "tokenizer", None)
     if tokenizer is None:
         from sudachipy import Dictionary, SplitMode
@@ -232,7 +280,153 @@ def _sudachi() -> Any:
     return tokenizer
 
 
-_SUDACHI_MAX_CHARS = 4_000
+def _katakana(text: str) -> str:
+    return "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in text)
+
+
+def _is_person(pos: Any) -> bool:
+    return bool(pos[1] == "固有名詞" and pos[2] == "人名")
+
+
+_FUNCTION_WORDS = (
+    "助詞",
+    "助動詞",
+    "動詞",
+    "形容詞",
+    "副詞",
+    "代名詞",
+    "連体詞",
+    "接続詞",
+    "感動詞",
+)
+
+
+def _looks_like_name(run: str) -> bool:
+    """Whether a run of kana (or a kanji word) reads as a person's name to Sudachi.
+
+    Kana is looked up in both scripts (さとう, a common word, is サトウ, a surname), kanji by its
+    reading; the run is a name when it is one 人名 word or a surname followed by a 人名 word, or
+    (a space between) two content words of one script, of which one is a name.
+    """
+    tokenizer = _sudachi()
+
+    def person(piece: str) -> Any:
+        for form in (piece, _katakana(piece), _hiragana(piece)):
+            morphemes = list(tokenizer.tokenize(form))
+            if len(morphemes) == 1 and _is_person(morphemes[0].part_of_speech()):
+                return morphemes[0].part_of_speech()
+        return None
+
+    def noun(piece: str) -> bool:
+        morphemes = list(tokenizer.tokenize(piece))
+        return len(morphemes) == 1 and morphemes[0].part_of_speech()[0] == "名詞"
+
+    parts = [part for part in re.split(r"[ 　]", run) if part]
+    if len(parts) == 2:
+        if len({_script(part[0]) for part in parts}) != 1:
+            return False
+        if _looks_like_name(parts[0]) and len(parts[1]) <= 4:
+            return True  # a surname, a space, a short given name (ふくだ れん)
+        for part in parts:
+            morphemes = list(tokenizer.tokenize(part))
+            if len(morphemes) == 1 and morphemes[0].part_of_speech()[0] in _FUNCTION_WORDS:
+                return False
+        return any(_looks_like_name(part) for part in parts)
+    text = run.strip()
+    if not text or text in _NOT_NAMES:
+        return False
+    if _KANJI.search(text):
+        morphemes = list(tokenizer.tokenize(text))
+        if len(morphemes) != 1 or morphemes[0].part_of_speech()[0] != "名詞":
+            return False
+        text = morphemes[0].reading_form()
+        return bool(re.fullmatch(r"[ァ-ヴー]+", text)) and _surname(person(text))
+    morphemes = list(tokenizer.tokenize(text))
+    if not any(m.part_of_speech()[0] == "名詞" for m in morphemes):
+        return False  # ordinary words (いらない, せっかく), not a name
+    if person(text) is not None:
+        return True
+    if len(morphemes) == 1 and _dictionary_word(morphemes[0]):
+        return False  # アレルギー is a word, not a name
+    for cut in range(2, len(text) - 1):
+        left, right = person(text[:cut]), person(text[cut:])
+        if _surname(left) and cut >= 3 and 2 <= len(text) - cut <= 4 and noun(text[cut:]):
+            return True  # a surname and a short given name missing from the dictionary (ヒナ)
+        if right is None:
+            continue
+        if left is not None or (right[3] == "名" and len(text) - cut >= 3 and cut <= 5):
+            # A name followed by a name, or any short word before a given name of 3 kana
+            # (ごとう + ゆうこ: not every surname is in the dictionary in every script).
+            return True
+    return False
+
+
+_NOT_A_WORD_ID = 0x0FFFFFFF  # what Sudachi gives words it put together, not from its lexicon
+
+
+def _dictionary_word(morpheme: Any) -> bool:
+    return bool(morpheme.dictionary_id() >= 0 and morpheme.word_id() < _NOT_A_WORD_ID)
+
+
+def _common_kanji_word(text: str) -> bool:
+    """Whether `text` is one kanji word of the lexicon, not a name (保険証, not 久美子).
+
+    Only kanji: kana given names are often words as well (ひな, きょうこ).
+    """
+    morphemes = list(_sudachi().tokenize(text))
+    return (
+        len(morphemes) == 1
+        and _KANJI.match(text) is not None
+        and _dictionary_word(morphemes[0])
+        and not _is_person(morphemes[0].part_of_speech())
+    )
+
+
+def _has_noun(text: str) -> bool:
+    return any(m.part_of_speech()[0] == "名詞" for m in _sudachi().tokenize(text))
+
+
+def _surname(pos: Any) -> bool:
+    return pos is not None and pos[3] in ("姓", "一般")
+
+
+def _hiragana(text: str) -> str:
+    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in text)
+
+
+def _given_name_end(text: str, end: int) -> int:
+    """Where the given name right after a surname ending at `end` ends (`end`: none)."""
+    position = end
+    if position < len(text) and text[position] in " 　":
+        position += 1
+    if position >= len(text):
+        return end
+    char = text[position]
+    if _KANJI.match(char):
+        run = re.match(r"[一-龥々〆ヶ]{1,3}", text[position:])
+        if run and _common_kanji_word(run.group()):
+            return end  # 阿部 保険証: a word, not a given name
+    elif "ァ" <= char <= "ヴ":
+        run = re.match(r"[ァ-ヴー]{1,8}", text[position:])
+    elif "ぁ" <= char <= "ゖ":
+        run = re.match(r"[ぁ-ゖー]{1,8}", text[position:])
+        if run:
+            cut = _HIRAGANA_END.search(run.group(), 2) if len(run.group()) > 2 else None
+            if cut:
+                return position + cut.start()
+    else:
+        return end
+    return position + run.end() if run else end
+
+
+def _script(char: str) -> str:
+    if _KANJI.match(char):
+        return "kanji"
+    if "ァ" <= char <= "ヴ" or char == "ー":
+        return "katakana"
+    if "ぁ" <= char <= "ゖ":
+        return "hiragana"
+    return ""
 
 
 def _name_spans(text: str) -> List[_Span]:
@@ -241,17 +435,103 @@ def _name_spans(text: str) -> List[_Span]:
     for offset in range(0, len(text), _SUDACHI_MAX_CHARS):
         piece = text[offset : offset + _SUDACHI_MAX_CHARS]
         morphemes = list(tokenizer.tokenize(piece))
-        for index, morpheme in enumerate(morphemes):
-            pos = morpheme.part_of_speech()
-            if pos[1] == "固有名詞" and pos[2] == "人名":
-                end = morpheme.end()
-                if pos[3] == "姓" and index + 1 < len(morphemes):
-                    following = morphemes[index + 1]
-                    fpos = following.part_of_speech()
-                    if fpos[0] == "名詞" and fpos[1] in ("固有名詞", "普通名詞"):
-                        end = following.end()
-                spans.append((offset + morpheme.begin(), offset + end, DetailKind.NAME))
+        for index in range(len(morphemes)):
+            span = _token_name(text, offset, morphemes, index)
+            if span is not None:
+                spans.append((span[0], span[1], DetailKind.NAME))
+    for pattern in (_NAME_BEFORE, _NAME_AFTER):
+        for match in pattern.finditer(text):
+            start, end = match.span("v")
+            run = text[start:end]
+            if not run.strip():
+                continue
+            before = text[max(0, start - 6) : start]
+            joined = start > 0 and _script(text[start - 1]) == _script(run[0]) != "kanji"
+            if pattern is _NAME_AFTER and joined:
+                continue  # the end of a longer word
+            strong = (
+                (pattern is _NAME_AFTER and text.startswith(_STRONG_AFTER, end))
+                or (pattern is _NAME_BEFORE and _STRONG_BEFORE.search(before) is not None)
+                or (
+                    _STRONG_AROUND[0].search(before) is not None
+                    and text.startswith(_STRONG_AROUND[1], end)
+                )
+            )
+            parts = list(re.finditer(r"[^ 　]+", run))
+            if strong and len(parts) == 2 and _common_kanji_word(parts[1].group()):
+                end = start + parts[0].end()  # "氏名：阿部 保険証…": the name, not the next word
+            if strong or _looks_like_name(run):
+                spans.append((start, end, DetailKind.NAME))
+                continue
+            if len(parts) != 2 or _has_noun(parts[0].group()) or _KANJI.search(parts[1].group()):
+                continue
+            for part in parts[1:]:
+                # "もしもし まえだきょうこ": after a greeting, the name alone.
+                if _looks_like_name(part.group()):
+                    spans.append((start + part.start(), start + part.end(), DetailKind.NAME))
     return spans
+
+
+def _token_name(text: str, offset: int, morphemes: List[Any], index: int) -> Tuple[int, int] | None:
+    """The name span a 人名 token starts (with the given name after a surname), if any."""
+    morpheme = morphemes[index]
+    pos = morpheme.part_of_speech()
+    surface = morpheme.surface()
+    if not _is_person(pos) or surface in _NOT_NAMES:
+        return None
+    previous = morphemes[index - 1] if index else None
+    following = morphemes[index + 1] if index + 1 < len(morphemes) else None
+    after_space = following
+    if following is not None and not following.surface().strip() and index + 2 < len(morphemes):
+        after_space = morphemes[index + 2]
+    previous_person = previous is not None and _is_person(previous.part_of_speech())
+    next_person = after_space is not None and _is_person(after_space.part_of_speech())
+    next_end = offset + after_space.end() if after_space is not None else 0
+    begin, end = offset + morpheme.begin(), offset + morpheme.end()
+    previous_script = _script(previous.surface()[-1]) if previous is not None else ""
+    if _KANJI.search(surface):
+        if previous_script == "kanji" and not previous_person and _script(surface[0]) == "kanji":
+            return None  # inside a longer kanji word (保 + 健師)
+        inside_word = following is not None and (
+            _script(following.surface()[0]) == "kanji"
+            or following.part_of_speech()[0] in ("接尾辞", "動詞")
+        )
+        if len(surface) == 1 and inside_word and not next_person:
+            return None  # a one-kanji "name" inside a (mistyped) word: 徹 + 回, 修 + 性
+        if pos[3] == "姓":
+            if next_person:
+                end = next_end
+            elif len(surface) > 1:
+                end = _given_name_end(text, end)
+        return begin, end
+    if previous_script and previous_script == _script(surface[0]) and not previous_person:
+        return None  # the tail of a longer kana word (れ + べる)
+    if next_person:
+        return begin, next_end
+    if previous_person:
+        return begin, end
+    if pos[3] == "姓":
+        extended = _given_name_end(text, end)
+        if extended > end and _name_context(text, begin, extended):
+            return begin, extended
+    # A kana word tagged as a name counts only where a name is expected.
+    return (begin, end) if _name_context(text, begin, end) else None
+
+
+_CONTEXT_BEFORE = re.compile(
+    r"(?:名前は|氏名は|名前[:、]|氏名|わたしは|私は|僕は|ぼくは|[母父妻夫娘]の)\s*$"
+)
+_CONTEXT_AFTER = re.compile(r"\s*(?:と申し|とい|と言|って言|っていい|です|さん|様|の家族|の代わり)")
+
+
+def _name_context(text: str, begin: int, end: int) -> bool:
+    before, after = text[max(0, begin - 4) : begin], text[end : end + 5]
+    return bool(
+        re.search(
+            r"(?:名前は|氏名は|名前[:、]|氏名|わたしは|私は|僕は|ぼくは|[母父妻夫娘]の)\s*$", before
+        )
+        or _CONTEXT_AFTER.match(after)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
