@@ -134,17 +134,22 @@ def test_plain_sentences_are_short(domain: Domain) -> None:
     assert too_long == []
 
 
-@pytest.mark.parametrize("mode", [True, False])
-def test_rasa_chooses_the_variant_of_the_mode(domain: Domain, mode: bool) -> None:
+@pytest.mark.parametrize(
+    ("slots", "plain"),
+    [({"plain_japanese": True}, True), ({"plain_japanese": False}, False), ({}, False)],
+)
+def test_rasa_chooses_the_variant_of_the_mode(
+    domain: Domain, slots: Dict[str, Any], plain: bool
+) -> None:
     """Rasa's own generator: plain when the slot is true, the default when false or unset."""
     nlg = TemplatedNaturalLanguageGenerator(domain.responses)
-    for name, [default], plain in split(domain):
+    for name, [default], variants in split(domain):
         values = {p: f"<{p}>" for p in placeholders(default["text"])}
-        for slots in ({"plain_japanese": mode}, {} if not mode else {"plain_japanese": mode}):
-            for channel in ("socketio", "line", "rest", "collector"):
-                got = nlg.generate_from_slots(name, dict(slots), channel, **values)
-                assert got is not None
-                expected = [v["text"] for v in plain] if mode else [default["text"]]
-                assert got["text"] in [
-                    PLACEHOLDER.sub(lambda m: values[m.group(1)], t) for t in expected
-                ], (name, slots, channel)
+        expected = {
+            PLACEHOLDER.sub(lambda m, v=values: v[m.group(1)], v["text"])
+            for v in (variants if plain else [default])
+        }
+        for channel in ("socketio", "line", "rest", "collector"):
+            got = nlg.generate_from_slots(name, dict(slots), channel, **values)
+            assert got is not None and got["text"] in expected, (name, slots, channel)
+            assert buttons(got) == buttons(variants[0] if plain else default), name

@@ -20,7 +20,8 @@ must present a session token this server issued.
   stores or logs anything (`/personal_detail_removed` goes first when something was removed), and
   it is always text (bot/channels/guard.py); a button's payload is accepted only if the
   assistant offered that button to this session in its latest answer (remembered in the shared
-  state for `WEBCHAT_OFFERED_BUTTONS_SECONDS`, forgotten when the next answer starts).
+  state for `WEBCHAT_OFFERED_BUTTONS_SECONDS`, forgotten when the next answer starts), or is one
+  of the page's own buttons (`PAGE_PAYLOADS`: the plain-mode switch, issue 16).
 - A session sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` (`session_start`
   included) is told once to wait (`too_many_messages`); further messages in that window are
   dropped. The count is shared by the replicas through bot/shared_state.py.
@@ -78,6 +79,9 @@ ENDED = "session_ended"
 TOO_LONG = "/message_too_long"
 TOO_MANY = "/too_many_messages"
 BUSY = "busy"
+# The page's own fixed buttons (issue 16: the plain-mode switch), accepted as intents whatever the
+# last answer offered; entity-free, so they carry nothing the resident could not type.
+PAGE_PAYLOADS = frozenset({"/plain_japanese_on", "/plain_japanese_off"})
 EXPIRES = re.compile(r"[0-9]{1,12}")
 # A Host header the CSP may name: a DNS name or an IP literal, with an optional port.
 SAFE_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
@@ -336,7 +340,7 @@ class WebChatInput(InputChannel):
         if isinstance(payload, str) and payload:
             if len(payload) > MAX_TYPED_CHARACTERS:
                 return Masked(TOO_LONG, frozenset())
-            if await self._was_offered(session, payload):
+            if payload in PAGE_PAYLOADS or await self._was_offered(session, payload):
                 return Masked(payload, frozenset())
             typed = intake(payload)
             return typed if typed.text else None

@@ -17,7 +17,7 @@ def test_the_menu_conforms_to_lines_schema() -> None:
     api = OpenApi(SPECS / "messaging-api.yml")
     menu = line_richmenu.load_menu()
     assert api.errors(menu, api.request_schema("/v2/bot/richmenu")) == []
-    assert len(menu["areas"]) == 6
+    assert len(menu["areas"]) == 7
 
 
 def test_every_area_sends_one_of_our_button_payloads() -> None:
@@ -54,4 +54,4 @@ def test_registration_creates_uploads_and_sets_the_default() -> None:
         f"/v2/bot/user/all/richmenu/{menu_id}",
     ]
     assert all(c.problems == [] for c in calls)
-    assert json.dumps(calls[0].body, ensure_ascii=False).count("postback") == 6
+    assert json.dumps(calls[0].body, ensure_ascii=False).count("postback") == 7

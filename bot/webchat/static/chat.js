@@ -57,6 +57,29 @@
   toggle("toggle-large", "large", "webchat-large");
   toggle("toggle-contrast", "contrast", "webchat-contrast");
 
+  // やさしい日本語 (plain mode, issue 16): the assistant remembers the mode for the conversation;
+  // this button sends the switch (one of the page's own payloads the channel accepts) and shows
+  // the mode the answers last implied: an answer offering "switch off" means it is on.
+  var plainButton = document.getElementById("toggle-plain");
+  var PLAIN_ON = "/plain_japanese_on";
+  var PLAIN_OFF = "/plain_japanese_off";
+  function showPlain(on) { plainButton.setAttribute("aria-pressed", on ? "true" : "false"); }
+  plainButton.addEventListener("click", function () {
+    if (!socket) { return; }
+    var on = plainButton.getAttribute("aria-pressed") !== "true";
+    notice = false;
+    show(on ? "やさしい日本語で" : "ふつうの日本語に戻して", "me");
+    replies.textContent = "";
+    socket.emit("user_uttered", { payload: on ? PLAIN_ON : PLAIN_OFF });
+    showPlain(on);
+  });
+  function notePlain(list) {
+    (list || []).forEach(function (reply) {
+      if (reply.payload === PLAIN_OFF) { showPlain(true); }
+      if (reply.payload === PLAIN_ON) { showPlain(false); }
+    });
+  }
+
   // A kept session, if it is well formed and not about to expire.
   function validSession(raw) {
     try {
@@ -126,6 +149,7 @@
     messages.textContent = "";
     replies.textContent = "";
     input.value = "";
+    showPlain(false);  // a new session starts in the usual wording
     statusLine.textContent = message;
     notice = true;
     startNew();
@@ -168,7 +192,7 @@
     socket.on("bot_uttered", function (message) {
       clearStatus();
       if (message.text) { show(message.text, "bot"); }
-      if (message.quick_replies) { showReplies(message.quick_replies); }
+      if (message.quick_replies) { showReplies(message.quick_replies); notePlain(message.quick_replies); }
     });
   }
 
