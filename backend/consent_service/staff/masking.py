@@ -1,9 +1,13 @@
-"""Masking what staff must not see.
+"""Masking what staff must not see: the second line of defence behind the channels' own.
 
-Health values, names, places, phone numbers, My Number-like digit strings, e-mail addresses.
-Two layers: Japanese patterns (always), and GiNZA's named entities (people, places, diseases,
-drugs, ...) when a spaCy pipeline is given. Masked spans become 「＊」 runs of a fixed marker, so a
-transcript stays readable without revealing the value.
+The channels mask personal details before Rasa stores anything (`bot/privacy`, docs/privacy.md);
+what reaches the console has been masked once already. This masks it again, in case the first
+line missed something: health values, names, places, phone numbers, My Number-like digit strings,
+e-mail addresses, dates of birth. Two layers: Japanese patterns (always), and GiNZA's named
+entities (people, places, diseases, drugs, ...) and Sudachi's 人名 tags on its tokens when a spaCy
+pipeline is given. Masked spans become a fixed marker, so a transcript stays readable without
+revealing the value. Recall per kind on the generated set of tests/privacy/cases.py is asserted
+by tests/backend/test_staff_masking_cases.py (figures in docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -25,22 +29,65 @@ SENSITIVE_LABELS = frozenset(
     }
 )  # fmt: skip
 HEALTH_TERMS = (
-    "血圧|上の血圧|下の血圧|体重|体温|熱|脈拍|脈|心拍|体脂肪率?|血糖値?|ヘモグロビン|HbA1c|"
-    "コレステロール|中性脂肪|尿酸値?|BMI|γ-?GTP|腹囲|身長|歩数|判定"
+    "最高血圧|最低血圧|上の血圧|下の血圧|血圧|体重|体温|熱|脈拍|脈|心拍|体脂肪率?|空腹時血糖値?|"
+    "血糖値?|ヘモグロビンA1c|ヘモグロビン|HbA1c|A1c|コレステロール|LDL|HDL|中性脂肪|尿酸値?|BMI|"
+    "γ-?GTP|GOT|GPT|AST|ALT|eGFR|腹囲|身長|歩数|判定"
 )
 NUMBER = r"\d+(?:[.,/]\d+)*"
+ERA = r"(?:明治|大正|昭和|平成|令和|[MTSHR])"
+TOWN = r"[一-龥々ヶ](?:[一-龥々ヶ]|(?<=[一-龥々])[がケヶノ](?=[一-龥々]))*"
+# A block number: 1-2-3, 2-15, 1丁目2番3号, 12番地.
+BLOCK = (
+    r"\d+\s*丁目(?:\s*\d+\s*(?:番地?|-))?(?:\s*\d+\s*号?)?"
+    r"|\d+\s*(?:番地|番(?!号))(?:\s*\d+\s*号?)?"
+    r"|(?<![\d-])\d{1,4}(?:-\d{1,4}){1,2}(?![\d-])"
+)
+NAME_PART = r"(?:[ァ-ヴー]{1,12}?|[ぁ-ゖ]{1,12}?|[一-龥々]{1,4}?)"
+NAME_RUN = rf"{NAME_PART}(?:[ 　]{NAME_PART})?"
+SELF_INTRODUCTION = r"と申します|といいます|って言います"
+DATE = r"\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}\s*日?"
 # (pattern, group): the group's span is masked, or the whole match when the group is None.
 PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
     (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), None),  # e-mail
-    (re.compile(r"〒?\s?\d{3}-\d{4}"), None),  # postal code
-    (re.compile(rf"(?:{HEALTH_TERMS})\s*(?:は|が|も|を|:|：|=)?\s*(?P<v>{NUMBER})"), "v"),
+    (re.compile(r"〒?\s?\d{3}-\d{4}(?![\d-])"), None),  # postal code
+    (re.compile(r"郵便番号\s*(?:は|:)?\s*(?P<v>\d{7})"), "v"),
+    # dates of birth: 昭和30年5月1日, S30.5.1, 1955/5/1, 平成2年生まれ
+    (
+        re.compile(rf"{ERA}\s*(?:\d{{1,2}}|元)\s*[年./-]\s*\d{{1,2}}\s*[月./-]\s*\d{{1,2}}\s*日?"),
+        None,
+    ),
+    (re.compile(r"(?:19|20)\d{2}\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}\s*日?"), None),
+    (re.compile(rf"{ERA}\s*(?:\d{{1,2}}|元)\s*年(?=\s*生まれ)"), None),
+    (
+        re.compile(rf"(?:{HEALTH_TERMS})[^\d。!?\n]{{0,8}}?(?P<v>{NUMBER}(?:\s*の\s*{NUMBER})?)"),
+        "v",
+    ),
     (re.compile(rf"{NUMBER}\s*(?:mmHg|kg|キロ|℃|度|%|％|bpm|mg/dl|mg|歳|才|cm|歩)", re.I), None),
-    (re.compile(r"\d+(?:\s*(?:丁目|番地|番|号|-)\s*\d*)*(?:丁目|番地|番|号)"), None),  # addresses
+    # addresses: the town right before a block number goes with it (船橋市 stays)
+    (re.compile(rf"(?:(?<![市県都府郡区])(?P<t>{TOWN}))?\s*(?P<b>{BLOCK})"), "address"),
+    (re.compile(rf"(?P<v>{TOWN})(?=\s*(?:に住|在住|に暮ら))"), "town"),
     (re.compile(r"\d(?:[\s-]?\d){9,}"), None),  # phone, My Number-like, other long digit runs
-    (re.compile(r"\d{2,}"), None),  # any other number of two digits or more
+    (re.compile(r"\d{2,}|\d+\.\d+"), None),  # any other number of two digits or more
+    # names where residents give them (GiNZA finds the rest)
+    (
+        re.compile(rf"(?:名前|氏名)[はが:、]?\s*(?P<v>{NAME_RUN})(?=\s*(?:です|と申|、|。|\s|$))"),
+        "v",
+    ),
+    (
+        re.compile(
+            rf"(?:^|(?<=[、。\s]))(?P<v>{NAME_RUN})(?=\s*(?:と申します|といいます|って言います))"
+        ),
+        "v",
+    ),
+    (re.compile(rf"[母父妻夫娘]の(?P<v>{NAME_RUN})(?=の代わり)"), "v"),
     # disease names (糖尿病, 高血圧症, 胃炎, 肺がん ...), not 病院 or 病棟
     (re.compile(r"[一-龥ァ-ヶー]{1,8}(?:病(?!院|棟|室|気)|症|炎|癌|がん|腫瘍)"), None),
 ]
+AREA_SUFFIX = ("市", "県", "都", "府", "区", "郡")
+# The channels' markers for what they removed at intake (bot/privacy), kept as they are.
+INTAKE_MARKER = re.compile(r"\[(名前|住所|電話番号|メール|郵便番号|生年月日|番号|数値)\]")
+# Sudachi's part of speech for names, as GiNZA gives it in `token.tag_`.
+NAME_TAG = "名詞-固有名詞-人名"
 
 
 class Pipeline(Protocol):
@@ -60,21 +107,66 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _pattern_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for pattern, group in PATTERNS:
+        for match in pattern.finditer(text):
+            if group == "address":
+                town = match.group("t") or ""
+                # "船橋市湊町2丁目": the town goes, the city stays
+                cut = max(town.rfind(suffix) for suffix in AREA_SUFFIX)
+                start = match.start() + cut + 1 if town else match.start("b")
+                if re.fullmatch(r"\d{4}-\d{4}", match.group("b")):
+                    continue  # a linking code, not a block number
+                spans.append((start, match.end()))
+            elif group == "town":
+                start, end = match.span("v")
+                town = match.group("v")
+                cut = max(town.rfind(suffix) for suffix in AREA_SUFFIX)
+                if not town.endswith(AREA_SUFFIX) and town[cut + 1 :] not in ("船橋", "千葉"):
+                    spans.append((start + cut + 1, end))
+            else:
+                spans.append(match.span(group or 0))
+    return spans
+
+
+def _name_spans(doc: Any) -> list[tuple[int, int]]:
+    """People from GiNZA: a Person entity with a given name right after it, and 人名 tokens."""
+    spans: list[tuple[int, int]] = []
+    tokens = list(doc)
+    for index, token in enumerate(tokens):
+        if not str(getattr(token, "tag_", "")).startswith(NAME_TAG):
+            continue
+        start, end = token.idx, token.idx + len(token.text)
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        # "山田花子": the given name after a surname, even when it is not tagged 人名
+        if (
+            str(token.tag_).endswith("姓")
+            and following is not None
+            and following.pos_ in ("PROPN", "NOUN")
+            and len(following.text) <= 3
+        ):
+            end = following.idx + len(following.text)
+        spans.append((start, end))
+    return spans
+
+
 def mask(text: str, nlp: Pipeline | None = None) -> str:
     """Mask everything sensitive in `text`.
 
     Args:
         text: A resident's or the assistant's message.
-        nlp: GiNZA's pipeline for named entities (None: patterns only).
+        nlp: GiNZA's pipeline for named entities and 人名 tags (None: patterns only).
 
     Returns:
         The text with sensitive spans replaced.
     """
-    text = unicodedata.normalize("NFKC", text)
-    spans = [m.span(group or 0) for pattern, group in PATTERNS for m in pattern.finditer(text)]
+    text = INTAKE_MARKER.sub(r"［\1］", unicodedata.normalize("NFKC", text))
+    spans = _pattern_spans(text)
     if nlp is not None:
-        entities = nlp(text).ents
-        spans += [(e.start_char, e.end_char) for e in entities if e.label_ in SENSITIVE_LABELS]
+        doc = nlp(text)
+        spans += [(e.start_char, e.end_char) for e in doc.ents if e.label_ in SENSITIVE_LABELS]
+        spans += _name_spans(doc)
     out, last = [], 0
     for start, end in _merge(spans):
         out.append(text[last:start])
