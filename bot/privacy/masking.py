@@ -20,6 +20,7 @@ measured recall and precision are in docs/privacy.md.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import threading
 import unicodedata
@@ -75,22 +76,31 @@ _Span = Tuple[int, int, DetailKind]
 
 _DASHES = "‐‑‒–—―−ーｰ－﹣"
 _DASH_BETWEEN_DIGITS = re.compile(rf"(?<=\d)\s*[{_DASHES}]\s*(?=\d)")
+_DASH = re.compile(rf"[{_DASHES}]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _nfkc(char: str) -> str:
+    return unicodedata.normalize("NFKC", char)
 
 
 def _normalise(text: str) -> Tuple[str, List[int], List[int]]:
     """NFKC per character, with each normalised character's start and end in `text`."""
-    chars: List[str] = []
-    starts: List[int] = []
-    ends: List[int] = []
-    for position, char in enumerate(text):
-        normal = unicodedata.normalize("NFKC", char) if not char.isascii() else char
-        for piece in normal:
-            chars.append(piece)
-            starts.append(position)
-            ends.append(position + 1)
-    copy = "".join(chars)
+    pieces = [char if char.isascii() else _nfkc(char) for char in text]
+    if all(len(piece) == 1 for piece in pieces):  # the usual case: one for one
+        copy = "".join(pieces)
+        starts, ends = list(range(len(text))), list(range(1, len(text) + 1))
+    else:
+        chars: List[str] = []
+        starts, ends = [], []
+        for position, piece in enumerate(pieces):
+            for char in piece:
+                chars.append(char)
+                starts.append(position)
+                ends.append(position + 1)
+        copy = "".join(chars)
     # Dash-like characters between digits (047ー123ー4567) read as "-"; one character for one.
-    copy = _DASH_BETWEEN_DIGITS.sub(lambda m: re.sub(rf"[{_DASHES}]", "-", m.group()), copy)
+    copy = _DASH_BETWEEN_DIGITS.sub(lambda m: _DASH.sub("-", m.group()), copy)
     return copy, starts, ends
 
 
@@ -312,9 +322,9 @@ def _looks_like_name(run: str) -> bool:
 
     def person(piece: str) -> Any:
         for form in (piece, _katakana(piece), _hiragana(piece)):
-            morphemes = list(tokenizer.tokenize(form))
-            if len(morphemes) == 1 and _is_person(morphemes[0].part_of_speech()):
-                return morphemes[0].part_of_speech()
+            pos = _single_pos(form)
+            if pos is not None and _is_person(pos):
+                return pos
         return None
 
     def noun(piece: str) -> bool:
@@ -384,6 +394,13 @@ def _common_kanji_word(text: str) -> bool:
 
 def _has_noun(text: str) -> bool:
     return any(m.part_of_speech()[0] == "名詞" for m in _sudachi().tokenize(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _single_pos(text: str) -> Tuple[str, ...] | None:
+    """The part of speech of `text` when Sudachi reads it as one word (else None), cached."""
+    morphemes = list(_sudachi().tokenize(text))
+    return tuple(morphemes[0].part_of_speech()) if len(morphemes) == 1 else None
 
 
 def _surname(pos: Any) -> bool:
