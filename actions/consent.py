@@ -27,7 +27,7 @@ import re
 import uuid
 from typing import Any, Dict, List
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -40,19 +40,20 @@ from actions.consent_client import (
 )
 from actions.levels import latest_entity_values
 from actions.notice import retention_days
+from actions.worker import ServiceAction
 
 Events = List[Dict[str, Any]]
 MAX_OFFER_BUTTONS = 13
 
 
-class ActionConsentFlow(Action):
+class ActionConsentFlow(ServiceAction):
     """Every step of giving consent: `give_consent`, the family-doctor answer, yes and no."""
 
     def name(self) -> str:
         """Return the action's name in the domain."""
         return "action_consent_flow"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Events:
         """Take the step the conversation's own state allows."""
@@ -384,7 +385,7 @@ class _OfferGone(Exception):
     """The offer of an open consent no longer exists or no longer takes consents."""
 
 
-class ActionShowTerms(Action):
+class ActionShowTerms(ServiceAction):
     """`ask_terms` ("もっと詳しく"): the rest of the notice and the terms in force, in the chat.
 
     While a read-back waits for its yes, the question is put again afterwards, so the resident can
@@ -395,7 +396,7 @@ class ActionShowTerms(Action):
         """Return the action's name in the domain."""
         return "action_show_terms"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Events:
         """Send the details and the terms text, or an apology when the service is down."""

@@ -25,6 +25,7 @@ from typing import Any, Dict, List
 from urllib.parse import quote
 
 import requests
+import requests.adapters
 
 from actions.receipt_code import valid_receipt_code
 from bot.pseudonym import pseudonym
@@ -130,6 +131,12 @@ class ConsentClient:
         """A client configured from settings (no I/O happens until the first call)."""
         settings = settings or get_settings()
         session = requests.Session()
+        # One kept-alive connection per worker thread (actions/worker.py) calling at once.
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=1, pool_maxsize=max(1, settings.action_worker_threads)
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         if settings.consent_api_token is not None:
             token = settings.consent_api_token.get_secret_value()
             session.headers["Authorization"] = f"Bearer {token}"

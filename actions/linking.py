@@ -16,12 +16,13 @@ import unicodedata
 from typing import Any, Dict, List
 from zoneinfo import ZoneInfo
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import consent_common as c
 from actions.consent_client import ConsentRefused, ConsentServiceUnavailable, get_client
 from actions.consent_common import RESUMED
+from actions.worker import ServiceAction
 
 Events = List[Dict[str, Any]]
 JST = ZoneInfo("Asia/Tokyo")
@@ -86,14 +87,14 @@ def _expiry(expires_at: str) -> tuple[str, int]:
     return when.astimezone(JST).strftime("%H:%M"), max(1, round(left / 60))
 
 
-class ActionIssueLinkCode(Action):
+class ActionIssueLinkCode(ServiceAction):
     """`link_channels`: issue a one-time code here, to be typed on the other channel."""
 
     def name(self) -> str:
         """Return the action's name in the domain."""
         return "action_issue_link_code"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Events:
         """Show the code, its expiry and where to type it; or say the link already exists."""
@@ -125,14 +126,14 @@ class ActionIssueLinkCode(Action):
         return []
 
 
-class ActionRedeemLinkCode(Action):
+class ActionRedeemLinkCode(ServiceAction):
     """`inform_link_code`: link this channel with the one that showed the code."""
 
     def name(self) -> str:
         """Return the action's name in the domain."""
         return "action_redeem_link_code"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Events:
         """Link, or say why not (unknown, expired, used, same channel, already linked)."""
@@ -162,14 +163,14 @@ class ActionRedeemLinkCode(Action):
         return []
 
 
-class ActionUnlinkChannels(Action):
+class ActionUnlinkChannels(ServiceAction):
     """`unlink_channels`: undo the link; each channel lists only its own consents again."""
 
     def name(self) -> str:
         """Return the action's name in the domain."""
         return "action_unlink_channels"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Events:
         """Unlink, or say there is no link."""

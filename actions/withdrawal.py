@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, List
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -29,6 +29,7 @@ from actions.consent_client import (
     valid_consent_id,
 )
 from actions.receipt_code import NOTHING, CodeInText, find_code
+from actions.worker import ServiceAction
 
 Events = List[Dict[str, Any]]
 MAX_BUTTONS = 13
@@ -247,28 +248,28 @@ def _withdraw(dispatcher: CollectingDispatcher, subject: str, consent_id: str | 
     return done
 
 
-class ActionWithdrawalFlow(Action):
+class ActionWithdrawalFlow(ServiceAction):
     """`withdraw_consent`: list the active consents, or confirm the chosen one."""
 
     def name(self) -> str:
         """Return the action's name in the domain."""
         return "action_withdrawal_flow"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Events:
         """List or confirm, as the conversation's state allows."""
         return withdrawal_step(dispatcher, tracker)
 
 
-class ActionListConsents(Action):
+class ActionListConsents(ServiceAction):
     """`list_consents`: the resident's consents, active and withdrawn, with receipt ids."""
 
     def name(self) -> str:
         """Return the action's name in the domain."""
         return "action_list_consents"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> Events:
         """Send the list (the newest few), or say there is none."""

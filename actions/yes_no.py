@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent import consent_step
 from actions.consent_common import PENDING, RESUMED
 from actions.session import same_person_step
 from actions.withdrawal import withdrawal_step
+from actions.worker import ServiceAction
 
 SAME_PERSON_QUESTION = "utter_ask_same_person"
 
@@ -37,14 +38,14 @@ def last_question(tracker: Tracker) -> str | None:
     return None
 
 
-class ActionHandleYesNo(Action):
+class ActionHandleYesNo(ServiceAction):
     """Route `affirm` and `deny`."""
 
     def name(self) -> str:
         """Return the action's name in the domain."""
         return "action_handle_yes_no"
 
-    def run(
+    def step(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
         """Answer the open question, or acknowledge when there is none."""

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     consent_api_token: SecretStr | None = None
     # The offers (the same for every resident) are read from the service at most this often.
     consent_offers_cache_seconds: float = 30.0
+    # The action server's event loop never waits on the consent service: the consent actions run
+    # their calls in one pool of this many threads (actions/worker.py), so at most this many
+    # residents' calls are in flight at once and the others wait for a thread, not the loop.
+    action_worker_threads: int = 16
     subject_pseudonym_key: SecretStr | None = None
     line_channel_secret: SecretStr | None = None
     line_channel_access_token: SecretStr | None = None

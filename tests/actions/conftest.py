@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import yaml
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent_client import get_client
@@ -52,6 +54,16 @@ def tracker_for(*user_events: Dict[str, Any], slots: Dict[str, Any] | None = Non
         active_loop={},
         latest_action_name="action_listen",
     )
+
+
+def run_action(
+    action: Action, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+) -> List[Dict[str, Any]]:
+    """Run an action as rasa_sdk does: awaited when its `run` is a coroutine (the consent ones)."""
+    events = action.run(dispatcher, tracker, domain)
+    if inspect.isawaitable(events):
+        events = asyncio.run(events)
+    return list(events)
 
 
 def responses(dispatcher: CollectingDispatcher) -> List[str | None]:

@@ -19,7 +19,7 @@ from actions.consent_client import subject_id
 from actions.withdrawal import ActionListConsents, ActionWithdrawalFlow
 from actions.yes_no import ActionHandleYesNo
 from bot.settings import get_settings
-from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, user_event
+from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, run_action, user_event
 from tests.actions.conftest import responses as sent
 
 API = FAKE_API
@@ -124,7 +124,7 @@ def confirming(offer: Dict[str, Any], doctor: str | None = None) -> Dict[str, An
 
 def run(action: Any, t: Tracker, domain: Dict[str, Any]) -> tuple[list, CollectingDispatcher]:
     dispatcher = CollectingDispatcher()
-    return action.run(dispatcher, t, domain), dispatcher
+    return run_action(action, dispatcher, t, domain), dispatcher
 
 
 # ---- giving consent ----------------------------------------------------------------------
@@ -379,7 +379,9 @@ def test_a_closed_or_unknown_offer_is_not_explained(api, domain) -> None:
     api.get(f"{API}/v1/offers/nope", status=404, json={"reason": "unknown_offer"})
     for offer_id in ("restaurants_allergy", "nope"):
         dispatcher = CollectingDispatcher()
-        ActionConsentFlow().run(dispatcher, tracker("give_consent", offer_id=offer_id), domain)
+        run_action(
+            ActionConsentFlow(), dispatcher, tracker("give_consent", offer_id=offer_id), domain
+        )
         assert sent(dispatcher) == ["utter_consent_offer_unavailable"]
 
 
@@ -433,8 +435,11 @@ def test_someone_elses_or_withdrawn_consent_cannot_be_chosen(api, domain) -> Non
     api.get(f"{API}/v1/subjects/{SUBJECT}/consents", json=HISTORY)
     for consent_id in (C2, C999):
         dispatcher = CollectingDispatcher()
-        ActionWithdrawalFlow().run(
-            dispatcher, tracker("withdraw_consent", consent_id=consent_id), domain
+        run_action(
+            ActionWithdrawalFlow(),
+            dispatcher,
+            tracker("withdraw_consent", consent_id=consent_id),
+            domain,
         )
         assert sent(dispatcher) == ["utter_withdraw_unknown"]
     assert not [c for c in api.calls if c.request.method == "POST"]

@@ -25,7 +25,7 @@ from actions.contact import ActionAnswerNoFamilyDoctor
 from actions.notice import ActionAnswerWithRetention
 from actions.yes_no import ActionHandleYesNo
 from bot.settings import get_settings
-from tests.actions.conftest import FAKE_API, user_event
+from tests.actions.conftest import FAKE_API, run_action, user_event
 from tests.actions.conftest import responses as sent
 from tests.conftest import PROJECT_ROOT
 
@@ -112,7 +112,7 @@ def tracker(
 
 def run(action: Any, t: Tracker, domain: Dict[str, Any]) -> tuple[list, CollectingDispatcher]:
     dispatcher = CollectingDispatcher()
-    return action.run(dispatcher, t, domain), dispatcher
+    return run_action(action, dispatcher, t, domain), dispatcher
 
 
 def filled(domain: Dict[str, Any], message: Dict[str, Any]) -> str:

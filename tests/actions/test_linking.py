@@ -23,7 +23,7 @@ from actions.linking import (
     ActionUnlinkChannels,
     find_link_code,
 )
-from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, tracker_for, user_event
+from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, run_action, tracker_for, user_event
 from tests.actions.conftest import responses as sent
 
 API = FAKE_API
@@ -66,7 +66,7 @@ def test_issuing_shows_the_code_its_expiry_and_the_other_channel(
     expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)
     responses.post(CODES, json={"code": "4821-0937", "expires_at": expires.isoformat()}, status=201)
     tracker = tracker_for(user_event("LINEとWebをつなげたい", "link_channels"))
-    ActionIssueLinkCode().run(dispatcher, tracker, domain)
+    run_action(ActionIssueLinkCode(), dispatcher, tracker, domain)
     assert sent(dispatcher) == ["utter_link_code_issued"]
     message = dispatcher.messages[0]
     assert message["link_code"] == "4821-0937"
@@ -83,7 +83,9 @@ def test_issuing_while_linked_says_so(
     dispatcher: CollectingDispatcher, domain: Dict[str, Any]
 ) -> None:
     responses.post(CODES, json={"reason": "already_linked", "message": "x"}, status=409)
-    ActionIssueLinkCode().run(dispatcher, tracker_for(user_event("連携", "link_channels")), domain)
+    run_action(
+        ActionIssueLinkCode(), dispatcher, tracker_for(user_event("連携", "link_channels")), domain
+    )
     assert sent(dispatcher) == ["utter_link_already_linked"]
 
 
@@ -95,7 +97,7 @@ def test_a_typed_code_links(dispatcher: CollectingDispatcher, domain: Dict[str, 
         status=201,
     )
     tracker = tracker_for(user_event("連携コードは ４８２１－０９３７ です", "inform_link_code"))
-    ActionRedeemLinkCode().run(dispatcher, tracker, domain)
+    run_action(ActionRedeemLinkCode(), dispatcher, tracker, domain)
     assert sent(dispatcher) == ["utter_link_done"]
     assert dispatcher.messages[0]["other_channel"] == "Webチャット"
     assert json.loads(responses.calls[0].request.body) == {"code": "48210937", "channel": "rest"}
@@ -120,7 +122,7 @@ def test_each_refusal_gets_its_answer(
 ) -> None:
     responses.post(LINKS, json={"reason": reason, "message": "x"}, status=status)
     tracker = tracker_for(user_event("連携コード 4821-0937", "inform_link_code"))
-    ActionRedeemLinkCode().run(dispatcher, tracker, domain)
+    run_action(ActionRedeemLinkCode(), dispatcher, tracker, domain)
     assert sent(dispatcher) == [answer]
 
 
@@ -128,8 +130,11 @@ def test_each_refusal_gets_its_answer(
 def test_without_a_code_it_asks_for_one_without_a_call(
     dispatcher: CollectingDispatcher, domain: Dict[str, Any]
 ) -> None:
-    ActionRedeemLinkCode().run(
-        dispatcher, tracker_for(user_event("連携コードを入れます", "inform_link_code")), domain
+    run_action(
+        ActionRedeemLinkCode(),
+        dispatcher,
+        tracker_for(user_event("連携コードを入れます", "inform_link_code")),
+        domain,
     )
     assert sent(dispatcher) == ["utter_link_ask_code"]
     assert len(responses.calls) == 0
@@ -140,8 +145,8 @@ def test_unlinking(dispatcher: CollectingDispatcher, domain: Dict[str, Any]) -> 
     responses.delete(LINKS, json={"linked": False}, status=200)
     responses.delete(LINKS, json={"reason": "not_linked", "message": "x"}, status=404)
     tracker = tracker_for(user_event("連携を解除", "unlink_channels"))
-    ActionUnlinkChannels().run(dispatcher, tracker, domain)
-    ActionUnlinkChannels().run(dispatcher, tracker, domain)
+    run_action(ActionUnlinkChannels(), dispatcher, tracker, domain)
+    run_action(ActionUnlinkChannels(), dispatcher, tracker, domain)
     assert sent(dispatcher) == ["utter_unlink_done", "utter_unlink_not_linked"]
 
 
@@ -169,6 +174,6 @@ def test_a_resumed_session_asks_who_is_at_the_screen_before_linking(
 ) -> None:
     domain = {"responses": {"utter_ask_same_person": [{"text": "同じ方ですか"}]}}
     tracker = tracker_for(event, slots={"session_resumed": True})
-    action.run(dispatcher, tracker, domain)
+    run_action(action, dispatcher, tracker, domain)
     assert sent(dispatcher) == ["utter_ask_same_person"]
     assert len(responses.calls) == 0

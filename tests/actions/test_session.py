@@ -5,12 +5,12 @@ from __future__ import annotations
 from rasa_sdk.events import SlotSet
 
 from actions.session import ActionConfirmSamePerson, ActionSessionResumed
-from tests.actions.conftest import responses, tracker_for, user_event
+from tests.actions.conftest import responses, run_action, tracker_for, user_event
 
 
 def test_a_resumed_session_is_marked_and_told_how_to_start_afresh(dispatcher) -> None:
     tracker = tracker_for(user_event("/session_resumed", "session_resumed"))
-    events = ActionSessionResumed().run(dispatcher, tracker, {})
+    events = run_action(ActionSessionResumed(), dispatcher, tracker, {})
     assert events[0] == SlotSet("session_resumed", True)
     # Any question left open on the earlier visit is closed.
     assert SlotSet("consent_pending", None) in events
@@ -23,7 +23,7 @@ def test_the_same_person_may_list_and_withdraw_again(dispatcher) -> None:
     tracker = tracker_for(
         user_event("/confirm_same_person", "confirm_same_person"), slots={"session_resumed": True}
     )
-    events = ActionConfirmSamePerson().run(dispatcher, tracker, {})
+    events = run_action(ActionConfirmSamePerson(), dispatcher, tracker, {})
     assert events == [SlotSet("session_resumed", False)]
     assert responses(dispatcher) == ["utter_same_person_confirmed"]
 
@@ -46,7 +46,7 @@ def _asked_same_person(answer: str, intent: str):
 def test_a_typed_yes_at_the_same_person_question_confirms(dispatcher) -> None:
     from actions.yes_no import ActionHandleYesNo
 
-    events = ActionHandleYesNo().run(dispatcher, _asked_same_person("はい", "affirm"), {})
+    events = run_action(ActionHandleYesNo(), dispatcher, _asked_same_person("はい", "affirm"), {})
     assert events == [SlotSet("session_resumed", False)]
     assert responses(dispatcher) == ["utter_same_person_confirmed"]
 
@@ -54,7 +54,7 @@ def test_a_typed_yes_at_the_same_person_question_confirms(dispatcher) -> None:
 def test_a_typed_no_at_the_same_person_question_keeps_consents_hidden(dispatcher) -> None:
     from actions.yes_no import ActionHandleYesNo
 
-    events = ActionHandleYesNo().run(dispatcher, _asked_same_person("いいえ", "deny"), {})
+    events = run_action(ActionHandleYesNo(), dispatcher, _asked_same_person("いいえ", "deny"), {})
     assert events == []
     assert responses(dispatcher) == ["utter_not_same_person"]
 
@@ -66,7 +66,7 @@ def test_a_yes_after_another_question_is_not_taken_as_the_same_person(dispatcher
     tracker.events.insert(
         2, {"event": "bot", "text": "…", "metadata": {"utter_action": "utter_greet"}}
     )
-    events = ActionHandleYesNo().run(dispatcher, tracker, {})
+    events = run_action(ActionHandleYesNo(), dispatcher, tracker, {})
     assert events == []
     assert responses(dispatcher) == ["utter_affirm"]
 
@@ -82,7 +82,7 @@ def test_a_typed_yes_at_the_question_never_answers_a_flow_left_open_before_it(di
             "withdraw_consent_id": "0b6f3c2a-5d1e-4f7a-9c8b-2e4d6f8a0c1e",
         }
     )
-    events = ActionHandleYesNo().run(dispatcher, tracker, {})
+    events = run_action(ActionHandleYesNo(), dispatcher, tracker, {})
     assert responses(dispatcher) == ["utter_same_person_confirmed"]
     assert events == [SlotSet("session_resumed", False)]
 
@@ -91,6 +91,6 @@ def test_giving_consent_in_a_resumed_session_asks_who_is_at_the_screen_first(dis
     from actions.consent import ActionConsentFlow
 
     tracker = tracker_for(user_event("同意したい", "give_consent"), slots={"session_resumed": True})
-    events = ActionConsentFlow().run(dispatcher, tracker, {})
+    events = run_action(ActionConsentFlow(), dispatcher, tracker, {})
     assert events == []
     assert responses(dispatcher) == ["utter_ask_same_person"]

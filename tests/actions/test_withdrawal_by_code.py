@@ -19,7 +19,7 @@ from actions.consent_client import ConsentClient, ConsentRefused
 from actions.withdrawal import ActionWithdrawalFlow
 from actions.yes_no import ActionHandleYesNo
 from bot.settings import Settings
-from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY
+from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, run_action
 from tests.actions.conftest import responses as sent
 
 API = FAKE_API
@@ -75,7 +75,7 @@ def tracker(
 
 def run(action: Any, t: Tracker, domain: Dict[str, Any]) -> tuple[list, CollectingDispatcher]:
     dispatcher = CollectingDispatcher()
-    return action.run(dispatcher, t, domain), dispatcher
+    return run_action(action, dispatcher, t, domain), dispatcher
 
 
 def slots_of(events: List[Dict[str, Any]]) -> Dict[str, Any]:
