@@ -9,6 +9,12 @@ and the one-off cost of opening Sudachi's dictionary on the first message. Rewri
 of docs/benchmarks.md. Needs the Rasa side's environment:
 
     .venv/bin/python bench/privacy.py        (or `make bench-privacy`)
+
+With --quality it prints instead the recall per kind on the generated set (the tests' seed and
+four others) and the precision on the NLU sentences, the figures of docs/privacy.md; with
+--staff (in the consent service's environment) the same recall for the staff console's masking:
+
+    PYTHONPATH=backend .venv-backend/bin/python bench/privacy.py --staff --ginza 600
 """
 
 from __future__ import annotations
@@ -97,6 +103,57 @@ def measure(rounds: int) -> dict[str, Any]:
     return {"first_ms": first_ms, "rounds": rounds, "rows": rows, "load": load}
 
 
+def recall_table(mask: Callable[[str], str], seeds: list[int], count: int) -> list[str]:
+    """Markdown rows: recall per kind of `mask` on the generated set, one column per seed."""
+    sys.path.insert(0, str(ROOT))
+    from tests.privacy.cases import KINDS, SEED, cases, missed
+
+    columns = []
+    for seed in seeds:
+        found: dict[str, int] = dict.fromkeys(KINDS, 0)
+        total: dict[str, int] = dict.fromkeys(KINDS, 0)
+        for case in cases(count, seed or SEED):
+            masked = mask(case.text)
+            for detail in case.details:
+                total[detail.kind] += 1
+                found[detail.kind] += not missed(detail, masked)
+        columns.append({kind: (found[kind], total[kind]) for kind in KINDS})
+    header = " | ".join(f"seed {seed or 'default'}" for seed in seeds)
+    lines = [f"| kind | {header} |", "|---|" + "---|" * len(seeds)]
+    for kind in KINDS:
+        cells = " | ".join(f"{c[kind][0] / c[kind][1]:.4f} ({c[kind][1]})" for c in columns)
+        lines.append(f"| {kind} | {cells} |")
+    return lines
+
+
+def quality(seeds: list[int], count: int) -> None:
+    """Print the intake masking's recall per kind and its precision on the NLU sentences."""
+    sys.path.insert(0, str(ROOT))
+    from bot.privacy import mask_personal
+    from tests.privacy.cases import nlu_sentences
+
+    print("\n".join(recall_table(lambda text: mask_personal(text).text, seeds, count)))
+    sentences = nlu_sentences()
+    changed = [text for text in sentences if mask_personal(text).text != text]
+    print(f"\nprecision: {1 - len(changed) / len(sentences):.4f} ({len(sentences)} sentences)")
+    for text in changed:
+        print("  changed:", text, "->", mask_personal(text).text)
+
+
+def staff_quality(seeds: list[int], count: int, ginza: int) -> None:
+    """Print the staff console's masking recall (needs .venv-backend and PYTHONPATH=backend)."""
+    from consent_service.staff.masking import mask
+
+    print("patterns only:")
+    print("\n".join(recall_table(mask, seeds, count)))
+    if ginza:
+        import spacy
+
+        nlp = spacy.load("ja_ginza")
+        print(f"\npatterns + GiNZA, first {ginza} messages:")
+        print("\n".join(recall_table(lambda text: mask(text, nlp), seeds[:1], ginza)))
+
+
 def render(results: dict[str, Any], command: str) -> str:
     """The Markdown section of docs/benchmarks.md."""
     lines = [
@@ -151,7 +208,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="passes over each set")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--quality", action="store_true", help="print recall and precision")
+    parser.add_argument("--staff", action="store_true", help="the staff console's masking")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="0: the tests' set")
+    parser.add_argument("--count", type=int, default=2400, help="messages per seed")
+    parser.add_argument("--ginza", type=int, default=0, help="messages for GiNZA (--staff)")
     args = parser.parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    if args.staff:
+        staff_quality(seeds, args.count, args.ginza)
+        return 0
+    if args.quality:
+        quality(seeds, args.count)
+        return 0
     results = measure(args.rounds)
     for row in results["rows"]:
         print(row["set"], {key: round(value) for key, value in row["mask"].items()})

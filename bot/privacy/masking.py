@@ -165,7 +165,13 @@ _BLOCK = (
     r"|\d+\s*(?:番地|番(?!号))(?:\s*\d+\s*号?)?"
     r"|\d+(?:-\d+){1,2}(?:\s*号)?"
 )
-_ADDRESS = re.compile(rf"{_NOT_ALNUM_BEFORE}(?:{_BLOCK}){_NOT_ALNUM_AFTER}")
+# A building and room number right after the block number: "2-1-1 ハイツ101", "3-5 船橋荘 203号室".
+_BUILDING = (
+    r"(?:\s?(?:[ァ-ヴー]{2,12}|[一-龥々ァ-ヴーA-Za-z]{0,10}"
+    r"(?:荘|館|棟|寮|マンション|ハイツ|コーポ|アパート|ハイム|レジデンス))"
+    r"\s?\d{1,4}(?:\s*号室)?(?![\d.])|\s?\d{1,4}\s*号室)?"
+)
+_ADDRESS = re.compile(rf"{_NOT_ALNUM_BEFORE}(?:{_BLOCK}){_BUILDING}{_NOT_ALNUM_AFTER}")
 _TOWN_CHAR = r"[一-龥々ヶ]"  # Funabashi's town names are written in kanji
 # A place's name right before where the text says someone lives there.
 _LIVES = re.compile(
@@ -253,7 +259,7 @@ def _pattern_spans(text: str) -> List[_Span]:
 _local = threading.local()
 _SUDACHI_MAX_CHARS = 4_000
 _KANJI = re.compile(r"[一-龥々〆ヶ]")
-_KATAKANA_RUN = r"[ァ-ヴー]{2,12}?"
+_KATAKANA_RUN = r"[ァ-ヴー](?:[ァ-ヴー]|・(?=[ァ-ヴ])){1,15}?"  # ジョンソン・マイケル
 _HIRAGANA_RUN = r"[ぁ-ゖー]{2,12}?"
 _NAME_RUN = rf"(?:{_KATAKANA_RUN}|{_HIRAGANA_RUN}|[一-龥々〆ヶ]{{1,4}}?)"
 _FULL_NAME = rf"{_NAME_RUN}(?:[ 　]{_NAME_RUN})?"
@@ -427,6 +433,8 @@ def _given_name_end(text: str, end: int) -> int:
         run = re.match(r"[ァ-ヴー]{1,8}", text[position:])
     elif "ぁ" <= char <= "ゖ":
         run = re.match(r"[ぁ-ゖー]{1,8}", text[position:])
+        if run and _HIRAGANA_END.match(run.group()):
+            return end  # 小野寺です, 桜井さん: what follows the surname is not a given name
         if run:
             cut = _HIRAGANA_END.search(run.group(), 2) if len(run.group()) > 2 else None
             if cut:

@@ -132,6 +132,18 @@ def test_the_words_the_nlu_needs_survive() -> None:
         ("保険証の記号は1234、番号は56", ("1234", "56"), ("記号", "番号"), {"insurance_number"}),
         ("〒273-0005", ("273-0005",), (), {"postal_code"}),
         ("taro@example.jp に送って", ("taro@example.jp",), ("に送って",), {"email"}),
+        # Written outside the generated set's frames.
+        ("小野寺です、よろしく", ("小野寺",), ("です、よろしく",), {"name"}),
+        ("桜井さんに聞きました", ("桜井",), ("さんに聞きました",), {"name"}),
+        ("私、ジョンソン・マイケルと言います", ("ジョンソン", "マイケル"), ("私、",), {"name"}),
+        (
+            "〒274-0063 船橋市習志野台2-1-1 ハイツ101",
+            ("0063", "習志野台", "2-1-1", "ハイツ", "101"),
+            ("船橋市",),
+            {"postal_code", "address"},
+        ),
+        ("血圧 上145 下92 でした", ("145", "92"), ("血圧", "上", "下"), {"health_value"}),
+        ("平成元年生まれです", ("平成元年",), ("生まれです",), {"birth_date"}),
     ],
 )
 def test_examples(text: str, gone: tuple[str, ...], kept: tuple[str, ...], kinds: set[str]) -> None:
