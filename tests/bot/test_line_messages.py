@@ -181,5 +181,5 @@ def test_quick_reply_data_is_signed_and_kept_under_the_limit(messaging_api: Open
 
 def test_the_rich_menu_allow_list_is_its_entity_free_payloads() -> None:
     payloads = rich_menu_payloads()
-    assert "/give_consent" in payloads and len(payloads) == 6
+    assert "/give_consent" in payloads and len(payloads) == 7
     assert all(re.fullmatch(r"/[a-z_]+", p) for p in payloads)
