@@ -11,6 +11,12 @@ from actions.contact import utter_city_contact
 from actions.levels import LEVEL3_ITEMS, latest_entity_values
 
 FALLBACK_INTENT = "nlu_fallback"
+REMOVAL_NOTICE_INTENT = "personal_detail_removed"
+
+
+def _is_removal_notice(event: Dict[str, Any]) -> bool:
+    intent = (event.get("parse_data") or {}).get("intent") or {}
+    return bool(intent.get("name") == REMOVAL_NOTICE_INTENT)
 
 
 def previous_user_intent(tracker: Tracker) -> str | None:
@@ -20,9 +26,14 @@ def previous_user_intent(tracker: Tracker) -> str | None:
         tracker: The conversation so far.
 
     Returns:
-        The intent name, or None when the latest message is the first one.
+        The intent name, or None when the latest message is the first one. The channels'
+        `/personal_detail_removed` (issue 19) is not a message of the resident's and is skipped.
     """
-    user_events = [event for event in tracker.events if event.get("event") == "user"]
+    user_events = [
+        event
+        for event in tracker.events
+        if event.get("event") == "user" and not _is_removal_notice(event)
+    ]
     if len(user_events) < 2:
         return None
     intent = (user_events[-2].get("parse_data") or {}).get("intent") or {}

@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent import consent_step
 from actions.consent_common import PENDING, RESUMED
+from actions.privacy import NOTICE as PRIVACY_NOTICE
 from actions.session import same_person_step
 from actions.withdrawal import withdrawal_step
 from actions.worker import ServiceAction
@@ -34,6 +35,8 @@ def last_question(tracker: Tracker) -> str | None:
     for event in reversed(tracker.events):
         if event.get("event") == "bot":
             utter = (event.get("metadata") or {}).get("utter_action")
+            if utter == PRIVACY_NOTICE:  # said between a question and its answer (issue 19)
+                continue
             return str(utter) if utter else None
     return None
 

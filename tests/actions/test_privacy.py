@@ -64,3 +64,22 @@ def test_the_action_knows_every_kind_the_channels_name() -> None:
 def test_every_kind_has_wording(domain: Dict[str, Any], kind: str) -> None:
     [message] = run(domain, [notice_event(kind)]).messages
     assert message["details"] and message["response"] == NOTICE
+
+
+def test_the_notice_between_a_question_and_its_typed_answer_is_not_the_question() -> None:
+    """「ご本人ですか？」, then 「はい、［名前］です」: the はい still answers that question."""
+    from actions.yes_no import last_question
+
+    asked = {"event": "bot", "text": "…", "metadata": {"utter_action": "utter_ask_same_person"}}
+    events = [user_event("/list_consents", "list_consents"), asked, notice_event("name"), told()]
+    events.append(user_event("はい、［名前］です", "affirm"))
+    assert last_question(tracker(events)) == "utter_ask_same_person"
+
+
+def test_two_misunderstood_messages_around_a_notice_still_offer_a_person() -> None:
+    """The notice is the channel's, not the resident's: the miss before it still counts."""
+    from actions.fallback import previous_user_intent
+
+    events = [user_event("？", "nlu_fallback"), notice_event("phone"), told()]
+    events.append(user_event("［電話番号］", "nlu_fallback"))
+    assert previous_user_intent(tracker(events)) == "nlu_fallback"

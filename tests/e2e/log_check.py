@@ -5,6 +5,9 @@ ran and in whatever order: it sends a canary message with a blood pressure and a
 and LINE, stops the servers (so every log is complete) and fails the run when any server's log —
 Rasa, the action server, the consent service — holds the canary, its blood pressure or a raw LINE
 user id. Pseudonyms are allowed; what identifies or describes a resident is not.
+
+Issue 19: tests that send personal details (tests/e2e/test_privacy_intake.py) list the raw
+details with `forbid`; the channels mask them at intake, so any of them in any log is a leak too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,18 @@ RAW_LINE_ID = re.compile(r"U[0-9a-f]{32}")
 BLOOD_PRESSURE = "158/96"
 REPLY = "/v2/bot/message/reply"
 REPLY_WAIT = 30.0
+# (kind, raw text) of every personal detail the session's tests sent (`forbid`).
+FORBIDDEN: List[tuple[str, str]] = []
+
+
+def forbid(kind: str, raws: Iterable[str]) -> None:
+    """Make raw personal details the tests sent count as leaks in the session's logs.
+
+    Args:
+        kind: The kind of detail (named in findings instead of the detail itself).
+        raws: Raw texts that must appear in no log.
+    """
+    FORBIDDEN.extend((kind, raw) for raw in raws)
 
 
 def send_canaries(url: str, line_secret: str, fake_line: FakeLineApi) -> str:
@@ -94,4 +109,5 @@ def leaks(logs: Iterable[Path], canary: str) -> List[str]:
             found.append(f"{log.name}: the canary's blood pressure")
         if RAW_LINE_ID.search(text):
             found.append(f"{log.name}: a raw LINE user id")
+        found += sorted({f"{log.name}: a raw {kind}" for kind, raw in FORBIDDEN if raw in text})
     return found

@@ -46,3 +46,16 @@ def test_the_assistant_fixture_runs_the_check_after_the_session() -> None:
     source = (Path(__file__).parent / "conftest.py").read_text(encoding="utf-8")
     after_yield = source[source.index("yield running") :]
     assert "log_check.send_canaries(" in after_yield and "log_check.leaks(" in after_yield
+
+
+def test_raw_personal_details_the_tests_sent_are_leaks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: details a test listed with `forbid` are found in any log, named by kind."""
+    monkeypatch.setattr(log_check, "FORBIDDEN", [])
+    log_check.forbid("phone", ["047-436-2981"])
+    log = tmp_path / "rasa.log"
+    log.write_text(CLEAN + "DEBUG message '電話は047-436-2981です'\n", encoding="utf-8")
+    assert log_check.leaks([log], CANARY) == ["rasa.log: a raw phone"]
+    log.write_text(CLEAN + "DEBUG message '電話は［電話番号］です'\n", encoding="utf-8")
+    assert log_check.leaks([log], CANARY) == []
