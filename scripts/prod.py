@@ -294,7 +294,13 @@ class ProdStack:
             "CONSENT_AUTO_MIGRATE": "false",  # prepare_consent_database migrates, as the owner
             "CONSENT_DATABASE_URL": role_url("app", consent_db),
             "CONSENT_READONLY_DATABASE_URL": role_url("ro", consent_db),
-            "STAFF_TRACKER_DATABASE_URL": role_url("ro", rasa_db),
+            # analytics: Rasa's Pika event broker (endpoints.prod.yml) and the consumer
+            "ANALYTICS_SOURCE": "rabbitmq",
+            "RABBITMQ_URL": base.get("RABBITMQ_URL", "amqp://127.0.0.1:5672/%2F"),
+            "RABBITMQ_USERNAME": base.get("RABBITMQ_USERNAME", "guest"),
+            "RABBITMQ_PASSWORD": base.get("RABBITMQ_PASSWORD", "guest"),
+            "RABBITMQ_QUEUE": base.get("RABBITMQ_QUEUE", "funabashi_analytics"),
+            "RABBITMQ_EXCHANGE": base.get("RABBITMQ_EXCHANGE", "rasa-exchange"),
         }
         problems = start_up_problems(self.env)
         if problems:
@@ -343,8 +349,7 @@ class ProdStack:
         """The consent database's roles (as the superuser), then migrations (as the owner)."""
         admin = self.pg_admin.replace("postgresql://", "postgresql+psycopg://", 1)
         owner = {**self.env, "CONSENT_MIGRATION_DATABASE_URL": self.consent_owner_url}
-        tracker_owner = ["--tracker-owner", self.rasa_db_user]
-        self._backend_command("consent-setup", ["db", "create-roles", *tracker_owner],
+        self._backend_command("consent-setup", ["db", "create-roles"],
                               {**owner, "CONSENT_DB_ADMIN_URL": admin})  # fmt: skip
         self._backend_command("consent-setup", ["migrate"], owner)
 
@@ -355,6 +360,11 @@ class ProdStack:
                    "--port", str(self.ports.consent)]  # fmt: skip
         self._start("consent", command, env)
         self._wait("consent", f"http://127.0.0.1:{self.ports.consent}/health", 120)
+
+    def start_consumer(self) -> None:
+        """The consumer of Rasa's events (RabbitMQ) into the staff console's tables."""
+        env = {**self.env, "PYTHONPATH": str(ROOT / "backend")}
+        self._start("consumer", [str(BACKEND_PYTHON), "-m", "consent_service", "consume"], env)
 
     def start_actions(self, index: int) -> None:
         """Action server `index` (loopback, token required)."""
@@ -394,6 +404,7 @@ class ProdStack:
         create_database(self.pg_admin, self.consent_db)
         self.prepare_consent_database()
         self.start_consent()
+        self.start_consumer()
         for index in range(len(self.ports.actions)):
             self.start_actions(index)
         for index in range(len(self.ports.rasa)):

@@ -57,6 +57,11 @@ wait_for() {  # name url log seconds
 PYTHONPATH="$PWD/backend" .venv-backend/bin/python -m consent_service serve --port "$CONSENT_PORT" \
   >var/log/consent.log 2>&1 &
 pids+=($!); names+=("The consent service"); logs+=(var/log/consent.log)
+# The staff console's analytics: Rasa's SQL event broker (var/events.db, endpoints.yml) read
+# into the consent service's own tables (it waits for the tables and for Rasa's first event).
+PYTHONPATH="$PWD/backend" ANALYTICS_SOURCE=sql .venv-backend/bin/python -m consent_service consume \
+  >var/log/consumer.log 2>&1 &
+pids+=($!); names+=("The analytics consumer"); logs+=(var/log/consumer.log)
 .venv/bin/python -m bot.action_server --port "$ACTIONS_PORT" \
   >var/log/actions.log 2>&1 &
 pids+=($!); names+=("The action server"); logs+=(var/log/actions.log)
@@ -81,7 +86,7 @@ The assistant is running. Talk to it:
 Rasa's HTTP API: http://127.0.0.1:$RASA_PORT/status?token=... (RASA_API_TOKEN in .env)
 Consent service: http://127.0.0.1:$CONSENT_PORT/docs (API; token CONSENT_API_TOKEN in .env)
 Staff console:   http://127.0.0.1:$CONSENT_PORT/staff/ (first account: make staff-user NAME=kanri)
-Logs: var/log/rasa.log, var/log/actions.log, var/log/consent.log. Ctrl-C stops everything.
+Logs: var/log/rasa.log, var/log/actions.log, var/log/consent.log, var/log/consumer.log. Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"
 echo "A server stopped unexpectedly; see var/log/." >&2

@@ -1,6 +1,9 @@
 """A generated Rasa tracker store (the `events` table of Rasa's SQLTrackerStore) with known counts.
 
-Used by the staff console's metric tests and its browser test. Standard library only.
+Used by the staff console's metric tests and its browser test. The console no longer reads this
+table: the same events, as Rasa's event broker publishes them (`published`), go through the
+consumer of the consent service (`build_broker`, `feed`) into its own tables. Standard library
+only at import (`feed` imports the consent service when called, in .venv-backend).
 """
 
 from __future__ import annotations
@@ -230,3 +233,76 @@ def build_random(path: Path, seed: int = 12, days: int = 21) -> tuple[Path, list
     db.commit()
     db.close()
     return path, truth
+
+
+# ---- the same events as Rasa's event broker publishes them ---------------------------------
+
+BROKER_SCHEMA = """CREATE TABLE IF NOT EXISTS events (
+  id INTEGER NOT NULL PRIMARY KEY, sender_id VARCHAR(255), data TEXT)"""
+
+
+def published(tracker: Path) -> list[dict]:
+    """The events of a generated tracker store as Rasa publishes them, in the store's order.
+
+    Rasa's tracker store hands each new event to the broker as `{"sender_id": ..., **as_dict}`;
+    a user message always carries the channel's message id (here one per row).
+    """
+    db = sqlite3.connect(tracker)
+    try:
+        rows = db.execute(
+            "SELECT id, sender_id, timestamp, data FROM events ORDER BY id"
+        ).fetchall()
+    finally:
+        db.close()
+    events = []
+    for row_id, sender, timestamp, data in rows:
+        event = {"sender_id": sender, **json.loads(data), "timestamp": timestamp}
+        if event["event"] == "user":
+            event["message_id"] = f"m{row_id}"
+        events.append(event)
+    return events
+
+
+def build_broker(path: Path, events: list[dict]) -> Path:
+    """Append `events` to the table of Rasa's SQL event broker (`SQLEventBroker`) at `path`."""
+    db = sqlite3.connect(path)
+    db.execute(BROKER_SCHEMA)
+    db.executemany(
+        "INSERT INTO events (sender_id, data) VALUES (?, ?)",
+        [(e["sender_id"], json.dumps(e)) for e in events],
+    )
+    db.commit()
+    db.close()
+    return path
+
+
+def feed(engine, tracker: Path, hide=None) -> int:  # type: ignore[no-untyped-def]
+    """Run the generated store's events through the consent service's consumer into `engine`.
+
+    The events go the way `make run` sends them: into a SQL event broker table, read by the
+    consumer's SQL source (`consent_service.analytics.consumer.sql_step`) until it is drained.
+
+    Args:
+        engine: The consent database (migrated).
+        tracker: A generated tracker store (`build`, `build_hostile`, `build_random`).
+        hide: The masking function (default: the patterns, without GiNZA).
+
+    Returns:
+        How many events the consumer read.
+    """
+    from consent_service.analytics import consumer
+    from consent_service.db import make_sessionmaker
+    from consent_service.staff.masking import mask
+
+    broker_path = tracker.with_name(tracker.stem + "-broker.db")
+    broker_path.unlink(missing_ok=True)
+    build_broker(broker_path, published(tracker))
+    broker = consumer.broker_engine(f"sqlite+pysqlite:///{broker_path}")
+    factory = make_sessionmaker(engine)
+    read = 0
+    try:
+        while step := consumer.sql_step(broker, factory, hide or mask):
+            read += step
+    finally:
+        broker.dispose()
+    return read

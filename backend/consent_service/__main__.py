@@ -5,20 +5,29 @@ python -m consent_service migrate
 python -m consent_service catalog load [FILE]
 python -m consent_service audit verify
 python -m consent_service retention
-python -m consent_service db create-roles [--admin-url URL] [--tracker-owner ROLE]
+python -m consent_service consume
+python -m consent_service db create-roles [--admin-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from consent_service import audit, catalog, code_attempts, links, roles
-from consent_service.config import InsecureSettings, get_settings
+from consent_service.analytics import consumer
+from consent_service.analytics import store as analytics_store
+from consent_service.config import InsecureSettings, Settings, get_settings
 from consent_service.consents import purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
 from consent_service.main import (
@@ -57,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     staff_cmd.add_argument("action", choices=["create-user"])
     staff_cmd.add_argument("username")
     staff_cmd.add_argument("--role", choices=["admin", "viewer", "counter"], default="admin")
-    commands.add_parser("retention", help="delete expired idempotency records and codes")
+    commands.add_parser(
+        "retention", help="delete expired idempotency records, codes and analytics events"
+    )
+    commands.add_parser(
+        "consume", help="store Rasa's events (from its event broker) for the staff console"
+    )
     db_cmd = commands.add_parser("db", help="set up the PostgreSQL roles (as a superuser)")
     db_cmd.add_argument("action", choices=["create-roles"])
     db_cmd.add_argument(
         "--admin-url", help="a superuser's PostgreSQL URL (default: CONSENT_DB_ADMIN_URL)"
-    )
-    db_cmd.add_argument(
-        "--tracker-owner", help="the role that creates Rasa's tables (default: the superuser)"
     )
     args = parser.parse_args(argv)
 
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if not admin_url:
             print("Give --admin-url or set CONSENT_DB_ADMIN_URL (a superuser).", file=sys.stderr)
             return 2
-        roles.create_roles(admin_url, settings, args.tracker_owner)
+        roles.create_roles(admin_url, settings)
         print("Roles are set up; run `migrate` (as the owner) to grant the table privileges.")
         return 0
     engine = make_engine(settings.database_url)
@@ -100,10 +111,16 @@ def main(argv: list[str] | None = None) -> int:
                 purged = purge_expired_idempotency(session, idempotency_cutoff(settings, utc_now()))
                 codes = code_attempts.purge(session, code_attempts_cutoff(settings, utc_now()))
                 link_codes = links.purge(session, link_codes_cutoff(settings, utc_now()))
+                analytics = analytics_store.purge(
+                    session, utc_now() - dt.timedelta(days=settings.analytics_retention_days)
+                )
             print(f"Deleted {purged} expired idempotency records.")
             print(f"Deleted {codes} failed receipt-code look-ups older than their window.")
             print(f"Deleted {link_codes} link codes expired for LINK_CODE_TTL_SECONDS.")
+            print(f"Deleted {analytics} analytics events older than ANALYTICS_RETENTION_DAYS.")
             return 0
+        if args.command == "consume":
+            return consume(settings, factory)
         if args.command == "catalog":
             prepare_database(engine, settings, utc_now())
             with factory() as session, session.begin():
@@ -127,6 +144,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if result.ok else 1
     finally:
         engine.dispose()
+
+
+def consume(settings: Settings, factory: sessionmaker[Session]) -> int:
+    """Run the consumer of Rasa's events until SIGTERM or Ctrl-C.
+
+    Args:
+        settings: The service's settings (ANALYTICS_SOURCE and its address).
+        factory: Sessions of the consent database (migrated first when allowed).
+
+    Returns:
+        0 once stopped.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    consumer.run(settings, factory, stop, utc_now)
+    return 0
 
 
 if __name__ == "__main__":

@@ -140,8 +140,53 @@ class Settings(BaseSettings):
         default=True, description="Apply database migrations and load the catalogue at start."
     )
     consent_idempotency_ttl_hours: int = Field(default=24 * 7, ge=1)
-    staff_tracker_database_url: str = Field(
-        default="", description="Rasa's tracker store, read-only; empty means var/rasa.db."
+    analytics_source: Literal["sql", "rabbitmq"] = Field(
+        default="sql",
+        description=(
+            "Where `consume` reads Rasa's events: `sql` (the SQL event broker's table, "
+            "ANALYTICS_EVENTS_DATABASE_URL; `make run`) or `rabbitmq` (the Pika event broker's "
+            "queue; the production profile)."
+        ),
+    )
+    analytics_events_database_url: str = Field(
+        default="",
+        description=(
+            "The SQL event broker's database (its `events` table, read by position); empty "
+            "means var/events.db, where endpoints.yml has Rasa write."
+        ),
+    )
+    rabbitmq_url: str = Field(
+        default="amqp://127.0.0.1:5672/%2F",
+        description=(
+            "RabbitMQ of the Pika event broker: amqp://host:port/vhost, without credentials "
+            "(the same value endpoints.prod.yml gives Rasa)."
+        ),
+    )
+    rabbitmq_username: str = Field(default="guest", description="RabbitMQ user.")
+    rabbitmq_password: SecretStr = Field(
+        default=SecretStr("guest"), description="RabbitMQ password."
+    )
+    rabbitmq_queue: str = Field(
+        default="funabashi_analytics",
+        description="The durable queue Rasa publishes every event to and `consume` reads.",
+    )
+    rabbitmq_exchange: str = Field(
+        default="rasa-exchange", description="The fanout exchange Rasa publishes to."
+    )
+    analytics_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How long `consume` waits for new events before looking again.",
+    )
+    analytics_retention_days: int = Field(
+        default=400,
+        ge=7,
+        description=(
+            "Days the analytics tables keep an event (deleted by `consume` once an hour and by "
+            "`retention`); independent of Rasa's RETENTION_DAYS. Keep it above "
+            "(STAFF_HISTORY_WEEKS + 1) x 7 and the 366 days of transcripts the console reaches."
+        ),
     )
     staff_cookie_secure: bool = Field(
         default=True,
@@ -151,7 +196,11 @@ class Settings(BaseSettings):
     staff_lockout_attempts: int = Field(default=5, ge=1)
     staff_lockout_minutes: int = Field(default=15, ge=1)
     staff_mask_with_ginza: bool = Field(
-        default=True, description="Also mask GiNZA's named entities (names, places, diseases)."
+        default=True,
+        description=(
+            "Also mask GiNZA's named entities (names, places, diseases); done once, by "
+            "`consume`, when it stores an event (the web app never loads GiNZA)."
+        ),
     )
     staff_totp_key: SecretStr | None = Field(
         default=None,
@@ -307,7 +356,6 @@ class Settings(BaseSettings):
                 "CONSENT_DATABASE_URL": self.database_url,
                 "CONSENT_MIGRATION_DATABASE_URL": self.consent_migration_database_url,
                 "CONSENT_READONLY_DATABASE_URL": self.consent_readonly_database_url,
-                "STAFF_TRACKER_DATABASE_URL": self.staff_tracker_database_url,
             }
             for name, url in urls.items():
                 if url and _postgres_without_password(url):
@@ -330,11 +378,11 @@ class Settings(BaseSettings):
             )
 
     @property
-    def tracker_database_url(self) -> str:
-        """Rasa's tracker store, defaulting to the SQLite file `make run` uses."""
+    def events_database_url(self) -> str:
+        """The SQL event broker's database, defaulting to the SQLite file `make run` uses."""
         return (
-            self.staff_tracker_database_url
-            or f"sqlite+pysqlite:///{PROJECT_ROOT / 'var' / 'rasa.db'}"
+            self.analytics_events_database_url
+            or f"sqlite+pysqlite:///{PROJECT_ROOT / 'var' / 'events.db'}"
         )
 
     def client_token_digests(self) -> frozenset[str]:

@@ -23,7 +23,6 @@ from consent_service.config import Settings, get_settings
 from consent_service.consents import Controller, ServiceError, purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
 from consent_service.staff import auth as staff_auth
-from consent_service.staff.tracker import read_only_engine
 from consent_service.staff.views import LoginRequired
 from consent_service.staff.views import router as staff_router
 
@@ -125,10 +124,7 @@ def create_app(
         app.state.admin_digests = settings.admin_token_digests()
         app.state.controller = Controller(spec.controller.name_ja, spec.controller.jurisdiction)
         app.state.settings = settings
-        app.state.tracker_engine = read_only_engine(settings.tracker_database_url)
-        app.state.ginza = None
         yield
-        app.state.tracker_engine.dispose()
         if own_engine:
             db.dispose()
 

@@ -7,8 +7,9 @@ Three login roles, named by the user part of their URLs in the settings:
 - the **app** (CONSENT_DATABASE_URL) has no DDL and exactly the table privileges of
   `APP_PRIVILEGES`: on `audit_log` only SELECT and INSERT, so entries cannot be changed or
   deleted through it; no DELETE on consents or receipts;
-- the **read-only** analytics role (CONSENT_READONLY_DATABASE_URL, and the staff console's
-  STAFF_TRACKER_DATABASE_URL) has SELECT on `READONLY_TABLES` and on the tracker store.
+- the **read-only** analytics role (CONSENT_READONLY_DATABASE_URL) has SELECT on
+  `READONLY_TABLES`. No role here reads Rasa's database: the console's analytics come from
+  Rasa's event broker (`consent_service.analytics`).
 
 `create_roles` (as a superuser: `python -m consent_service db create-roles --admin-url ...`)
 creates or updates the roles and hands the database to the owner; `apply_grants` (as the
@@ -53,6 +54,9 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "staff_users": ("SELECT", "INSERT", "UPDATE"),
     "staff_sessions": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "staff_access_log": ("SELECT", "INSERT"),
+    # analytics from Rasa's event broker: `consume` inserts, retention deletes
+    "analytics_events": ("SELECT", "INSERT", "DELETE"),
+    "analytics_offsets": ("SELECT", "INSERT", "UPDATE"),
 }
 # What the read-only analytics role may read in the consent database.
 READONLY_TABLES = (
@@ -145,20 +149,17 @@ def apply_grants(owner: Engine, settings: Settings) -> None:
         connection.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {_quote(app)}"))
 
 
-def create_roles(admin_url: str, settings: Settings, tracker_owner: str | None = None) -> None:
+def create_roles(admin_url: str, settings: Settings) -> None:
     """Create (or update) the three roles and hand the consent database to the owner.
 
     Run as a PostgreSQL superuser. Idempotent: passwords are (re)set from the URLs, an
     existing database and its tables are handed to the owner, and PUBLIC loses its default
-    rights on the database (connecting, temporary tables) and on the `public` schema. When
-    STAFF_TRACKER_DATABASE_URL names a PostgreSQL database, the read-only role may read every
-    table there, also the ones `tracker_owner` (Rasa's user) creates later.
+    rights on the database (connecting, temporary tables) and on the `public` schema.
 
     Args:
         admin_url: A superuser's URL (any database of the server).
         settings: CONSENT_MIGRATION_DATABASE_URL (owner), CONSENT_DATABASE_URL (app) and
             CONSENT_READONLY_DATABASE_URL (read-only), all PostgreSQL, with passwords.
-        tracker_owner: The role that creates the tracker store's tables (default: the admin).
 
     Raises:
         RoleSetupError: When the URLs do not name three distinct roles on one database.
@@ -182,18 +183,6 @@ def create_roles(admin_url: str, settings: Settings, tracker_owner: str | None =
     admin = make_url(admin_url)
     _as_admin(admin, "postgres", _cluster_statements(urls, database))
     _as_admin(admin, database, _schema_statements(owner, [app, readonly]))
-    tracker = settings.staff_tracker_database_url
-    if tracker and make_url(tracker).get_backend_name() == "postgresql":
-        tracker_db = make_url(tracker).database or ""
-        creator = tracker_owner or admin.username or "postgres"
-        _as_admin(admin, "postgres", [f"GRANT CONNECT ON DATABASE {_quote(tracker_db)} "
-                                      f"TO {_quote(readonly)}"])  # fmt: skip
-        _as_admin(admin, tracker_db, [
-            f"GRANT USAGE ON SCHEMA public TO {_quote(readonly)}",
-            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {_quote(readonly)}",
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {_quote(creator)} IN SCHEMA public "
-            f"GRANT SELECT ON TABLES TO {_quote(readonly)}",
-        ])  # fmt: skip
 
 
 def _cluster_statements(urls: dict[str, URL], database: str) -> list[str]:

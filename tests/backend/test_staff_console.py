@@ -1,10 +1,15 @@
-"""The staff console: exact metrics on a generated tracker store, masking, and access control."""
+"""The staff console: exact metrics on a generated tracker store, masking, and access control.
+
+The generated store's events reach the console as in production: published by Rasa's event
+broker, stored by the consent service's consumer (`tests.staff_tracker.feed`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -12,13 +17,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from consent_service.config import Settings
-from consent_service.main import create_app
+from consent_service.db import make_engine, make_sessionmaker
+from consent_service.main import create_app, prepare_database
 from consent_service.models import StaffAccessLog
 from consent_service.staff import auth, metrics
 from consent_service.staff.masking import mask, suppress
-from consent_service.staff.tracker import conversations, read_events, read_only_engine
+from consent_service.staff.tracker import conversations, read_events
 from tests.backend.conftest import Clock
-from tests.staff_tracker import DAY1, DAY2, EXPECTED, UNANSWERED, build
+from tests.staff_tracker import DAY1, DAY2, EXPECTED, UNANSWERED, build, feed
 
 PASSWORD = "correct horse battery staple"
 # Tuesday 24 November 2026, noon in Japan: the week of DAY1 and DAY2 (16-22 November) is published.
@@ -27,15 +33,27 @@ NOW = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def tracker_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The generated tracker store (Rasa's `events` table): the events the consumer is fed."""
     path = build(tmp_path_factory.mktemp("tracker") / "rasa.db")
     return f"sqlite+pysqlite:///{path}"
 
 
+def tracker_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite+pysqlite:///"))
+
+
 @pytest.fixture(scope="module")
-def convs(tracker_url: str) -> list:
-    engine = read_only_engine(tracker_url)
+def convs(tracker_url: str, tmp_path_factory: pytest.TempPathFactory) -> list:
+    """The conversations as the console reads them: from its own tables, fed by the consumer."""
+    folder = tmp_path_factory.mktemp("analytics")
+    url = f"sqlite+pysqlite:///{folder / 'c.db'}"
+    settings = Settings(_env_file=None, consent_database_url=url, consent_api_token="x" * 43)
+    engine = make_engine(settings.database_url)
     try:
-        return conversations(read_events(engine, DAY1, DAY2), DAY1, DAY2)
+        prepare_database(engine, settings, NOW)
+        feed(engine, tracker_path(tracker_url))
+        with make_sessionmaker(engine)() as session:
+            return conversations(read_events(session, DAY1, DAY2), DAY1, DAY2)
     finally:
         engine.dispose()
 
@@ -60,8 +78,8 @@ def test_fallback_rate_per_day(convs) -> None:
 
 def test_unanswered_messages_are_grouped_by_similarity(convs) -> None:
     texts = metrics.unanswered(convs)
-    assert sorted(texts) == sorted(UNANSWERED)
-    groups = metrics.group_similar([mask(t) for t in texts])
+    assert sorted(texts) == sorted(mask(t) for t in UNANSWERED)  # masked once, at intake
+    groups = metrics.group_similar(texts)
     assert [len(g) for g in groups] == [2, 1, 1]
     assert all("＊＊" in t for t in groups[0])  # the two blood-pressure questions, masked
 
@@ -73,8 +91,12 @@ def test_consent_funnel(convs) -> None:
     ]
 
 
-def test_the_tracker_store_is_opened_read_only(tracker_url: str) -> None:
-    engine = read_only_engine(tracker_url)
+def test_the_broker_table_is_opened_read_only(tracker_url: str, tmp_path: Path) -> None:
+    from consent_service.analytics.consumer import broker_engine
+    from tests.staff_tracker import build_broker, published
+
+    path = build_broker(tmp_path / "events.db", published(tracker_path(tracker_url)))
+    engine = broker_engine(f"sqlite+pysqlite:///{path}")
     with pytest.raises(Exception, match="readonly"), engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM events")
     engine.dispose()
@@ -135,11 +157,9 @@ def test_masking_names_with_ginza(ginza, text: str, hidden: str) -> None:
 
 @pytest.fixture
 def console(settings: Settings, engine: Engine, tracker_url: str) -> Iterator[TestClient]:
-    configured = settings.model_copy(
-        update={"staff_tracker_database_url": tracker_url, "staff_mask_with_ginza": False}
-    )
-    app = create_app(configured, engine=engine, clock=Clock(NOW))
+    app = create_app(settings, engine=engine, clock=Clock(NOW))
     with TestClient(app, base_url="https://testserver") as client:
+        feed(engine, tracker_path(tracker_url))  # after the app's start-up migrated the database
         yield client
 
 
@@ -217,12 +237,11 @@ def test_viewers_cannot_read_the_access_log(console: TestClient) -> None:
 def test_every_transcript_view_is_logged_and_masked(
     settings: Settings, engine: Engine, tracker_url: str, ginza
 ) -> None:
-    # As deployed: GiNZA's names are masked too (STAFF_MASK_WITH_GINZA defaults to true).
-    configured = settings.model_copy(update={"staff_tracker_database_url": tracker_url})
-    assert configured.staff_mask_with_ginza
-    app = create_app(configured, engine=engine, clock=Clock(NOW))
+    # As deployed: the consumer masks GiNZA's names too (STAFF_MASK_WITH_GINZA defaults to true).
+    assert settings.staff_mask_with_ginza
+    app = create_app(settings, engine=engine, clock=Clock(NOW))
     with TestClient(app, base_url="https://testserver") as console:
-        console.app.state.ginza = ginza  # the module's pipeline, not a second load
+        feed(engine, tracker_path(tracker_url), lambda text: mask(text, ginza))
         log_in(console, "admin", add_user(console, "admin", "admin"))
         page = console.get("/staff/conversations/line-9:0").text
         with console.app.state.sessionmaker() as session:

@@ -27,7 +27,7 @@ from consent_service.config import Settings
 from consent_service.main import create_app
 from consent_service.staff import auth
 from tests.backend.conftest import Clock
-from tests.staff_tracker import RANDOM_FIRST_DAY, build_random
+from tests.staff_tracker import RANDOM_FIRST_DAY, build_random, feed
 
 PASSWORD = "correct horse battery staple"
 NOW = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)  # Tuesday: 2-22 November are published
@@ -91,12 +91,10 @@ def console(
     settings: Settings, engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, list[dict]]]:
     tracker, truth = build_random(tmp_path_factory.mktemp("random") / "rasa.db")
-    configured = settings.model_copy(
-        update={"staff_tracker_database_url": f"sqlite+pysqlite:///{tracker}",
-                "staff_mask_with_ginza": False, "staff_login_ip_attempts": 1000}
-    )  # fmt: skip
+    configured = settings.model_copy(update={"staff_login_ip_attempts": 1000})
     app = create_app(configured, engine=engine, clock=Clock(NOW))
     with TestClient(app, base_url="https://testserver") as client:
+        feed(engine, tracker)  # through the consumer of Rasa's event broker
         with app.state.sessionmaker() as session, session.begin():
             secret = auth.create_user(session, "kanri", PASSWORD, "admin", NOW, configured)
         form = client.get("/staff/login").text

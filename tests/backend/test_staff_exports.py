@@ -17,7 +17,7 @@ from consent_service.config import Settings
 from consent_service.main import create_app
 from consent_service.staff import auth, exports
 from tests.backend.conftest import Clock
-from tests.staff_tracker import DAY1, FORMULAS, build_hostile
+from tests.staff_tracker import DAY1, FORMULAS, build_hostile, feed
 
 PASSWORD = "correct horse battery staple"
 NOW = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)
@@ -30,12 +30,10 @@ def console(
     settings: Settings, engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     tracker = build_hostile(tmp_path_factory.mktemp("hostile") / "rasa.db")
-    configured = settings.model_copy(
-        update={"staff_tracker_database_url": f"sqlite+pysqlite:///{tracker}",
-                "staff_mask_with_ginza": False}
-    )  # fmt: skip
+    configured = settings
     app = create_app(configured, engine=engine, clock=Clock(NOW))
     with TestClient(app, base_url="https://testserver") as client:
+        feed(engine, tracker)  # through the consumer of Rasa's event broker
         with app.state.sessionmaker() as session, session.begin():
             secret = auth.create_user(session, "kanri", PASSWORD, "admin", NOW, configured)
         form = client.get("/staff/login").text

@@ -6,6 +6,7 @@ touches a running `make run` or its data.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -115,6 +116,39 @@ class ConsentService:
         return list(response.json())
 
 
+# The staff console's analytics (issue 20): the consumer of Rasa's SQL event broker (the
+# `event_broker` of the assistant's endpoints, work/events.db) into the consent service's tables.
+def start_consumer(env: Dict[str, str], events_db: Path, log: Path) -> subprocess.Popen:
+    """Start `python -m consent_service consume` on `events_db` with the service's `env`."""
+    env = {**env, "ANALYTICS_SOURCE": "sql", "ANALYTICS_POLL_SECONDS": "0.2",
+           "ANALYTICS_EVENTS_DATABASE_URL": f"sqlite+pysqlite:///{events_db}",
+           "STAFF_MASK_WITH_GINZA": "false"}  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(BACKEND_PYTHON), "-m", "consent_service", "consume"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def wait_consumed(events_db: Path, consent_db: Path, timeout: float = 60.0) -> None:
+    """Wait until the consumer's stored offset reaches the broker table's last event."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(events_db)) as broker:
+            last = broker.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        try:
+            with contextlib.closing(sqlite3.connect(consent_db)) as consent:
+                row = consent.execute("SELECT position FROM analytics_offsets").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row is not None and row[0] >= last:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the consumer did not read {events_db} within {timeout:.0f} s")
+
+
 @dataclass
 class Assistant:
     """The running assistant, reached over HTTP."""
@@ -164,12 +198,15 @@ def assistant(
     endpoints.write_text(
         "tracker_store:\n  type: SQL\n  dialect: sqlite\n"
         f"  db: {work / 'rasa.db'}\n"
+        "event_broker:\n  type: SQL\n  dialect: sqlite\n"
+        f"  db: {work / 'events.db'}\n"
         f"action_endpoint:\n  url: http://127.0.0.1:{actions_port}/webhook\n"
         "  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n",
         encoding="utf-8",
     )
     consent = ConsentService(work)
     consent.start()
+    consumer = start_consumer(consent.env, work / "events.db", work / "consumer.log")
     env = {
         **os.environ,
         **CITY_CONTACT,
@@ -221,13 +258,15 @@ def assistant(
             url=f"http://127.0.0.1:{rasa_port}",
             tracker_db=work / "rasa.db",
             consent=consent,
-            logs=[*logs.values(), consent.log],
+            logs=[*logs.values(), consent.log, work / "consumer.log"],
         )
         yield running
         # The whole session has run, in any order: the logs' check (tests/e2e/log_check.py).
         canary = log_check.send_canaries(running.url, LINE_SECRET, fake_line)
     finally:
         consent.stop()
+        consumer.terminate()
+        consumer.wait(timeout=30)
         for process in processes.values():
             process.terminate()
         for process in processes.values():

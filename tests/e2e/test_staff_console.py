@@ -13,14 +13,22 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.conftest import PROJECT_ROOT
-from tests.e2e.conftest import BACKEND_PYTHON, SCREENSHOTS, free_port, wait_until_up
-from tests.staff_tracker import DAY1, DAY2, build
+from tests.e2e.conftest import (
+    BACKEND_PYTHON,
+    SCREENSHOTS,
+    free_port,
+    start_consumer,
+    wait_consumed,
+    wait_until_up,
+)
+from tests.staff_tracker import DAY1, DAY2, build, build_broker, published
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery staple"
@@ -43,6 +51,21 @@ def totp(secret: str, at: float | None = None) -> str:
     return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
 
 
+def generated_events(work: Path) -> Path:
+    """The generated tracker store's events in a SQL event broker table."""
+    return build_broker(work / "events.db", published(build(work / "rasa.db")))
+
+
+def consume(env: dict[str, str], work: Path) -> None:
+    """Run the analytics consumer until it has stored every generated event."""
+    consumer = start_consumer(env, work / "events.db", work / "consumer.log")
+    try:
+        wait_consumed(work / "events.db", work / "consent.db")
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     work = tmp_path_factory.mktemp("staff")
@@ -51,7 +74,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         "PYTHONPATH": str(PROJECT_ROOT / "backend"),
         "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
         "CONSENT_API_TOKEN": "e2e-staff-token-" + "0" * 32,  # 32 bytes, as the service demands
-        "STAFF_TRACKER_DATABASE_URL": f"sqlite+pysqlite:///{build(work / 'rasa.db')}",
+        # the generated conversations as Rasa's SQL event broker publishes them (issue 20)
+        "ANALYTICS_EVENTS_DATABASE_URL": f"sqlite+pysqlite:///{generated_events(work)}",
         "STAFF_PASSWORD": PASSWORD,
     }
     created = subprocess.run(
@@ -59,6 +83,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         env=env, capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
+    consume(env, work)  # the consumer stores them in the service's tables (migrated above)
     port = free_port()
     log = work / "console.log"
     with log.open("wb") as out:
@@ -137,7 +162,8 @@ def counter_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         "PYTHONPATH": str(PROJECT_ROOT / "backend"),
         "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
         "CONSENT_API_TOKEN": token,
-        "STAFF_TRACKER_DATABASE_URL": f"sqlite+pysqlite:///{build(work / 'rasa.db')}",
+        # the generated conversations as Rasa's SQL event broker publishes them (issue 20)
+        "ANALYTICS_EVENTS_DATABASE_URL": f"sqlite+pysqlite:///{generated_events(work)}",
         "STAFF_PASSWORD": PASSWORD,
     }
     created = subprocess.run(
@@ -146,6 +172,7 @@ def counter_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         env=env, capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
+    consume(env, work)  # the consumer stores them in the service's tables (migrated above)
     port = free_port()
     log = work / "console.log"
     with log.open("wb") as out:

@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -68,6 +69,8 @@ def require_services() -> None:
         missing.append("nginx (make nginx-deps)")
     if not MODEL.exists():
         missing.append("a trained model (make model)")
+    if not RABBITMQ_SERVER.exists():
+        missing.append("rabbitmq-server (Debian package rabbitmq-server)")
     if missing:
         message = "the production profile needs " + ", ".join(missing)
         if os.environ.get("CI") == "true":
@@ -231,6 +234,8 @@ class Stack:
     stack: ProdStack
     line: LinePlatform
     consent_db_url: str
+    rasa_db_url: str = ""
+    rabbitmq: ThrowAwayRabbitMQ | None = None
 
     def consents(self) -> Dict[str, int]:
         """Active consents per subject in the consent database."""
@@ -271,6 +276,93 @@ def redis_with_password(folder: Path) -> Iterator[Dict[str, str]]:
         process.wait(timeout=30)
 
 
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # Debian's, without its `su`
+
+
+class ThrowAwayRabbitMQ:
+    """A RabbitMQ node of its own (port, data folder), which a test may kill and start again.
+
+    The machine's RabbitMQ is a service the tests must not stop, so the production profile's
+    tests get a node of their own: the event broker of the replicas and the consumer's source.
+    Its data folder survives a kill (durable queues and persistent messages come back).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        """Choose the ports and the folder; nothing starts yet."""
+        self.folder = folder
+        self.port, dist = (_free_port() for _ in range(2))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (folder / "enabled_plugins").write_text("[].")
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": f"rel{uuid.uuid4().hex[:10]}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist),
+            "RABBITMQ_MNESIA_BASE": str(folder),
+            "RABBITMQ_MNESIA_DIR": str(folder / "db"),
+            "RABBITMQ_FEATURE_FLAGS_FILE": str(folder / "feature_flags"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(folder / "plugins"),
+            "RABBITMQ_LOG_BASE": str(folder),
+            "RABBITMQ_LOGS": "-",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(folder / "none"),
+        }
+        self.as_root = os.geteuid() == 0  # Debian's node then runs as its `rabbitmq` user
+        if self.as_root:
+            shutil.chown(folder, "rabbitmq", "rabbitmq")
+            self.env["HOME"] = "/var/lib/rabbitmq"  # its Erlang cookie
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """RABBITMQ_URL (default vhost, no credentials: guest/guest on loopback)."""
+        return f"amqp://127.0.0.1:{self.port}/%2F"
+
+    def start(self) -> None:
+        """Start the node and wait for its AMQP port."""
+        extra: Dict[str, Any] = {"user": "rabbitmq", "group": "rabbitmq"} if self.as_root else {}
+        with (self.folder / "node.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(RABBITMQ_SERVER)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, **extra,
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not _reachable("127.0.0.1", self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = (self.folder / "node.log").read_text(errors="replace")
+                raise RuntimeError(f"RabbitMQ did not start: {log[-2000:]}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the node and everything it started (its own session)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self) -> None:
+        """Stop the node (killed: nothing of it is kept)."""
+        self.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def rabbitmq_node(folder: Path) -> Iterator[ThrowAwayRabbitMQ]:
+    """A started ThrowAwayRabbitMQ, stopped afterwards."""
+    node = ThrowAwayRabbitMQ(folder)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require_services()
@@ -285,11 +377,13 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         with (
             redis_with_password(tmp_path_factory.mktemp("redis")) as redis,
+            rabbitmq_node(tmp_path_factory.mktemp("rabbitmq")) as rabbitmq,
             FakeLineApi(LINE_TOKEN) as fake,
         ):
             env = {
                 **os.environ,
                 **redis,
+                "RABBITMQ_URL": rabbitmq.url,
                 "RASA_DB_USER": rasa_role,
                 "RASA_DB_PASSWORD": rasa_password,
                 "CONSENT_API_TOKEN": CONSENT_TOKEN,
@@ -318,6 +412,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     stack,
                     LinePlatform(stack.public_url, fake),
                     f"postgresql://postgres@127.0.0.1:5432/{consent_db}",
+                    f"postgresql://postgres@127.0.0.1:5432/{rasa_db}",
+                    rabbitmq,
                 )
             finally:
                 stack.stop()

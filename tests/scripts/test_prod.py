@@ -120,7 +120,9 @@ def test_the_consent_service_runs_as_its_app_role_in_production(tmp_path: Path) 
     env = stack.env
     assert env["CONSENT_ENV"] == "production" and env["CONSENT_AUTO_MIGRATE"] == "false"
     assert "CONSENT_MIGRATION_DATABASE_URL" not in env  # the owner only migrates (setup step)
-    app, reader = make_url(env["CONSENT_DATABASE_URL"]), make_url(env["STAFF_TRACKER_DATABASE_URL"])
+    app = make_url(env["CONSENT_DATABASE_URL"])
+    reader = make_url(env["CONSENT_READONLY_DATABASE_URL"])
+    assert "STAFF_TRACKER_DATABASE_URL" not in env  # no credential for Rasa's database (issue 20)
     assert (app.username, reader.username) == ("consent_x_app", "consent_x_ro")
     assert app.password and reader.password and app.password != reader.password
     assert make_url(stack.consent_owner_url).username == "consent_x_owner"

@@ -127,7 +127,7 @@ def group_similar(texts: list[str], threshold: float = 0.3) -> list[list[str]]:
 
 
 def unanswered(convs: list[Conversation]) -> list[str]:
-    """The text of every message the assistant did not understand (unmasked: mask before use)."""
+    """The text of every message the assistant did not understand (masked at intake)."""
     return [m.text for c in convs for m in c.user_messages if m.intent == FALLBACK]
 
 
@@ -187,9 +187,9 @@ def funnel_cells(convs: list[Conversation]) -> Counter[tuple[int, str, dt.date, 
                 steps[level]["explained"] = True
             elif event.kind == "bot" and event.utter_action == ASKED:
                 steps[2]["asked"] = True
-            elif event.kind == "slot" and event.data.get("name") == "family_doctor_consulted":
-                if event.data.get("value") in ANSWERS:
-                    steps[2]["answer"] = event.data.get("value")
+            elif event.kind == "slot" and event.action == "family_doctor_consulted":
+                if event.value in ANSWERS:
+                    steps[2]["answer"] = event.value
             elif event.kind == "bot" and event.utter_action == RECORDED:
                 steps[level]["recorded"] = True
             elif event.kind == "bot" and event.utter_action == WITHDRAWN:

@@ -1,19 +1,20 @@
-"""Read Rasa's SQL tracker store (table `events`), read-only, and group it into conversations.
+"""Conversations from the analytics tables (fed by Rasa's event broker via `analytics`).
 
 A conversation is one session of one sender (a pseudonym) with at least one resident message;
-its day and channel are those of its first message. Days are counted in Japan time.
+its day and channel are those of its first message. Days are counted in Japan time. The
+console never reads Rasa's own tables: the consumer wrote these rows, texts already masked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from consent_service.analytics import store
+from consent_service.analytics.tables import AnalyticsEvent
 
 JST = ZoneInfo("Asia/Tokyo")
 CHANNELS = {"line": "LINE", "webchat": "web", "socketio": "web", "rest": "REST"}
@@ -21,25 +22,23 @@ CHANNELS = {"line": "LINE", "webchat": "web", "socketio": "web", "rest": "REST"}
 
 @dataclass(frozen=True)
 class Event:
-    """One tracker event."""
+    """One conversation event as the analytics tables keep it (texts masked)."""
 
     id: int
     sender: str
     kind: str
     at: dt.datetime
-    intent: str | None
-    action: str | None
-    data: dict[str, Any]
-
-    @property
-    def text(self) -> str:
-        """A user's or the assistant's text ("" for other events)."""
-        return str(self.data.get("text") or "")
+    intent: str | None = None
+    action: str | None = None
+    text: str = ""
+    channel: str | None = None
+    confidence: float | None = None
+    value: str | None = None
 
     @property
     def utter_action(self) -> str | None:
         """The response a bot message was made from."""
-        return (self.data.get("metadata") or {}).get("utter_action")
+        return self.action if self.kind == "bot" else None
 
 
 @dataclass
@@ -63,59 +62,32 @@ class Conversation:
         return f"{self.sender}:{self.number}"
 
 
-def read_only_engine(url: str) -> Engine:
-    """An engine that cannot write: SQLite opened with mode=ro, others in read-only sessions."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database or ""
-        return create_engine(
-            "sqlite+pysqlite:///file:" + path + "?mode=ro&uri=true",
-            connect_args={"check_same_thread": False},
-        )
-    return create_engine(url, execution_options={"postgresql_readonly": True}, pool_pre_ping=True)
+def _event(row: AnalyticsEvent) -> Event:
+    return Event(
+        id=row.id,
+        sender=row.sender,
+        kind=row.kind,
+        at=dt.datetime.fromtimestamp(row.timestamp or 0, JST),
+        intent=row.intent,
+        action=row.action,
+        text=row.text or "",
+        channel=row.channel,
+        confidence=row.confidence,
+        value=row.value,
+    )
 
 
-def read_events(engine: Engine, start: dt.date, end: dt.date) -> list[Event]:
+def read_events(session: Session, start: dt.date, end: dt.date) -> list[Event]:
     """Every event of the senders who wrote between `start` and `end` (Japan days, inclusive)."""
     low = dt.datetime.combine(start, dt.time.min, JST).timestamp()
     high = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, JST).timestamp()
-    query = text(
-        "SELECT id, sender_id, type_name, timestamp, intent_name, action_name, data FROM events "
-        "WHERE sender_id IN (SELECT DISTINCT sender_id FROM events WHERE type_name = 'user' "
-        "AND timestamp >= :low AND timestamp < :high) ORDER BY sender_id, id"
-    )
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query, {"low": low, "high": high}).all()
-    except Exception:  # no tracker store yet (nobody has talked to the assistant)
-        return []
-    return [_event(row) for row in rows]
+    senders = store.senders_between(session, low, high)
+    return [_event(row) for row in store.events_of(session, senders)]
 
 
-def read_sender_events(engine: Engine, sender: str) -> list[Event]:
+def read_sender_events(session: Session, sender: str) -> list[Event]:
     """Every event of one sender (for one transcript), oldest first."""
-    query = text(
-        "SELECT id, sender_id, type_name, timestamp, intent_name, action_name, data FROM events "
-        "WHERE sender_id = :sender ORDER BY id"
-    )
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query, {"sender": sender}).all()
-    except Exception:  # no tracker store yet
-        return []
-    return [_event(row) for row in rows]
-
-
-def _event(row: Any) -> Event:
-    return Event(
-        id=row[0],
-        sender=row[1],
-        kind=row[2],
-        at=dt.datetime.fromtimestamp(row[3] or 0, JST),
-        intent=row[4],
-        action=row[5],
-        data=json.loads(row[6] or "{}"),
-    )
+    return [_event(row) for row in store.events_of(session, [sender])]
 
 
 def conversations(events: list[Event], start: dt.date, end: dt.date) -> list[Conversation]:
@@ -132,5 +104,5 @@ def conversations(events: list[Event], start: dt.date, end: dt.date) -> list[Con
         current.events.append(event)
         if event.kind == "user" and current.day is None:
             current.day = event.at.date()
-            current.channel = CHANNELS.get(str(event.data.get("input_channel")), "REST")
+            current.channel = CHANNELS.get(str(event.channel), "REST")
     return [c for c in result if c.day is not None and start <= c.day <= end]

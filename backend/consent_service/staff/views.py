@@ -1,6 +1,7 @@
 """The `/staff` pages. Every page needs a logged-in staff member; without one, 302 to the log-in.
 
-Data: Rasa's tracker store (read-only) and the consent tables. Every text is masked. The
+Data: the analytics tables (written by `python -m consent_service consume` from Rasa's event
+broker, every text masked there) and the consent tables; never Rasa's own database. The
 aggregate views (overview, intents, fallbacks, funnel) and their CSV exports count in cells of
 one completed week, one channel and one category; a cell of 1 to 4 is shown as "<5" and every
 other number is a sum of cells shown exactly or as the range it must lie in (`masking.Count`),
@@ -26,7 +27,7 @@ from consent_service import code_attempts, consents, receipt_codes
 from consent_service.config import Settings
 from consent_service.models import Consent, Offer, StaffAccessLog, StaffSession
 from consent_service.staff import auth, charts, exports, metrics
-from consent_service.staff.masking import Count, mask, share, shown, total
+from consent_service.staff.masking import Count, share, shown, total
 from consent_service.staff.tracker import (
     JST,
     Conversation,
@@ -189,23 +190,11 @@ WeekFiltered = Annotated[WeekFilters, Depends()]
 
 
 def load(request: Request, filters: Filters) -> list[Conversation]:
-    """The conversations in the filters' range and channel."""
-    events = read_events(request.app.state.tracker_engine, filters.start, filters.end)
+    """The conversations in the filters' range and channel (from the analytics tables)."""
+    with _db(request) as session:
+        events = read_events(session, filters.start, filters.end)
     convs = conversations(events, filters.start, filters.end)
     return [c for c in convs if filters.channel in ("all", c.channel)]
-
-
-def masker(request: Request) -> Any:
-    """mask() with GiNZA's entities when enabled (the pipeline is loaded on first use)."""
-    settings = _settings(request)
-    if not settings.staff_mask_with_ginza:
-        return lambda text: mask(text)
-    if getattr(request.app.state, "ginza", None) is None:
-        import spacy
-
-        request.app.state.ginza = spacy.load("ja_ginza")
-    nlp = request.app.state.ginza
-    return lambda text: mask(text, nlp)
 
 
 def page(request: Request, name: str, staff: StaffSession | None, **context: Any) -> Response:
@@ -386,8 +375,8 @@ def intents(request: Request, staff: Staff, filters: WeekFiltered) -> Response:
     return page(request, "intents.html", staff, filters=filters, view="intents", **data)
 
 
-def fallbacks_data(convs: list[Conversation], filters: WeekFilters, hide: Any) -> dict[str, Any]:
-    """Misunderstood messages per week and their share; the messages grouped by similarity.
+def fallbacks_data(convs: list[Conversation], filters: WeekFilters) -> dict[str, Any]:
+    """Misunderstood messages per week and their share; the messages (masked at intake) grouped.
 
     The groups are listed by size without their sizes: a size is a number that the weekly
     cells would have to be consistent with, and the examples are single messages anyway.
@@ -402,7 +391,7 @@ def fallbacks_data(convs: list[Conversation], filters: WeekFilters, hide: Any) -
     )
     messages = total(intent_counts(cells, filters).values())
     missed = total(weekly)
-    groups = metrics.group_similar([hide(t) for t in metrics.unanswered(convs)])
+    groups = metrics.group_similar(metrics.unanswered(convs))
     return {"weekly": list(zip(filters.mondays, weekly, strict=True)), "chart": chart,
             "groups": groups[:30], "total": messages, "missed": missed,
             "rate": share(missed, messages)}  # fmt: skip
@@ -411,7 +400,7 @@ def fallbacks_data(convs: list[Conversation], filters: WeekFilters, hide: Any) -
 @router.get("/fallbacks", response_class=HTMLResponse)
 def fallbacks(request: Request, staff: Staff, filters: WeekFiltered) -> Response:
     """Where the assistant fails."""
-    data = fallbacks_data(load(request, filters), filters, masker(request))
+    data = fallbacks_data(load(request, filters), filters)
     return page(request, "fallbacks.html", staff, filters=filters, view="fallbacks", **data)
 
 
@@ -479,24 +468,23 @@ def conversation_list(request: Request, staff: Staff, filters: Filtered) -> Resp
 
 @router.get("/conversations/{key}", response_class=HTMLResponse)
 def transcript(request: Request, staff: Staff, key: str) -> Response:
-    """One conversation with intents and actions, masked; the view is written to the access log."""
+    """One conversation with intents and actions (masked at intake); the view is logged."""
     sender, _, number = key.rpartition(":")
     today = _now(request).astimezone(JST).date()
-    events = read_sender_events(request.app.state.tracker_engine, sender)
+    with _db(request) as session:
+        events = read_sender_events(session, sender)
     recent = conversations(events, today - dt.timedelta(days=366), today)  # the last year only
     conv = next((c for c in recent if str(c.number) == number), None)
     if conv is None:
         return page(request, "transcript.html", staff, conv=None, lines=[], view="conversations")
-    hide = masker(request)
     lines = []
-    for event in conv.events:
+    for event in conv.events:  # texts were masked at intake (consent_service.analytics)
         if event.kind == "user":
             text = event.text
-            text = f"［ボタン］{text[1:].split('{')[0]}" if text.startswith("/") else hide(text)
-            confidence = (event.data.get("parse_data") or {}).get("intent", {}).get("confidence")
-            lines.append(("user", event.at, text, event.intent, confidence))
+            text = f"［ボタン］{text[1:].split('{')[0]}" if text.startswith("/") else text
+            lines.append(("user", event.at, text, event.intent, event.confidence))
         elif event.kind == "bot":
-            lines.append(("bot", event.at, hide(event.text), event.utter_action, None))
+            lines.append(("bot", event.at, event.text, event.utter_action, None))
         elif event.kind == "action" and event.action != "action_listen":
             lines.append(("action", event.at, "", event.action, None))
     with _db(request) as session, session.begin():
@@ -654,7 +642,7 @@ def export_rows(request: Request, name: str, filters: WeekFilters) -> list[list[
     if name == "intents":
         return [["intent", "count"], *[[i, c] for i, c in intents_data(convs, filters)["counts"]]]
     if name == "fallbacks":
-        groups = fallbacks_data(convs, filters, masker(request))["groups"]
+        groups = fallbacks_data(convs, filters)["groups"]
         return [["group (largest first)", "example (masked)"],
                 *[[i, group[0]] for i, group in enumerate(groups, 1)]]  # fmt: skip
     return None
