@@ -127,10 +127,13 @@ _PHONE = re.compile(
     rf"\(?\d{{1,4}}\)?[\s-]?\d{{3,4}}(?!-\d){_NOT_ALNUM_AFTER}"
 )
 _ERA = r"(?:明治|大正|昭和|平成|令和|[MTSHRmtshr])"
+# A date that something starts or ends on, or happened on, is not a birthday.
+_NOT_BIRTH = r"(?!日?\s*(?:から|まで|以降|以前|頃|ごろ|に(?:同意|受|申|登録|始|提供)))"
 _BIRTH = re.compile(
-    rf"(?:{_ERA}\s*(?:\d{{1,2}}|元)\s*(?:年|[./-])\s*\d{{1,2}}\s*(?:月|[./-])\s*\d{{1,2}}\s*日?"
+    rf"(?:{_ERA}\s*(?:\d{{1,2}}|元)\s*(?:年|[./-])\s*\d{{1,2}}\s*(?:月|[./-])\s*\d{{1,2}}(?!\d)\s*日?"
+    rf"{_NOT_BIRTH}"
     rf"|{_NOT_ALNUM_BEFORE}(?:19|20)\d{{2}}\s*(?:年|[./-])\s*\d{{1,2}}\s*(?:月|[./-])\s*\d{{1,2}}"
-    rf"(?!\d)\s*日?"
+    rf"(?!\d)\s*日?{_NOT_BIRTH}"
     rf"|{_ERA}\s*(?:\d{{1,2}}|元)\s*年(?:\s*\d{{1,2}}\s*月)?(?=\s*生まれ)"
     rf"|(?:19|20)\d{{2}}\s*年(?:\s*\d{{1,2}}\s*月)?(?=\s*生まれ)"
     rf"|\d{{1,2}}\s*月\s*\d{{1,2}}\s*日(?=\s*(?:生まれ|が誕生日|誕生))"
@@ -180,7 +183,9 @@ _LIVES = re.compile(
 _ADDRESS_INTRO = re.compile(rf"住所は\s*(?P<v>{_TOWN_CHAR}{{1,12}}(?:[0-9-]+)?)")
 # Names of wider areas kept: they say nothing about one resident.
 _AREA_SUFFIX = ("市", "県", "都", "府", "区", "郡", "国")
-_KEEP_PLACES = frozenset({"船橋", "千葉", "日本", "市内", "市外", "県内", "県外", "近所", "ここ"})
+_KEEP_PLACES = frozenset(
+    {"船橋", "千葉", "東京", "日本", "海外", "市内", "市外", "県内", "県外", "都内", "近所", "実家"}
+)
 
 
 def _town_before(text: str, start: int) -> int:
@@ -240,8 +245,10 @@ def _pattern_spans(text: str) -> List[_Span]:
         end = match.end("v")
         start = _town_before(text, end)
         town = text[start:end]
-        if town and not town.endswith(_AREA_SUFFIX) and town not in _KEEP_PLACES:
-            spans.append((start, end, DetailKind.ADDRESS))
+        whole = match.group("v")
+        if len(town) < 2 or town.endswith(_AREA_SUFFIX) or _KEEP_PLACES & {town, whole}:
+            continue  # 市内, 東京, 船橋市: wider than one resident's address
+        spans.append((start, end, DetailKind.ADDRESS))
     for match in _ADDRESS_INTRO.finditer(text):
         start, end = match.span("v")
         # "住所は船橋市西船…": the city stays, the town goes.
@@ -317,7 +324,7 @@ _FUNCTION_WORDS = (
 )
 
 
-def _looks_like_name(run: str) -> bool:
+def _looks_like_name(run: str, surname: bool = False) -> bool:
     """Whether a run of kana (or a kanji word) reads as a person's name to Sudachi.
 
     Kana is looked up in both scripts (さとう, a common word, is サトウ, a surname), kanji by its
@@ -360,13 +367,15 @@ def _looks_like_name(run: str) -> bool:
     morphemes = list(tokenizer.tokenize(text))
     if not any(m.part_of_speech()[0] == "名詞" for m in morphemes):
         return False  # ordinary words (いらない, せっかく), not a name
-    if person(text) is not None:
-        return True
+    whole = person(text)
+    if whole is not None and (not surname or _surname(whole)):
+        return True  # (where only a surname or a full name is expected: not げんき, a 名)
     if len(morphemes) == 1 and _dictionary_word(morphemes[0]):
         return False  # アレルギー is a word, not a name
     for cut in range(2, len(text) - 1):
         left, right = person(text[:cut]), person(text[cut:])
-        if _surname(left) and cut >= 3 and 2 <= len(text) - cut <= 4 and noun(text[cut:]):
+        short = 2 <= len(text) - cut <= 4
+        if _surname(left) and left[3] == "姓" and cut >= 3 and short and noun(text[cut:]):
             return True  # a surname and a short given name missing from the dictionary (ヒナ)
         if right is None:
             continue
@@ -382,6 +391,28 @@ _NOT_A_WORD_ID = 0x0FFFFFFF  # what Sudachi gives words it put together, not fro
 
 def _dictionary_word(morpheme: Any) -> bool:
     return bool(morpheme.dictionary_id() >= 0 and morpheme.word_id() < _NOT_A_WORD_ID)
+
+
+_SELF = ("わたし", "あたし", "ぼく", "おれ", "わたくし")
+_GREETING_POS = ("感動詞", "接続詞", "副詞")
+
+
+def _greeting(word: str) -> bool:
+    """Whether `word` is a greeting or filler (もしもし, あの), not part of a name."""
+    morphemes = list(_sudachi().tokenize(word))
+    return len(morphemes) == 1 and morphemes[0].part_of_speech()[0] in _GREETING_POS
+
+
+def _could_be_name(run: str) -> bool:
+    """Whether a run given where a name is expected can be one.
+
+    Not a function word (名前はいいです) nor a common kanji word (母の介護の代わり).
+    """
+    parts = [part for part in re.split(r"[ 　]", run) if part]
+    morphemes = list(_sudachi().tokenize(parts[0]))
+    if len(morphemes) == 1 and morphemes[0].part_of_speech()[0] in _FUNCTION_WORDS:
+        return False
+    return not (len(parts) == 1 and _common_kanji_word(parts[0]))
 
 
 def _common_kanji_word(text: str) -> bool:
@@ -483,17 +514,25 @@ def _name_spans(text: str) -> List[_Span]:
                 )
             )
             parts = list(re.finditer(r"[^ 　]+", run))
-            if strong and len(parts) == 2 and _common_kanji_word(parts[1].group()):
-                end = start + parts[0].end()  # "氏名：阿部 保険証…": the name, not the next word
-            if strong or _looks_like_name(run):
-                spans.append((start, end, DetailKind.NAME))
-                continue
-            if len(parts) != 2 or _has_noun(parts[0].group()) or _KANJI.search(parts[1].group()):
-                continue
-            for part in parts[1:]:
+            if pattern is _NAME_AFTER and run.startswith(_SELF):
+                continue  # わたしは…です: _NAME_BEFORE reads what follows わたしは
+            if len(parts) == 2 and _greeting(parts[0].group()) and not _KANJI.search(run):
                 # "もしもし まえだきょうこ": after a greeting, the name alone.
-                if _looks_like_name(part.group()):
-                    spans.append((start + part.start(), start + part.end(), DetailKind.NAME))
+                start, run = start + parts[1].start(), parts[1].group()
+                parts = parts[1:]
+            if (
+                strong
+                and len(parts) == 2
+                and len(parts[1].group()) > 1
+                and _common_kanji_word(parts[1].group())
+            ):
+                end = start + parts[0].end()  # "氏名：阿部 保険証…": the name, not the next word
+            if run in _KEEP_PLACES and not _PERSON_AFTER.match(text, end):
+                continue  # 千葉です
+            if strong and not _could_be_name(run):
+                strong = False  # 名前はいいです, 母の介護の代わり: words, not names
+            if strong or _looks_like_name(run, surname=True):
+                spans.append((start, end, DetailKind.NAME))
     return spans
 
 
@@ -504,6 +543,8 @@ def _token_name(text: str, offset: int, morphemes: List[Any], index: int) -> Tup
     surface = morpheme.surface()
     if not _is_person(pos) or surface in _NOT_NAMES:
         return None
+    if surface in _KEEP_PLACES and not _PERSON_AFTER.match(text, offset + morpheme.end()):
+        return None  # 千葉です: the prefecture, unless 千葉さん, 千葉と申します
     previous = morphemes[index - 1] if index else None
     following = morphemes[index + 1] if index + 1 < len(morphemes) else None
     after_space = following
@@ -539,13 +580,15 @@ def _token_name(text: str, offset: int, morphemes: List[Any], index: int) -> Tup
         extended = _given_name_end(text, end)
         if extended > end and _name_context(text, begin, extended):
             return begin, extended
-    # A kana word tagged as a name counts only where a name is expected.
-    return (begin, end) if _name_context(text, begin, end) else None
+    # A kana word tagged as a name counts only where a name is expected, and alone only as a
+    # surname (わたしはげんきです: 元気, not a given name).
+    return (begin, end) if _surname(pos) and _name_context(text, begin, end) else None
 
 
 _CONTEXT_BEFORE = re.compile(
     r"(?:名前は|氏名は|名前[:、]|氏名|わたしは|私は|僕は|ぼくは|[母父妻夫娘]の)\s*$"
 )
+_PERSON_AFTER = re.compile(r"\s*(?:さん|様|と申し|とい|と言|って言)")
 _CONTEXT_AFTER = re.compile(r"\s*(?:と申し|とい|と言|って言|っていい|です|さん|様|の家族|の代わり)")
 
 

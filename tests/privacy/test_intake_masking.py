@@ -134,6 +134,8 @@ def test_the_words_the_nlu_needs_survive() -> None:
         ("taro@example.jp に送って", ("taro@example.jp",), ("に送って",), {"email"}),
         # Written outside the generated set's frames.
         ("小野寺です、よろしく", ("小野寺",), ("です、よろしく",), {"name"}),
+        ("もしもし まえだきょうこです", ("まえだ", "きょうこ"), ("もしもし",), {"name"}),
+        ("山口 実といいます", ("山口", "実"), ("といいます",), {"name"}),
         ("桜井さんに聞きました", ("桜井",), ("さんに聞きました",), {"name"}),
         ("私、ジョンソン・マイケルと言います", ("ジョンソン", "マイケル"), ("私、",), {"name"}),
         (
@@ -169,6 +171,15 @@ def test_examples(text: str, gone: tuple[str, ...], kept: tuple[str, ...], kinds
         "連携コードを入力します 9914-0261",  # so are linking codes
         "レベル2のデータを提供したい",
         "マイナポータルとの違いは",
+        # Written outside data/: words where a name or a place might stand.
+        "千葉です",
+        "わたしはげんきです",
+        "名前はいいです",
+        "母の介護の代わりに聞いてます",
+        "市内に住んでいます",
+        "東京に住んでいる娘",
+        "2025年4月1日から始まりますか",  # a date things start on, not a birthday
+        "ありがとうございます、わかりました",
         "",
     ],
 )
