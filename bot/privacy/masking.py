@@ -81,6 +81,8 @@ _DASH = re.compile(rf"[{_DASHES}]")
 
 @functools.lru_cache(maxsize=4096)
 def _nfkc(char: str) -> str:
+    if "\ud800" <= char <= "\udfff":
+        return "\ufffd"  # a lone surrogate (possible in decoded JSON) would stop Sudachi
     return unicodedata.normalize("NFKC", char)
 
 

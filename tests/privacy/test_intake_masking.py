@@ -194,6 +194,12 @@ def test_the_rest_of_the_text_is_kept_as_typed() -> None:
     assert masked.text == "ＨｂＡ１ｃは［数値］でした！　ｶﾀｶﾅもそのまま"
 
 
+@pytest.mark.parametrize("text", ["\ud800山田花子です", "😀" * 9 + "山田花子", "本町1-2-3 " * 3000])
+def test_any_text_is_masked_without_error(text: str) -> None:
+    masked = mask_personal(text)
+    assert "花子" not in masked.text and "1-2-3" not in masked.text
+
+
 def test_masking_twice_changes_nothing_more() -> None:
     for _, masked in _generated()[:400]:
         assert mask_personal(masked.text).text == masked.text
