@@ -223,7 +223,7 @@ class Stack:
             "CONSENT_API_TOKEN": CONSENT_TOKEN,
             "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
             "RASA_API_TOKEN": RASA_API_TOKEN,
-            "SUBJECT_PSEUDONYM_KEY": "bench-pseudonym-key",
+            "SUBJECT_PSEUDONYM_KEY": "bench-pseudonym-key-0123456789abcdefghijklmn",
             "CITY_CONTACT_NAME": "ベンチマーク用の窓口",
             "CITY_CONTACT_PHONE": "0000-00-0000",
             "CITY_CONTACT_HOURS": "平日 9時から17時",

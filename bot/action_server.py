@@ -4,8 +4,8 @@ Started as `python -m bot.action_server --port 5055` (`make run`, the production
 tests). Compared with `rasa run actions`:
 
 - it listens on one interface, loopback by default (`--host`); rasa_sdk 3.6 binds all of them;
-- it does not start without a strong `ACTION_SERVER_TOKEN` and `CONSENT_API_TOKEN`
-  (bot/startup.py): every call but `/health` must carry the first as
+- it does not start without a strong `ACTION_SERVER_TOKEN`, `CONSENT_API_TOKEN` and
+  `SUBJECT_PSEUDONYM_KEY` (bot/startup.py): every call but `/health` must carry the first as
   `Authorization: Bearer <token>` (Rasa sends it from `action_endpoint.headers` in endpoints.yml
   and endpoints.prod.yml; a header, never in a URL that a proxy might log); others get 401, so a
   page a developer visits cannot make it act either;
@@ -76,6 +76,7 @@ def main(argv: List[str] | None = None) -> None:
     startup.private_files()
     settings = get_settings()
     startup.check_tokens(settings, required=("ACTION_SERVER_TOKEN", "CONSENT_API_TOKEN"))
+    startup.check_pseudonym_key(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(settings, args.actions)
     app.run(args.host, args.port, workers=1, access_log=False)

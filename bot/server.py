@@ -186,6 +186,8 @@ def prepare(argv: List[str], settings: Settings) -> List[str]:
     if command not in ("run", "shell") or "-h" in argv or "--help" in argv:
         return list(argv)
     startup.check_tokens(settings, required=("ACTION_SERVER_TOKEN",))
+    if command == "run":  # the channels key LINE ids and signed payloads with it
+        startup.check_pseudonym_key(settings)
     startup.export_endpoint_variables(settings)
     if "--enable-api" not in argv:
         return list(argv)

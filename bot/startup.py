@@ -8,6 +8,9 @@
   `secrets.token_urlsafe(32)` and `make run` give; 64 for hex digits, as the consent service
   counts) is refused at start-up with a message saying which and how to make one; so is a
   required one that is missing.
+- **A strong pseudonym key.** `SUBJECT_PSEUDONYM_KEY` keys every pseudonym (LINE ids, subject
+  ids, signed button data): the action server and Rasa's `run` refuse to start without one of the
+  same strength, instead of failing at the first resident's message.
 - **Endpoint variables from `.env`.** Rasa fills `${ACTION_SERVER_TOKEN}` in endpoints files from
   the environment only; the settings also read `.env`, so the value found there is exported to
   this process (the environment still wins). The token then never appears on a command line.
@@ -99,6 +102,30 @@ def check_tokens(settings: Settings, required: Iterable[str] = ()) -> None:
         problem = token_problem(name, _secret(settings, name), name in needed)
         if problem:
             raise SystemExit(problem)
+
+
+def check_pseudonym_key(settings: Settings) -> None:
+    """Refuse to start without a strong `SUBJECT_PSEUDONYM_KEY`.
+
+    Every pseudonym the Rasa side makes (the LINE user ids Rasa sees, the subject ids sent to
+    the consent service, the web chat's and LINE's signed payloads) is keyed with it: without
+    it the first resident's message would fail; with a guessable one the pseudonyms could be
+    reversed by trying LINE ids.
+
+    Args:
+        settings: This process's settings.
+
+    Raises:
+        SystemExit: With a one-line message naming the key and how to make one.
+    """
+    key = _secret(settings, "SUBJECT_PSEUDONYM_KEY")
+    if not key:
+        raise SystemExit(f"SUBJECT_PSEUDONYM_KEY is not set: {HOW_TO_MAKE_ONE}.")
+    if not strong_token(key):
+        raise SystemExit(
+            f"SUBJECT_PSEUDONYM_KEY is too weak (at least {MIN_TOKEN_CHARS} characters of 32 "
+            f"random bytes): {HOW_TO_MAKE_ONE}."
+        )
 
 
 def export_endpoint_variables(settings: Settings) -> None:

@@ -17,6 +17,7 @@ from tests.conftest import PROJECT_ROOT
 
 TOKEN = secrets.token_urlsafe(32)
 CONSENT_TOKEN = secrets.token_urlsafe(32)
+PSEUDONYM_KEY = secrets.token_hex(32)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -43,7 +44,7 @@ def _env(**values: str) -> dict:
         "CONSENT_API_URL": "http://127.0.0.1:9",
         "CONSENT_API_ATTEMPTS": "1",
         "CONSENT_API_TOKEN": CONSENT_TOKEN,
-        "SUBJECT_PSEUDONYM_KEY": "k",
+        "SUBJECT_PSEUDONYM_KEY": PSEUDONYM_KEY,
         **values,
     }
 
@@ -122,6 +123,9 @@ def test_it_listens_on_loopback_only(server: str) -> None:
         ({"ACTION_SERVER_TOKEN": "a" * 64}, "ACTION_SERVER_TOKEN"),
         ({"ACTION_SERVER_TOKEN": TOKEN, "CONSENT_API_TOKEN": ""}, "CONSENT_API_TOKEN"),
         ({"ACTION_SERVER_TOKEN": TOKEN, "CONSENT_API_TOKEN": "consent"}, "CONSENT_API_TOKEN"),
+        # Without it the first resident's message failed (issue 20); a weak one is refused too.
+        ({"ACTION_SERVER_TOKEN": TOKEN, "SUBJECT_PSEUDONYM_KEY": ""}, "SUBJECT_PSEUDONYM_KEY"),
+        ({"ACTION_SERVER_TOKEN": TOKEN, "SUBJECT_PSEUDONYM_KEY": "k"}, "SUBJECT_PSEUDONYM_KEY"),
     ],
 )
 def test_it_does_not_start_without_strong_tokens(values: dict, named: str) -> None:
@@ -131,3 +135,4 @@ def test_it_does_not_start_without_strong_tokens(values: dict, named: str) -> No
     )  # fmt: skip
     assert done.returncode != 0
     assert named.encode() in done.stderr
+    assert len(done.stderr.decode().strip().splitlines()) == 1  # one line, no traceback

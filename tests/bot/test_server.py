@@ -139,9 +139,11 @@ async def test_installed_failsafe_store_raises_rather_than_answering_none(
 
 STRONG = secrets.token_urlsafe(32)
 OTHER = secrets.token_urlsafe(32)
+PSEUDONYM_KEY = secrets.token_hex(32)
 
 
 def _settings(**values: Any) -> Settings:
+    values = {"subject_pseudonym_key": PSEUDONYM_KEY, **values}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -178,6 +180,15 @@ def clean_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             ["run"],
             {"action_server_token": STRONG, "consent_api_token": "consent-token"},
             "CONSENT_API_TOKEN",
+        ),
+        # The channels key every pseudonym with it (issue 20: refused at start, not at the
+        # first resident's message).
+        (["run"], {"action_server_token": STRONG, "subject_pseudonym_key": None}, "SUBJECT"),
+        (["run"], {"action_server_token": STRONG, "subject_pseudonym_key": "k"}, "SUBJECT"),
+        (
+            ["run", "--enable-api", "-t", OTHER],
+            {"action_server_token": STRONG, "subject_pseudonym_key": "e2e-pseudonym-key"},
+            "SUBJECT_PSEUDONYM_KEY",
         ),
     ],
 )
@@ -240,7 +251,7 @@ def _dev_env(**values: str) -> Dict[str, str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
-        "SUBJECT_PSEUDONYM_KEY": "k",
+        "SUBJECT_PSEUDONYM_KEY": PSEUDONYM_KEY,
         "CONSENT_API_TOKEN": "",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **values,

@@ -43,7 +43,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
-PSEUDONYM_KEY = "e2e-pseudonym-key"
+# At least 43 varied characters: the servers refuse weaker keys (bot/startup.py).
+PSEUDONYM_KEY = "e2e-pseudonym-key-0123456789abcdefghijklmnopqrstuv"
 START_TIMEOUT = 300.0
 CITY_CONTACT = {
     "CITY_CONTACT_NAME": "テスト用の窓口",

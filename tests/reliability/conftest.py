@@ -42,7 +42,8 @@ from tests.line_fake import FakeLineApi
 
 LINE_SECRET = "reliability-line-secret"
 LINE_TOKEN = "reliability-line-token"
-PSEUDONYM_KEY = "reliability-pseudonym-key"
+# At least 43 varied characters: the servers refuse weaker keys (bot/startup.py).
+PSEUDONYM_KEY = "reliability-pseudonym-key-0123456789abcdefghijk"
 CONSENT_TOKEN = "reliability-consent-token-" + "0" * 32  # 32 bytes, as the service demands
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MODEL = ROOT / "models" / "assistant.tar.gz"
