@@ -82,3 +82,7 @@ def test_the_block_number_goes_with_the_town(ginza, nlp: bool) -> None:
 def test_the_intake_markers_stay_as_they_are() -> None:
     text = "［名前］です。電話は［電話番号］、血圧は［数値］です"
     assert mask(text) == text
+
+
+def test_a_lone_surrogate_does_not_stop_the_masking(ginza) -> None:
+    assert "花子" not in mask("\ud800山田花子です", ginza)

@@ -84,6 +84,7 @@ PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
     (re.compile(r"[一-龥ァ-ヶー]{1,8}(?:病(?!院|棟|室|気)|症|炎|癌|がん|腫瘍)"), None),
 ]
 AREA_SUFFIX = ("市", "県", "都", "府", "区", "郡")
+SURROGATE = re.compile("[\ud800-\udfff]")
 # The channels' markers for what they removed at intake (bot/privacy), kept as they are.
 INTAKE_MARKER = re.compile(r"\[(名前|住所|電話番号|メール|郵便番号|生年月日|番号|数値)\]")
 # Sudachi's part of speech for names, as GiNZA gives it in `token.tag_`.
@@ -162,6 +163,7 @@ def mask(text: str, nlp: Pipeline | None = None) -> str:
         The text with sensitive spans replaced.
     """
     text = INTAKE_MARKER.sub(r"［\1］", unicodedata.normalize("NFKC", text))
+    text = SURROGATE.sub("\ufffd", text)  # a lone surrogate (from JSON) would stop GiNZA
     spans = _pattern_spans(text)
     if nlp is not None:
         doc = nlp(text)
