@@ -225,6 +225,32 @@ def test_no_raw_text_and_no_other_slot_is_stored(migrated: Engine, tmp_path: Pat
     assert "/give_consent" in stored  # a button press, without its entities
 
 
+def test_a_text_that_cannot_be_masked_is_hidden_and_blocks_nothing(
+    migrated: Engine, tmp_path: Path
+) -> None:
+    events = published(build(tmp_path / "rasa.db"))
+
+    def fragile(value: str) -> str:
+        if "山田" in value:
+            raise ValueError("the pipeline refuses this text")
+        return mask(value)
+
+    factory = make_sessionmaker(migrated)
+    assert consumer.store_events(factory, events, fragile) > 0
+    with factory() as session:
+        texts = list(
+            session.scalars(select(AnalyticsEvent.text).where(AnalyticsEvent.kind == "user"))
+        )
+    assert "［伏せ字］" in texts and not [t for t in texts if "山田" in (t or "")]
+    assert metrics.per_day(read(migrated, DAY1, DAY2)) == metrics.per_day(
+        before_issue_20(tracker_of(tmp_path), DAY1, DAY2)
+    )
+
+
+def tracker_of(folder: Path) -> Path:
+    return folder / "rasa.db"
+
+
 def test_analytics_retention_is_its_own_setting(migrated: Engine, tmp_path: Path) -> None:
     tracker = build(tmp_path / "rasa.db")
     feed(migrated, tracker)

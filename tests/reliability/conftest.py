@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -289,10 +290,13 @@ class ThrowAwayRabbitMQ:
     """
 
     def __init__(self, folder: Path) -> None:
-        """Choose the ports and the folder; nothing starts yet."""
+        """Choose the ports and the folders (the log in `folder`); nothing starts yet."""
         self.folder = folder
         self.port, dist = (_free_port() for _ in range(2))
         self.folder.mkdir(parents=True, exist_ok=True)
+        # The node's data: a folder of its own that its user can reach (pytest's are private).
+        self.data = Path(tempfile.mkdtemp(prefix="reliability-rabbitmq-"))
+        folder = self.data
         (folder / "enabled_plugins").write_text("[].")
         self.env = {
             **os.environ,
@@ -311,7 +315,7 @@ class ThrowAwayRabbitMQ:
         }
         self.as_root = os.geteuid() == 0  # Debian's node then runs as its `rabbitmq` user
         if self.as_root:
-            shutil.chown(folder, "rabbitmq", "rabbitmq")
+            shutil.chown(folder, "rabbitmq", "rabbitmq")  # its parent, /tmp, is reachable
             self.env["HOME"] = "/var/lib/rabbitmq"  # its Erlang cookie
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -343,8 +347,9 @@ class ThrowAwayRabbitMQ:
         self.process = None
 
     def stop(self) -> None:
-        """Stop the node (killed: nothing of it is kept)."""
+        """Stop the node (killed: nothing of it is kept) and delete its data."""
         self.kill()
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 def _free_port() -> int:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.analytics import intake, store
 from consent_service.config import Settings
-from consent_service.staff.masking import mask
+from consent_service.staff.masking import MARK, mask
 
 log = logging.getLogger("consent_service.analytics")
 
@@ -60,6 +60,23 @@ def masker(settings: Settings) -> Masker:
 
     nlp = spacy.load("ja_ginza")
     return lambda value: mask(value, nlp)
+
+
+def never_failing(hide: Masker) -> Masker:
+    """`hide`, but a text it cannot mask becomes one mark instead of stopping the consumer.
+
+    A message that always failed would otherwise come back for ever (a poison message) and
+    hold up every event behind it.
+    """
+
+    def safe(value: str) -> str:
+        try:
+            return hide(value)
+        except Exception:  # any failure of the masking pipeline: hide the whole text
+            log.warning("Masking failed; the text is stored as one mark")
+            return MARK
+
+    return safe
 
 
 def parse(body: bytes | str) -> dict[str, Any] | None:
@@ -92,7 +109,8 @@ def store_events(
     Returns:
         How many events were new.
     """
-    rows = [row for row in (intake.facts(e, hide) for e in events) if row is not None]
+    safe = never_failing(hide)
+    rows = [row for row in (intake.facts(e, safe) for e in events) if row is not None]
     with factory() as session, session.begin():
         added = store.write(session, rows)
         if position is not None:
