@@ -147,19 +147,26 @@ _BIRTH = re.compile(
 _CARD_DIGITS = r"\d+(?:[・-]\d+){0,3}"
 _INSURANCE = re.compile(
     rf"(?:被保険者(?:証)?(?:の)?(?:記号|番号)|保険者番号|保険証(?:の)?(?:記号|番号)?|記号|枝番)"
-    rf"\s*(?:は|が|:|、)?\s*(?P<v>{_CARD_DIGITS})(?![0-9A-Za-z])"
+    rf"\s*(?:は|が|:|、)?\s*(?:[一-龥々]{{1,4}}\s*)?(?P<v>{_CARD_DIGITS})(?![0-9A-Za-z])"
     rf"(?:\s*[、,・]?\s*(?:番号|枝番)\s*(?:は|が|:)?\s*(?P<w>{_CARD_DIGITS})(?![0-9A-Za-z]))?"
 )
 _HEALTH_TERMS = (
-    r"最高血圧|最低血圧|上の血圧|下の血圧|血圧|収縮期|拡張期|上|下|体重|身長|体温|熱|脈拍|脈|"
-    r"心拍数?|体脂肪率?|空腹時血糖値?|血糖値?|ヘモグロビンA1c|HbA1c|A1c|コレステロール|"
-    r"LDL|HDL|中性脂肪|尿酸値?|γ-?GTP|γGTP|GOT|GPT|AST|ALT|腹囲|BMI|クレアチニン|eGFR|"
-    r"尿蛋白|尿たんぱく|数値|値"
+    r"最高血圧|最低血圧|上の血圧|下の血圧|血圧|収縮期|拡張期|体重|身長|体温|脈拍|"
+    r"心拍数?|体脂肪率?|空腹時血糖値?|空腹時の血糖値?|血糖値?|ヘモグロビンA1c|HbA1c|A1c|"
+    r"ヘモグロビンエーワンシー|エーワンシー|コレステロール|LDL|HDL|中性脂肪|尿酸値?|γ-?GTP|"
+    r"GOT|GPT|AST|ALT|腹囲|BMI|クレアチニン|eGFR|尿蛋白|尿たんぱく|数値"
 )
-_UNIT = r"mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|cm|センチ|℃|度|%|パーセント|bpm|回|g/dl|U/L|IU/L"
+# Short words that name a value only right before it (上が150, 熱は38度), not a few words on.
+_HEALTH_SHORT = r"上|下|熱|脈"
+_UNIT = (
+    r"mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|cm|センチ|℃|度(?:\s*\d\s*分)?|%|パーセント|bpm|回|"
+    r"g/dl|U/L|IU/L"
+)
+# A number that counts things is not a value: 薬を2種類, 3日, 5年前.
+_NOT_COUNT = r"(?!\s*(?:種類|日|年|ヶ月|か月|カ月|週|人|錠|つ|個|時間|歳|番|位|件|社|本|枚))"
 _HEALTH = re.compile(
-    rf"(?:{_HEALTH_TERMS})(?:[^\d。!?\n]{{0,8}}?)"
-    rf"(?P<v>{_NUM}(?:\s*(?:/|の)\s*{_NUM})?(?:\s*(?:{_UNIT}))?)"
+    rf"(?:(?:{_HEALTH_TERMS})[^\d。!?\n]{{0,8}}?|(?:{_HEALTH_SHORT})(?:の値)?\s*(?:が|は|も|:)?\s*)"
+    rf"(?P<v>{_NUM}(?![\d.]){_NOT_COUNT}(?:\s*(?:/|の|-)\s*{_NUM})?(?:\s*(?:{_UNIT}))?)"
     rf"|(?P<u>{_NUM}(?:\s*/\s*{_NUM})?\s*(?:mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|℃|cm|センチ))"
     rf"|(?P<b>(?<![\d/.]){_NOT_ALNUM_BEFORE}\d{{2,3}}\s*/\s*\d{{2,3}}(?![\d/.]))",
     re.IGNORECASE,
@@ -167,14 +174,15 @@ _HEALTH = re.compile(
 # Addresses: block numbers (1-2-3, 2-15, 1丁目2番3号, 12番地) with the town name before them.
 _BLOCK = (
     r"\d+\s*丁目(?:\s*\d+\s*(?:番地?|-))?(?:\s*\d+\s*号?)?"
-    r"|\d+\s*(?:番地|番(?!号))(?:\s*\d+\s*号?)?"
+    r"|\d+\s*(?:番地|番(?!号|目))(?:\s*\d+\s*号?)?"
     r"|\d+(?:-\d+){1,2}(?:\s*号)?"
 )
 # A building and room number right after the block number: "2-1-1 ハイツ101", "3-5 船橋荘 203号室".
+_BUILDING_WORD = r"荘|館|棟|寮|マンション|ハイツ|コーポ|アパート|ハイム|レジデンス|メゾン|パレス"
 _BUILDING = (
     r"(?:\s?(?:[ァ-ヴー]{2,12}|[一-龥々ァ-ヴーA-Za-z]{0,10}"
-    r"(?:荘|館|棟|寮|マンション|ハイツ|コーポ|アパート|ハイム|レジデンス))"
-    r"\s?\d{1,4}(?:\s*号室)?(?![\d.])|\s?\d{1,4}\s*号室)?"
+    rf"(?:{_BUILDING_WORD})|(?:{_BUILDING_WORD})[一-龥々ァ-ヴーA-Za-z]{{1,10}})"
+    r"\s?\d{1,4}(?:\s*号室)?(?![\d.\-丁番])|\s?\d{1,4}\s*号室)?"
 )
 _ADDRESS = re.compile(rf"{_NOT_ALNUM_BEFORE}(?:{_BLOCK}){_BUILDING}{_NOT_ALNUM_AFTER}")
 _TOWN_CHAR = r"[一-龥々ヶ]"  # Funabashi's town names are written in kanji
@@ -239,8 +247,8 @@ def _pattern_spans(text: str) -> List[_Span]:
         return any(s < end and start < e for s, e, _ in numbers)
 
     for match in _ADDRESS.finditer(text):
-        if taken(*match.span()) or re.fullmatch(r"\d{4}-\d{4}", match.group()):
-            continue  # a phone or My Number, or a linking code (data/nlu/linking.yml)
+        if taken(*match.span()) or re.fullmatch(r"\d{4}-\d{4}(?:-\d)?", match.group()):
+            continue  # a phone or My Number; a linking code (4-4) or a receipt code (4-4-1)
         start = _town_before(text, match.start())
         spans.append((start, match.end(), DetailKind.ADDRESS))
     for match in _LIVES.finditer(text):
@@ -281,7 +289,7 @@ _NAME_BEFORE = re.compile(
     rf"息子の|家族の|主人の)\s*(?P<v>{_FULL_NAME})(?=\s*(?:{_NAME_FOLLOWERS}))"
 )
 _NAME_AFTER = re.compile(
-    rf"(?:^|(?<=[、。,.!?\s]))(?P<v>{_FULL_NAME})"
+    rf"(?:^|(?<=[、。,.!?\s])|(?<=[ぁ-ゖ])(?=[一-龥々]))(?P<v>{_FULL_NAME})"
     r"(?=\s*(?:と申します|といいます|と言います|って言います|っていいます|です|の家族|の代わり|さん|様))"
 )
 # Self-introductions and a relative one asks for: whatever stands there is a name.
@@ -364,6 +372,8 @@ def _looks_like_name(run: str, surname: bool = False) -> bool:
         morphemes = list(tokenizer.tokenize(text))
         if len(morphemes) != 1 or morphemes[0].part_of_speech()[0] != "名詞":
             return False
+        if len(text) > 1 and _common_kanji_word(text):
+            return False  # 不安 reads フアン, a surname, but is a word; 林 alone may be either
         text = morphemes[0].reading_form()
         return bool(re.fullmatch(r"[ァ-ヴー]+", text)) and _surname(person(text))
     morphemes = list(tokenizer.tokenize(text))
@@ -427,7 +437,7 @@ def _common_kanji_word(text: str) -> bool:
         len(morphemes) == 1
         and _KANJI.match(text) is not None
         and _dictionary_word(morphemes[0])
-        and not _is_person(morphemes[0].part_of_speech())
+        and morphemes[0].part_of_speech()[1] == "普通名詞"
     )
 
 
@@ -516,6 +526,9 @@ def _name_spans(text: str) -> List[_Span]:
                 )
             )
             parts = list(re.finditer(r"[^ 　]+", run))
+            after_kana = start > 0 and _script(text[start - 1]) == "hiragana"
+            if pattern is _NAME_AFTER and after_kana and not strong:
+                continue  # …のが不安です: only a self-introduction after a particle
             if pattern is _NAME_AFTER and run.startswith(_SELF):
                 continue  # わたしは…です: _NAME_BEFORE reads what follows わたしは
             if len(parts) == 2 and _greeting(parts[0].group()) and not _KANJI.search(run):
