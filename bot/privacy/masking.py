@@ -8,9 +8,12 @@ text lives only in memory for that one message. Two layers find the spans to mas
    phone numbers, dates of birth, My Number, insurance card numbers, numeric health values, and
    addresses (block numbers such as "1-2-3" or 1丁目2番3号 with the town name before them, and a
    town someone says they live in).
-2. Sudachi's part-of-speech tags (the dictionary the NLU tokenizer loads, split mode C): words
-   tagged 名詞,固有名詞,人名 are names; a given name right after a surname goes with it even
-   when Sudachi does not tag it.
+2. Names, from Sudachi (the dictionary the NLU tokenizer loads, split mode C, opened once per
+   thread on first use): words tagged 名詞,固有名詞,人名 are names, with the given name right
+   after a surname even when Sudachi does not tag it (山田花子); a kana word tagged 人名 only where
+   a name is expected. Where residents give a name (名前は…, …と申します, …です, 母の…の代わり),
+   a kana run is a name when Sudachi reads it, in either kana script, as a surname and/or a given
+   name (さとう is a common word, サトウ a surname).
 
 Each masked span becomes a fixed marker for its kind (`MARKERS`). What is deliberately not masked
 (ages, the city's name, prefecture, the city's own facilities, the words the NLU needs) and the
