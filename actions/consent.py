@@ -38,12 +38,27 @@ from actions.consent_client import (
     ConsentServiceUnavailable,
     get_client,
 )
-from actions.levels import latest_entity_values
+from actions.consent_states import (
+    Event,
+    Pending,
+    Stage,
+    State,
+    Step,
+    Transition,
+    event_of,
+    state_of,
+    transition,
+)
 from actions.notice import retention_days
 from actions.worker import ServiceAction
 
 Events = List[Dict[str, Any]]
 MAX_OFFER_BUTTONS = 13
+ANSWERS = {
+    Step.ANSWER_CONSULTED: "consulted",
+    Step.ANSWER_NOT_YET: "not_yet",
+    Step.ANSWER_WILL_NOT: "will_not",
+}
 
 
 class ActionConsentFlow(ServiceAction):
@@ -61,27 +76,42 @@ class ActionConsentFlow(ServiceAction):
 
 
 def consent_step(
-    dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    domain: Dict[str, Any],
+    row: Transition | None = None,
 ) -> Events:
     """Take the next step of giving consent for the latest message (also a yes or a no).
+
+    The step is the one the transition table (actions/consent_states.py) gives for the
+    conversation's state and the latest message.
 
     Args:
         dispatcher: Where the answers go.
         tracker: The conversation, whose slots hold the consent's state.
         domain: The domain (for the wording fragments).
+        row: The row already looked up by the yes/no dispatcher, if any.
 
     Returns:
         The slot events of the step.
     """
-    intent = (tracker.latest_message.get("intent") or {}).get("name")
-    if intent == "give_consent" and tracker.get_slot(c.RESUMED):
+    event = event_of(tracker)
+    if row is None:
+        if event is None:  # an intent the consent flow does not take
+            dispatcher.utter_message(response="utter_consent_nothing_pending")
+            pending = tracker.get_slot(c.PENDING) == Pending.CONSENT.value
+            return [SlotSet(c.PENDING, None)] if pending else []
+        row = transition(state_of(tracker), event)
+    if row.step is Step.ASK_SAME_PERSON:
         # A web chat session resumed on a shared screen: whoever sits here now must not give
         # consent under the previous resident's pseudonym without saying who they are.
         dispatcher.utter_message(response="utter_ask_same_person")
         return []
     flow = _Flow(dispatcher, tracker, domain, get_client())
     try:
-        return flow.step()
+        if event in (Event.GIVE_CONSENT, Event.TYPED_CONSENT_YES, Event.CHOOSE_OFFER):
+            flow.refuse_level3_items()
+        return flow.take(row.step)
     except ConsentServiceUnavailable:
         dispatcher.utter_message(response="utter_consent_service_down_generic")
         return []
@@ -102,60 +132,46 @@ class _Flow:
         self.tracker = tracker
         self.domain = domain
         self.client = client
-        self.stage: str | None = tracker.get_slot(c.STAGE)
-        self.pending = tracker.get_slot(c.PENDING) == "consent"
+        self.stage = Stage.of(tracker.get_slot(c.STAGE))
+        self.pending = tracker.get_slot(c.PENDING) == Pending.CONSENT.value
 
     def utter(self, response: str, **values: Any) -> None:
         self.dispatcher.utter_message(response=response, **values)
 
-    def step(self) -> Events:
-        intent = (self.tracker.latest_message.get("intent") or {}).get("name")
-        if intent == "give_consent":
-            return self.start()
-        if intent == "answer_family_doctor":
-            # Values the synonym mapper did not recognise (a stray "はい" tagged with the answer)
-            # are ignored; two different answers in one message are unclear.
-            answers = {
-                value
-                for value in latest_entity_values(self.tracker, "family_doctor_answer")
-                if value in c.DOCTOR_ANSWERS
-            }
-            if len(answers) == 1:
-                return self.doctor_answer(answers.pop())
-            if self.pending and self.stage in ("doctor_asked", "doctor_not_yet"):
-                # Not clear which answer was meant: never guess, ask again with buttons.
-                self.utter("utter_ask_family_doctor")
-                return [SlotSet(c.STAGE, "doctor_asked")]
-            return self.nothing_pending()
-        if intent in ("affirm", "deny") and self.pending:
-            yes = intent == "affirm"
-            if self.stage == "doctor_asked":
-                return self.doctor_answer("consulted" if yes else "not_yet")
-            if self.stage == "doctor_not_yet":
-                return self.proceed_or_pause(yes)
-            if self.stage == "confirming":
-                return self.submit() if yes else self.cancel()
+    def take(self, step: Step) -> Events:
+        """Take one step of the transition table (the consent flow's steps only)."""
+        if step is Step.LIST_OFFERS:
+            return self.list_offers()
+        if step is Step.CHOOSE:
+            return self.choose(str(c.latest_entity(self.tracker, "offer_id")))
+        if step is Step.RESUME:
+            return self.resume()
+        if step is Step.RESUME_OR_LIST:
+            if self.stage and self.tracker.get_slot(c.OFFER):
+                return self.resume()
+            return self.list_offers()
+        if step in ANSWERS:
+            return self.doctor_answer(ANSWERS[step])
+        if step is Step.ASK_DOCTOR_AGAIN:
+            # Not clear which answer was meant: never guess, ask again with buttons.
+            self.utter("utter_ask_family_doctor")
+            return [SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
+        if step is Step.ASK_CONTINUE_OR_PAUSE:
+            # A bare "はい" does not say which of the two buttons was meant: asked again.
+            self.utter("utter_consent_choose_continue_or_pause")
+            return []
+        if step is Step.READ_BACK:  # the 「このまま進める」 button
+            return self.read_back(self.current_offer())
+        if step is Step.PAUSE:
+            return self.pause()
+        if step is Step.SUBMIT:
+            return self.submit()
+        if step is Step.CANCEL:
+            return self.cancel()
+        # NOTHING_PENDING, and the steps of the other dispatcher (yes/no) if called directly.
         return self.nothing_pending()
 
     # -- starting --------------------------------------------------------------------------
-    def start(self) -> Events:
-        self.refuse_level3_items()
-        offer_id = c.latest_entity(self.tracker, "offer_id")
-        if offer_id:
-            return self.choose(offer_id)
-        named_items = next(self.tracker.get_latest_entity_values("data_item"), None)
-        if self.pending and self.stage == "confirming":
-            if named_items is None and c.typed_wish(self.tracker, c.CONSENT_YES):
-                # 「同意します」 typed at the read-back answers its question: it is the yes.
-                return self.submit()
-            # Anything else (「同意しません」, items named) is not a yes: read back and ask again.
-            return self.resume()
-        if self.pending and self.stage == "doctor_not_yet":
-            return self.proceed_or_pause(yes=True)
-        if self.stage and self.tracker.get_slot(c.OFFER):
-            return self.resume()
-        return self.list_offers()
-
     def refuse_level3_items(self) -> None:
         asked = set(self.tracker.get_latest_entity_values("data_item"))
         if not asked:
@@ -202,22 +218,22 @@ class _Flow:
             SlotSet(c.OFFER, offer_id),
             SlotSet(c.REQUEST_KEY, uuid.uuid4().hex),
             SlotSet(c.DOCTOR, None),
-            SlotSet(c.PENDING, "consent"),
+            SlotSet(c.PENDING, Pending.CONSENT.value),
         ]
         if c.needs_doctor(offer):
             self.utter("utter_ask_family_doctor")
-            return [*events, SlotSet(c.STAGE, "doctor_asked")]
+            return [*events, SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
         return [*events, *self.read_back(offer)]
 
     def resume(self) -> Events:
         offer = self.current_offer()
         self.utter("utter_consent_resume", title=offer["title_ja"])
-        events: Events = [SlotSet(c.PENDING, "consent")]
-        if self.stage == "confirming":
+        events: Events = [SlotSet(c.PENDING, Pending.CONSENT.value)]
+        if self.stage is Stage.CONFIRMING:
             return [*events, *self.read_back(offer)]
         if c.needs_doctor(offer):
             self.utter("utter_ask_family_doctor")
-            return [*events, SlotSet(c.STAGE, "doctor_asked")]
+            return [*events, SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
         return [*events, *self.read_back(offer)]
 
     def explain(self, offer: Dict[str, Any]) -> None:
@@ -247,31 +263,16 @@ class _Flow:
 
     # -- the family doctor -------------------------------------------------------------------
     def doctor_answer(self, answer: str) -> Events:
-        if not self.pending or self.stage not in ("doctor_asked", "doctor_not_yet"):
-            return self.nothing_pending()
         offer = self.current_offer()
         events: Events = [SlotSet(c.DOCTOR, answer)]
         if answer == "not_yet":
             self.utter("utter_recommend_consult_first")
-            return [*events, SlotSet(c.STAGE, "doctor_not_yet")]
+            return [*events, SlotSet(c.STAGE, Stage.DOCTOR_NOT_YET.value)]
         return [*events, *self.read_back(offer, doctor=answer)]
-
-    def proceed_or_pause(self, yes: bool) -> Events:
-        """The answer to "どうしますか？" after "まだ相談していない".
-
-        Only the "このまま進める" button (its payload names the choice) continues; a no stops. A
-        bare "はい" does not say which of the two was meant, so the question is asked again.
-        """
-        if not yes:
-            return self.pause()
-        if c.latest_entity(self.tracker, c.CHOICE) == "proceed":
-            return self.read_back(self.current_offer())
-        self.utter("utter_consent_choose_continue_or_pause")
-        return []
 
     def pause(self) -> Events:
         self.utter("utter_consent_paused")
-        return [SlotSet(c.PENDING, None), SlotSet(c.STAGE, "paused")]
+        return [SlotSet(c.PENDING, None), SlotSet(c.STAGE, Stage.PAUSED.value)]
 
     # -- read-back and submission ------------------------------------------------------------
     def read_back(self, offer: Dict[str, Any], doctor: str | None = None) -> Events:
@@ -286,13 +287,13 @@ class _Flow:
             answer = doctor or self.tracker.get_slot(c.DOCTOR)
             if answer not in c.DOCTOR_ANSWERS:  # never read back level 2 without the answer
                 self.utter("utter_ask_family_doctor")
-                return [SlotSet(c.STAGE, "doctor_asked")]
+                return [SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
             family_doctor = c.fragment(self.domain, f"doctor_{answer}")
             self.utter("utter_consent_readback_level2", family_doctor=family_doctor, **values)
         else:
             self.utter("utter_consent_readback", **values)
         return [
-            SlotSet(c.STAGE, "confirming"),
+            SlotSet(c.STAGE, Stage.CONFIRMING.value),
             SlotSet(c.TERMS, terms),
             SlotSet(c.OFFER_VERSION, offer.get("version")),
             SlotSet(c.ITEMS, [i["item_id"] for i in offer["items"]]),
@@ -313,7 +314,7 @@ class _Flow:
             doctor = self.tracker.get_slot(c.DOCTOR) if c.needs_doctor(offer) else None
             if c.needs_doctor(offer) and doctor not in c.DOCTOR_ANSWERS:
                 self.utter("utter_ask_family_doctor")
-                return [SlotSet(c.STAGE, "doctor_asked")]
+                return [SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
         else:  # changed: the read-back's own answer is sent and the service says what changed
             answer = self.tracker.get_slot(c.DOCTOR)
             doctor = answer if answer in c.DOCTOR_ANSWERS else None
@@ -359,7 +360,7 @@ class _Flow:
                 return c.clear_flow()
         if refusal.reason == "family_doctor_answer_required":
             self.utter("utter_ask_family_doctor")
-            return [SlotSet(c.STAGE, "doctor_asked")]
+            return [SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
         if refusal.reason == "offer_changed":
             # Nothing was recorded: say so, then the notice again with the offer as it is now.
             self.utter("utter_consent_offer_changed")
@@ -412,7 +413,6 @@ class ActionShowTerms(ServiceAction):
             # The file is Markdown: its heading marks are not for a chat bubble.
             terms_text=re.sub(r"^#+\s*", "", str(terms["text_ja"]).strip(), flags=re.MULTILINE),
         )
-        waiting = tracker.get_slot(c.PENDING) == "consent"
-        if waiting and tracker.get_slot(c.STAGE) == "confirming":
+        if state_of(tracker) is State.CONFIRMING:
             dispatcher.utter_message(response="utter_terms_back_to_question")
         return []

@@ -28,6 +28,7 @@ from actions.consent_client import (
     get_client,
     valid_consent_id,
 )
+from actions.consent_states import Pending
 from actions.receipt_code import NOTHING, CodeInText, find_code
 from actions.worker import ServiceAction
 
@@ -77,7 +78,7 @@ def withdrawal_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> Event
         The slot events of the step.
     """
     intent = (tracker.latest_message.get("intent") or {}).get("name")
-    pending = tracker.get_slot(c.PENDING) == "withdrawal"
+    pending = tracker.get_slot(c.PENDING) == Pending.WITHDRAWAL.value
     channel, subject = c.resident(tracker)
     try:
         if intent in ("withdraw_consent", CODE_INTENT):
@@ -160,7 +161,7 @@ def _confirm(dispatcher: CollectingDispatcher, subject: str, consent_id: str) ->
         recipient=(offer.get("recipient") or {}).get("name_ja", ""),
         receipt_id=_code_of(found[0]),
     )
-    return [SlotSet(c.PENDING, "withdrawal"), SlotSet(c.WITHDRAW, consent_id)]
+    return [SlotSet(c.PENDING, Pending.WITHDRAWAL.value), SlotSet(c.WITHDRAW, consent_id)]
 
 
 def _confirm_code(dispatcher: CollectingDispatcher, subject: str, typed: CodeInText) -> Events:
@@ -188,7 +189,7 @@ def _confirm_code(dispatcher: CollectingDispatcher, subject: str, typed: CodeInT
         response="utter_withdraw_code_confirm", receipt_code=typed.code, title=title
     )
     return [
-        SlotSet(c.PENDING, "withdrawal"),
+        SlotSet(c.PENDING, Pending.WITHDRAWAL.value),
         SlotSet(c.WITHDRAW, None),
         SlotSet(WITHDRAW_CODE, typed.code),
     ]

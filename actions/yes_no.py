@@ -1,9 +1,10 @@
 """Yes and no: they answer whichever question the assistant has open.
 
-The open question is in the `consent_pending` slot (set only by the consent and withdrawal
-actions). With none open, a yes or no is small talk. Keeping this in one action, rather than in
-rules conditioned on the slot, means the dialogue policy never has to predict across a slot that
-the answering action itself changes.
+The open question is read from the slots (set only by the consent and withdrawal actions) and
+the step taken from the one transition table of actions/consent_states.py. With none open, a
+yes or no is small talk. Keeping this in one action, rather than in rules conditioned on the
+slot, means the dialogue policy never has to predict across a slot that the answering action
+itself changes.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent import consent_step
-from actions.consent_common import PENDING, RESUMED
+from actions.consent_states import (
+    Event,
+    Step,
+    event_of,
+    state_of,
+    transition,
+)
 from actions.privacy import NOTICE as PRIVACY_NOTICE
 from actions.session import same_person_step
 from actions.withdrawal import withdrawal_step
 from actions.worker import ServiceAction
 
-SAME_PERSON_QUESTION = "utter_ask_same_person"
+YES_NO = (Event.YES, Event.NO, Event.PROCEED)
 
 
 def last_question(tracker: Tracker) -> str | None:
@@ -52,15 +59,18 @@ class ActionHandleYesNo(ServiceAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
         """Answer the open question, or acknowledge when there is none."""
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if tracker.get_slot(RESUMED) and last_question(tracker) == SAME_PERSON_QUESTION:
+        event = event_of(tracker)
+        if event not in YES_NO:  # only affirm and deny come here (data/rules.yml)
+            event = Event.NO if event is None else Event.YES
+        row = transition(state_of(tracker, last_question(tracker)), event)
+        if row.step is Step.CONFIRM_SAME_PERSON or row.step is Step.NOT_SAME_PERSON:
             # A typed はい/いいえ at the same-person question counts as its buttons, and answers
             # nothing else: never a consent or withdrawal question left open before it.
-            return same_person_step(dispatcher, same=intent == "affirm")
-        pending = tracker.get_slot(PENDING)
-        if pending == "consent":
-            return consent_step(dispatcher, tracker, domain)
-        if pending == "withdrawal":
+            return same_person_step(dispatcher, same=row.step is Step.CONFIRM_SAME_PERSON)
+        if row.step is Step.WITHDRAWAL:
             return withdrawal_step(dispatcher, tracker)
-        dispatcher.utter_message(response="utter_affirm" if intent == "affirm" else "utter_deny")
-        return []
+        if row.step is Step.SMALL_TALK:
+            response = "utter_deny" if event is Event.NO else "utter_affirm"
+            dispatcher.utter_message(response=response)
+            return []
+        return consent_step(dispatcher, tracker, domain, row)
