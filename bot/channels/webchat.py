@@ -58,6 +58,7 @@ from socketio import AsyncServer
 
 from bot.channels.guard import intake, rasa_texts
 from bot.channels.origins import insecure_origins, split_origins
+from bot.nlu.readings import with_furigana
 from bot.privacy import Masked
 from bot.settings import Settings, get_settings
 from bot.shared_state import SharedState, rate_verdict, shared_state, within_budget
@@ -185,7 +186,8 @@ class WebChatOutput(OutputChannel):
         self.offer_seconds = offer_seconds
 
     async def _emit(self, message: Dict[str, Any]) -> None:
-        await self.sio.emit("bot_uttered", message, room=self.session)
+        # The readings of the text's kanji go along as data (issue 16: the page's furigana).
+        await self.sio.emit("bot_uttered", with_furigana(message), room=self.session)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         """Send text."""
