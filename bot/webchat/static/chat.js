@@ -17,12 +17,93 @@
   var notice = false;  // the status line says the conversation ended: kept until the next message
   function clearStatus() { if (!notice) { statusLine.textContent = ""; } }
 
-  function show(text, who) {
+  function show(text, who, readings) {
     var item = document.createElement("li");
     item.className = who;
-    item.textContent = text;  // never HTML: answers and input are shown as plain text
+    if (who === "bot") {
+      var body = document.createElement("div");
+      body.className = "text";
+      fillWithReadings(body, text, readings);
+      item.appendChild(body);
+      item.appendChild(speakButton(text));
+      announce(text);
+    } else {
+      item.textContent = text;  // never HTML: answers and input are shown as plain text
+    }
     messages.appendChild(item);
     item.scrollIntoView({ block: "end" });
+  }
+
+  // ふりがな (issue 16): the server sends each answer's text with its readings as data, a list of
+  // [surface, reading or null] (bot/nlu/readings.py). They are built into <ruby> with text nodes
+  // only, never HTML; the readings show while the 「ふりがな」 switch is on (body.furigana, CSS).
+  // Readings that do not give back the text exactly are ignored (plain text is shown).
+  function fillWithReadings(container, text, readings) {
+    var valid = Array.isArray(readings) && readings.every(function (segment) {
+      return Array.isArray(segment) && typeof segment[0] === "string" &&
+        (segment[1] === null || typeof segment[1] === "string");
+    }) && readings.map(function (segment) { return segment[0]; }).join("") === text;
+    if (!valid) { container.textContent = text; return; }
+    readings.forEach(function (segment) {
+      if (!segment[1]) { container.appendChild(document.createTextNode(segment[0])); return; }
+      var ruby = document.createElement("ruby");
+      ruby.appendChild(document.createTextNode(segment[0]));
+      var rt = document.createElement("rt");
+      rt.textContent = segment[1];
+      rt.setAttribute("aria-hidden", "true");  // a visual aid: screen readers read the word
+      ruby.appendChild(rt);
+      container.appendChild(ruby);
+    });
+  }
+
+  // New answers are announced to screen readers by this polite live region (the message list
+  // itself is a log that is not read out, so readings and buttons are not announced with them).
+  var announcer = document.getElementById("announcer");
+  function announce(text) {
+    var line = document.createElement("p");
+    line.textContent = text;
+    announcer.appendChild(line);
+    while (announcer.childNodes.length > 3) { announcer.removeChild(announcer.firstChild); }
+  }
+
+  // 読み上げ (issue 16): each answer has a button that speaks it with the browser's own speech
+  // synthesis in Japanese; nothing goes to a server. The buttons show only when the browser has
+  // a Japanese voice (body.can-speak), found at once or after `voiceschanged` or a short wait.
+  var speech = window.speechSynthesis || null;
+  var japaneseVoice = null;
+  function findJapaneseVoice() {
+    if (!speech || typeof speech.getVoices !== "function") { return null; }
+    var voices = speech.getVoices() || [];
+    for (var i = 0; i < voices.length; i += 1) {
+      if (/^ja([-_]|$)/i.test(String(voices[i].lang || ""))) { return voices[i]; }
+    }
+    return null;
+  }
+  function noteVoices() {
+    japaneseVoice = findJapaneseVoice();
+    document.body.classList.toggle("can-speak", !!japaneseVoice);
+  }
+  if (speech) {
+    noteVoices();
+    if (typeof speech.addEventListener === "function") {
+      speech.addEventListener("voiceschanged", noteVoices);
+    }
+    setTimeout(noteVoices, 1500);  // some browsers load their voices late without an event
+  }
+  function speakButton(text) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "speak";
+    button.textContent = "読み上げる";
+    button.addEventListener("click", function () {
+      if (!speech || !japaneseVoice) { return; }
+      speech.cancel();
+      var utterance = new SpeechSynthesisUtterance(text);
+      utterance.lang = "ja-JP";
+      try { utterance.voice = japaneseVoice; } catch (e) { /* the language alone chooses it */ }
+      speech.speak(utterance);
+    });
+    return button;
   }
 
   function showReplies(list) {
@@ -56,6 +137,7 @@
   }
   toggle("toggle-large", "large", "webchat-large");
   toggle("toggle-contrast", "contrast", "webchat-contrast");
+  toggle("toggle-furigana", "furigana", "webchat-furigana");
 
   // やさしい日本語 (plain mode, issue 16): the assistant remembers the mode for the conversation;
   // this button sends the switch (one of the page's own payloads the channel accepts) and shows
@@ -147,6 +229,8 @@
     current = null;
     remember.checked = false;
     messages.textContent = "";
+    announcer.textContent = "";
+    if (speech) { speech.cancel(); }
     replies.textContent = "";
     input.value = "";
     showPlain(false);  // a new session starts in the usual wording
@@ -191,7 +275,7 @@
     });
     socket.on("bot_uttered", function (message) {
       clearStatus();
-      if (message.text) { show(message.text, "bot"); }
+      if (message.text) { show(message.text, "bot", message.furigana); }
       if (message.quick_replies) { showReplies(message.quick_replies); notePlain(message.quick_replies); }
     });
   }
