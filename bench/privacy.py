@@ -154,6 +154,44 @@ def staff_quality(seeds: list[int], count: int, ginza: int) -> None:
         print("\n".join(recall_table(lambda text: mask(text, nlp), seeds[:1], ginza)))
 
 
+def nlu_reading(count: int, model: Path) -> None:
+    """Print how often the NLU reads a message's question the same with and without masking.
+
+    For each generated message that asks something, the reference is the intent the model gives
+    the question alone; compared with its intent for the raw message and the masked one.
+    """
+    import asyncio
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.disable(logging.WARNING)
+    sys.path.insert(0, str(ROOT))
+    from rasa.core.agent import Agent
+
+    from bot.privacy import mask_personal
+    from tests.privacy.cases import cases
+
+    async def run() -> None:
+        agent = Agent.load(str(model))
+
+        async def intent(text: str) -> str:
+            return str((await agent.parse_message(text))["intent"]["name"])
+
+        asking = [case for case in cases()[:count] if case.question]
+        reference = {q: await intent(q) for q in {case.question for case in asking}}
+        raw = masked = 0
+        for case in asking:
+            raw += await intent(case.text) == reference[case.question]
+            masked += await intent(mask_personal(case.text).text) == reference[case.question]
+        print(f"messages that ask something: {len(asking)}")
+        print(f"intent as for the question alone: raw {raw / len(asking):.3f}, ", end="")
+        print(f"masked {masked / len(asking):.3f}")
+
+    asyncio.run(run())
+
+
 def render(results: dict[str, Any], command: str) -> str:
     """The Markdown section of docs/benchmarks.md."""
     lines = [
@@ -213,8 +251,12 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="0: the tests' set")
     parser.add_argument("--count", type=int, default=2400, help="messages per seed")
     parser.add_argument("--ginza", type=int, default=0, help="messages for GiNZA (--staff)")
+    parser.add_argument("--nlu", type=Path, help="a trained model: the NLU's reading, raw/masked")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    if args.nlu:
+        nlu_reading(args.count, args.nlu)
+        return 0
     if args.staff:
         staff_quality(seeds, args.count, args.ginza)
         return 0

@@ -52,6 +52,7 @@ class Case:
 
     text: str
     details: tuple[Detail, ...] = field(default_factory=tuple)
+    question: str = ""  # the question around the details ("": none), for the NLU's reading
 
 
 def missed(detail: Detail, masked_text: str) -> bool:
@@ -442,7 +443,7 @@ def cases(count: int = 2400, seed: int = SEED) -> list[Case]:
         text = "".join(pieces) + question + rng.choice(SENTENCE_ENDS)
         if rng.random() < 0.3 and not text.startswith(("氏名", "TEL")):
             text = rng.choice(["こんにちは。", "すみません、", "あの、", "もしもし "]) + text
-        result.append(Case(text, tuple(details)))
+        result.append(Case(text, tuple(details), question))
     return result
 
 
