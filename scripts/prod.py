@@ -296,7 +296,8 @@ class ProdStack:
             "CONSENT_READONLY_DATABASE_URL": role_url("ro", consent_db),
             # analytics: Rasa's Pika event broker (endpoints.prod.yml) and the consumer
             "ANALYTICS_SOURCE": "rabbitmq",
-            "RABBITMQ_URL": base.get("RABBITMQ_URL", "amqp://127.0.0.1:5672/%2F"),
+            "RABBITMQ_URL": base.get("RABBITMQ_URL", "amqp://127.0.0.1/%2F"),
+            "RABBITMQ_PORT": base.get("RABBITMQ_PORT", "5672"),
             "RABBITMQ_USERNAME": base.get("RABBITMQ_USERNAME", "guest"),
             "RABBITMQ_PASSWORD": base.get("RABBITMQ_PASSWORD", "guest"),
             "RABBITMQ_QUEUE": base.get("RABBITMQ_QUEUE", "funabashi_analytics"),

@@ -156,12 +156,13 @@ class Settings(BaseSettings):
         ),
     )
     rabbitmq_url: str = Field(
-        default="amqp://127.0.0.1:5672/%2F",
+        default="amqp://127.0.0.1/%2F",
         description=(
-            "RabbitMQ of the Pika event broker: amqp://host:port/vhost, without credentials "
-            "(the same value endpoints.prod.yml gives Rasa)."
+            "RabbitMQ of the Pika event broker: amqp://host/vhost, without credentials or port "
+            "(the same value endpoints.prod.yml gives Rasa, whose broker adds RABBITMQ_PORT)."
         ),
     )
+    rabbitmq_port: int = Field(default=5672, ge=1, le=65535, description="RabbitMQ's port.")
     rabbitmq_username: str = Field(default="guest", description="RabbitMQ user.")
     rabbitmq_password: SecretStr = Field(
         default=SecretStr("guest"), description="RabbitMQ password."

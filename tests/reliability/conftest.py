@@ -320,9 +320,9 @@ class ThrowAwayRabbitMQ:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        """RABBITMQ_URL (default vhost, no credentials: guest/guest on loopback)."""
-        return f"amqp://127.0.0.1:{self.port}/%2F"
+    def settings(self) -> Dict[str, str]:
+        """RABBITMQ_URL and RABBITMQ_PORT (default vhost; guest/guest on loopback)."""
+        return {"RABBITMQ_URL": "amqp://127.0.0.1/%2F", "RABBITMQ_PORT": str(self.port)}
 
     def start(self) -> None:
         """Start the node and wait for its AMQP port."""
@@ -389,7 +389,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             env = {
                 **os.environ,
                 **redis,
-                "RABBITMQ_URL": rabbitmq.url,
+                **rabbitmq.settings,
                 "RASA_DB_USER": rasa_role,
                 "RASA_DB_PASSWORD": rasa_password,
                 "CONSENT_API_TOKEN": CONSENT_TOKEN,

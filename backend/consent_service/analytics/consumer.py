@@ -168,7 +168,8 @@ def rabbitmq_parameters(settings: Settings) -> Any:
         + ":"
         + quote(settings.rabbitmq_password.get_secret_value(), safe="")
     )
-    netloc = f"{credentials}@{parts.hostname or '127.0.0.1'}:{parts.port or 5672}"
+    port = parts.port or settings.rabbitmq_port
+    netloc = f"{credentials}@{parts.hostname or '127.0.0.1'}:{port}"
     url = urlunsplit((parts.scheme or "amqp", netloc, parts.path or "/%2F", "", ""))
     parameters = pika.URLParameters(url)
     parameters.heartbeat = 30
