@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Type
 
@@ -41,6 +42,13 @@ POS_TAG_KEY = "pos"  # the key rasa's SpacyTokenizer uses, read by LexicalSyntac
 # Sudachi refuses longer input; longer text is tokenized in pieces of at most this many
 # characters (the channels cap messages far below it).
 MAX_SUDACHI_CHARS = 12_000
+
+
+def _marker_pattern() -> re.Pattern[str]:
+    from bot.privacy import MARKERS
+
+    return re.compile("|".join(sorted({re.escape(marker) for marker in MARKERS.values()})))
+
 
 _MASK64 = (1 << 64) - 1
 _MURMUR_M = 0xC6A4A7935BD1E995
@@ -108,6 +116,7 @@ class SudachiTokenizer(Tokenizer):
         self._case_sensitive = bool(config.get("case_sensitive", False))
         self._split_mode = str(config.get("split_mode", "C"))
         self._sudachi: Any = None
+        self._markers = _marker_pattern()
 
     def _tokenizer(self) -> Any:
         if self._sudachi is None:
@@ -118,12 +127,26 @@ class SudachiTokenizer(Tokenizer):
         return self._sudachi
 
     def tokenize(self, message: Message, attribute: str) -> List[Token]:
-        """Tokenizes the text of the provided attribute of the incoming message."""
+        """Tokenizes the text of the provided attribute of the incoming message.
+
+        The markers the channels put where they masked a personal detail (`bot.privacy.MARKERS`,
+        e.g. ［名前］) are left out: they are not words of the question, and the model is trained
+        on text without them. A message of nothing but markers keeps them, so it is not empty.
+        """
         text = message.get(attribute)
         if not text:
             return []
         if not self._case_sensitive:
             text = text.lower()
+        tokens = self._sudachi_tokens(text)
+        marked = [match.span() for match in self._markers.finditer(text)]
+        if marked:
+            words = [t for t in tokens if not any(s < t.end and t.start < e for s, e in marked)]
+            tokens = words or tokens
+        patterned: List[Token] = self._apply_token_pattern(tokens)
+        return patterned
+
+    def _sudachi_tokens(self, text: str) -> List[Token]:
         tokenizer = self._tokenizer()
         tokens: List[Token] = []
         for start in range(0, len(text), MAX_SUDACHI_CHARS):
@@ -141,8 +164,7 @@ class SudachiTokenizer(Tokenizer):
                         data={POS_TAG_KEY: tag},
                     )
                 )
-        patterned: List[Token] = self._apply_token_pattern(tokens)
-        return patterned
+        return tokens
 
 
 def _package_vocab_dir(package: str) -> Path:
