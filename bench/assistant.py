@@ -14,13 +14,13 @@ by an asyncio load generator with keep-alive connections. Phases, in order: trai
 model size; cold start to the first answer; RSS after start; `/model/parse` latency; full-turn
 latency of FAQ turns and of consent turns (which call the action server and the consent service)
 at 1, 4 and 16 concurrent residents, plus 32 for saturation; a 10-minute soak of both stacks side
-by side (RSS sampled throughout) while the 5-fold cross-validation of both pipelines runs; the
-held-out test set. The results go to `results/bench/assistant.json`, the plots to `docs/bench/`
-and the tables to this benchmark's section of `docs/benchmarks.md`.
+by side (RSS sampled throughout) while the held-out test set is evaluated with both models. The
+cross-validation of the training data has its own benchmark (`make bench-nlu`, bench/nlu_cv.py).
+The results go to `results/bench/assistant.json`, the plots to `docs/bench/` and the tables
+to this benchmark's section of `docs/benchmarks.md`.
 
 Run it with `make bench` (everything) or `.venv/bin/python bench/assistant.py --quick` (short
-phases and a 2-fold CV, to try the harness in about 15 minutes; its figures are not for the
-report).
+phases, to try the harness in about 15 minutes; its figures are not for the report).
 """
 
 from __future__ import annotations
@@ -86,7 +86,6 @@ class Plan:
     soak_seconds: float = 600.0
     soak_residents: int = 4
     soak_pause: float = 2.0
-    folds: int = 5
 
 
 def free_port() -> int:
@@ -483,22 +482,12 @@ def nlu_reports(folder: Path) -> dict[str, float]:
     return result
 
 
-def start_nlu_test(
-    label: str, work: Path, *, model: str | None = None, config: Path | None = None, folds: int = 5
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start an NLU evaluation in the background.
-
-    With `model`: `rasa test nlu` on the held-out set. With `config`: bench/nlu_cv.py, the
-    cross-validation of the pipeline over the training data.
-    """
-    kind = "heldout" if model else "cv"
+def start_nlu_test(label: str, work: Path, model: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start `rasa test nlu` on the held-out set with `model`, in the background."""
+    kind = "heldout"
     out = work / f"{kind}-{label}"
-    if model:
-        command = [str(RASA), "test", "nlu", "--nlu", "tests/nlu", "--model", model,
-                   "--out", str(out), "--no-plot"]  # fmt: skip
-    else:
-        command = [str(PYTHON), str(ROOT / "bench" / "nlu_cv.py"), "--config", str(config),
-                   "--folds", str(folds), "--out", str(out) + ".json"]  # fmt: skip
+    command = [str(RASA), "test", "nlu", "--nlu", "tests/nlu", "--model", model,
+               "--out", str(out), "--no-plot"]  # fmt: skip
     env = {**base_env(), "RASA_CACHE_DIRECTORY": str(work / f"cache-{kind}-{label}")}
     with (work / f"{kind}-{label}.log").open("wb") as stream:
         process = subprocess.Popen(
@@ -555,12 +544,9 @@ def run(plan: Plan, work: Path) -> dict[str, Any]:
             f"Soak of both stacks for {plan.soak_seconds:.0f} s, with the NLU tests ...", flush=True
         )
         tests = {}
-        for label, config in STACKS.items():
+        for label in STACKS:
             model = results["stacks"][label]["training"]["model"]
-            tests[(label, "held_out")] = start_nlu_test(label, work, model=model)
-            tests[(label, "cross_validation")] = start_nlu_test(
-                label, work, config=config, folds=plan.folds
-            )
+            tests[(label, "held_out")] = start_nlu_test(label, work, model)
         try:
             results["soak"] = asyncio.run(soak(list(stacks.values()), plan))
         finally:
@@ -570,11 +556,7 @@ def run(plan: Plan, work: Path) -> dict[str, Any]:
     for (label, kind), (process, out) in tests.items():
         if process.wait() != 0:
             raise RuntimeError(f"rasa test nlu ({kind}, {label}) failed; see its log in {work}")
-        results["stacks"][label][kind] = (
-            nlu_reports(out)
-            if kind == "held_out"
-            else json.loads(Path(str(out) + ".json").read_text(encoding="utf-8"))
-        )
+        results["stacks"][label][kind] = nlu_reports(out)
     results["nlu_tests_after_soak_s"] = time.monotonic() - waited
     results["total_minutes"] = (time.monotonic() - phase_started) / 60
     return results
@@ -719,13 +701,8 @@ def render(results: dict[str, Any], command: str) -> str:
         waited = results.get("nlu_tests_after_soak_s", 0) / 60
         lines += [
             "",
-            f"**Not met: the run took {minutes:.0f} minutes.** The 5-fold cross-validation of "
-            "both pipelines is ten DIET trainings (each about 40 s of TensorFlow tracing and "
-            "40 epochs of Rasa re-indexing sparse features) plus the stock pipeline's slow model "
-            "loads; it starts with the 10-minute soak and was still running "
-            f"{waited:.0f} minutes after it. Training and the other measurements take about 15 "
-            "minutes. Halving DIET's epoch cost means changing Rasa's data generator, not done "
-            "here.",
+            f"**Not met: the run took {minutes:.0f} minutes.** The held-out NLU tests start "
+            f"with the soak and were still running {waited:.0f} minutes after it.",
         ]
     lines += [
         "",
@@ -734,10 +711,7 @@ def render(results: dict[str, Any], command: str) -> str:
         "| | stock | ours |",
         "|---|---|---|",
     ]
-    for source, title in (
-        ("held_out", "held-out"),
-        ("cross_validation", f"{plan['folds']}-fold CV"),
-    ):
+    for source, title in (("held_out", "held-out"),):
         for key, name in (
             ("intent_accuracy", "intent accuracy"),
             ("intent_macro_f1", "intent macro F1"),
@@ -750,10 +724,8 @@ def render(results: dict[str, Any], command: str) -> str:
     lines += [
         "",
         "Held-out: `rasa test nlu --nlu tests/nlu` on each trained model (entity F1: Rasa's "
-        f"micro average over entity tokens). CV: `bench/nlu_cv.py`, {plan['folds']} stratified "
-        "folds of data/ (the same folds for both), each fold's model parsing its held-back "
-        "messages; intents counted before the fallback as Rasa's evaluation does, entities as "
-        "exact (type, start, end) matches. The two front ends give DIET identical features "
+        "micro average over entity tokens). The cross-validation of data/ is `make bench-nlu`'s "
+        "section below. The two front ends give DIET identical features "
         "(tests/bot/test_nlu_japanese.py), so equal scores are expected; a difference would "
         "come from TensorFlow's thread scheduling, not from the pipelines.",
         "",
@@ -835,8 +807,8 @@ def render(results: dict[str, Any], command: str) -> str:
         f"{plan['soak_residents']} residents each repeating a mixed conversation with "
         f"{plan['soak_pause']:.0f} s between an answer and their next message "
         f"({soak_s['turns']} turns on stock, {soak_o['turns']} on ours, errors "
-        f"{soak_s['errors'] + soak_o['errors']}), while the cross-validation of both pipelines "
-        "trains on the same cores — the soak measures memory, not speed. Cold start is from "
+        f"{soak_s['errors'] + soak_o['errors']}), while the held-out NLU tests of both models "
+        "run on the same cores — the soak measures memory, not speed. Cold start is from "
         "launching `rasa run` to the first answer over REST (the action server already up).",
         "",
         "![RSS during the soak](bench/rss.svg)",
@@ -856,11 +828,7 @@ def main() -> int:
     if args.render:
         results = json.loads(saved.read_text(encoding="utf-8"))
     else:
-        plan = (
-            Plan(level_seconds=4, parse_rounds=1, soak_seconds=30, folds=2)
-            if args.quick
-            else Plan()
-        )
+        plan = Plan(level_seconds=4, parse_rounds=1, soak_seconds=30) if args.quick else Plan()
         with tempfile.TemporaryDirectory(prefix="bench-assistant-", dir=RESULTS) as work:
             results = run(plan, Path(work))
         saved.write_text(json.dumps(results), encoding="utf-8")

@@ -1,19 +1,29 @@
 """Check and report `rasa test nlu` results on the held-out test set.
 
 Reads the JSON reports that `rasa test nlu --out DIR` writes and either gates on intent accuracy
-(`--min-accuracy`) or writes the Markdown report (`--write docs/nlu-report.md`), or both.
+(`--min-accuracy`) or writes the held-out section of the Markdown report (`--write
+docs/nlu-report.md`), or both. The report has other writers: `make bench-nlu` writes its
+cross-validation section and people keep the table of tried settings, so only the part between
+the held-out markers is replaced.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 WORST_INTENTS = 8
+MARK_START, MARK_END = "<!-- heldout:start -->", "<!-- heldout:end -->"
+HEADER = (
+    "# NLU report\n\n"
+    "How well the assistant understands residents: the held-out test set (`make nlu-report`) and "
+    "the cross-validation of the training data (`make bench-nlu`).\n"
+)
 
 
 def load(path: Path) -> Any:
@@ -45,13 +55,13 @@ def entity_scores(results: Path) -> dict[str, Any] | None:
 
 
 def render(results: Path) -> str:
-    """Render the Markdown report.
+    """Render the held-out section of the Markdown report, markers included.
 
     Args:
         results: The `--out` folder of `rasa test nlu`.
 
     Returns:
-        The report's text.
+        The section's text.
     """
     report = intent_scores(results)
     intents = {k: v for k, v in report.items() if isinstance(v, dict) and "f1-score" in v}
@@ -60,7 +70,8 @@ def render(results: Path) -> str:
     errors = load(errors_file) if errors_file.exists() else []
     macro = report["macro avg"]
     lines = [
-        "# NLU report: held-out test set",
+        MARK_START,
+        "## Held-out test set",
         "",
         "Regenerate with `make nlu-report` (trains the model first if config, domain or data",
         "changed). Test set: `tests/nlu/` (never used for training); model: `config.yml`.",
@@ -116,7 +127,25 @@ def render(results: Path) -> str:
             f"| {name} | {score['precision']:.2f} | {score['recall']:.2f} | "
             f"{score['f1-score']:.2f} | {int(score['support'])} |"
         )
-    return "\n".join(lines) + "\n"
+    lines.append(MARK_END)
+    return "\n".join(lines)
+
+
+def write_report(section: str, path: Path) -> None:
+    """Put the held-out section into `path`, keeping everything outside its markers.
+
+    Args:
+        section: The rendered section, markers included.
+        path: The Markdown report (created with a header when missing).
+    """
+    current = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
+    updated = (
+        pattern.sub(lambda _: section, current)
+        if pattern.search(current)
+        else current.rstrip("\n") + "\n\n" + section
+    )
+    path.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = float(intent_scores(args.results)["accuracy"])
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(render(args.results), encoding="utf-8")
+        write_report(render(args.results), args.write)
         print(f"Wrote {args.write}")
     if args.min_accuracy is not None:
         verdict = "passes" if accuracy >= args.min_accuracy else "FAILS"
