@@ -36,6 +36,7 @@ from actions.consent_client import (
     ConsentClient,
     ConsentRefused,
     ConsentServiceUnavailable,
+    Refusal,
     get_client,
 )
 from actions.consent_states import (
@@ -348,7 +349,7 @@ class _Flow:
         return c.clear_flow()
 
     def refused(self, refusal: ConsentRefused, subject: str) -> Events:
-        if refusal.reason == "already_consented" and refusal.consent_id:
+        if refusal.known is Refusal.ALREADY_CONSENTED and refusal.consent_id:
             receipts = [
                 # The code residents write down (issue #14); the id if none was issued.
                 h.get("receipt_code") or h["receipt_id"]
@@ -358,10 +359,10 @@ class _Flow:
             if receipts:
                 self.utter("utter_consent_already_recorded", receipt_id=receipts[0])
                 return c.clear_flow()
-        if refusal.reason == "family_doctor_answer_required":
+        if refusal.known is Refusal.FAMILY_DOCTOR_ANSWER_REQUIRED:
             self.utter("utter_ask_family_doctor")
             return [SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
-        if refusal.reason == "offer_changed":
+        if refusal.known is Refusal.OFFER_CHANGED:
             # Nothing was recorded: say so, then the notice again with the offer as it is now.
             self.utter("utter_consent_offer_changed")
             return self.choose(str(self.tracker.get_slot(c.OFFER)))

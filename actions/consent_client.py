@@ -20,6 +20,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache
 from typing import Any, Dict, List
 from urllib.parse import quote
@@ -42,6 +43,50 @@ SUBJECT_ID = re.compile(r"[0-9a-f]{64}")
 LINK_CODE = re.compile(r"[0-9]{8}")
 
 
+class Refusal(str, Enum):
+    """Every `reason` the consent service refuses with.
+
+    The table "Error reasons" of docs/contract.md; the service's consent_service/errors.py has
+    the same list. The two sides share no code, so a test on each side compares its list with
+    that table.
+    """
+
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    MALFORMED_BODY = "malformed_body"
+    INVALID_REQUEST = "invalid_request"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    HTTP_ERROR = "http_error"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    NO_TERMS = "no_terms"
+    UNKNOWN_OFFER = "unknown_offer"
+    LEVEL3_NOT_HANDLED = "level3_not_handled"
+    FAMILY_DOCTOR_ANSWER_REQUIRED = "family_doctor_answer_required"
+    NO_ETHICS_APPROVAL = "no_ethics_approval"
+    NO_HEALTH_BENEFIT = "no_health_benefit"
+    LEVEL0_NEEDS_NO_CONSENT = "level0_needs_no_consent"
+    TERMS_OUTDATED = "terms_outdated"
+    ITEM_NOT_IN_OFFER = "item_not_in_offer"
+    OFFER_CHANGED = "offer_changed"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    ALREADY_CONSENTED = "already_consented"
+    CONSENT_NOT_FOUND = "consent_not_found"
+    UNKNOWN_RECEIPT = "unknown_receipt"
+    INVALID_RECEIPT_CODE = "invalid_receipt_code"
+    UNKNOWN_RECEIPT_CODE = "unknown_receipt_code"
+    TOO_MANY_WRONG_CODES = "too_many_wrong_codes"
+    INVALID_LINK_CODE = "invalid_link_code"
+    UNKNOWN_LINK_CODE = "unknown_link_code"
+    LINK_CODE_USED = "link_code_used"
+    LINK_CODE_EXPIRED = "link_code_expired"
+    OWN_LINK_CODE = "own_link_code"
+    SAME_CHANNEL = "same_channel"
+    ALREADY_LINKED = "already_linked"
+    NOT_LINKED = "not_linked"
+    NO_LINK_CODE = "no_link_code"
+
+
 class ConsentServiceUnavailable(Exception):
     """The service did not answer usefully (down, slow, 5xx) after every attempt."""
 
@@ -54,6 +99,14 @@ class ConsentRefused(Exception):
         self.status = status
         self.reason = reason
         self.consent_id = consent_id
+
+    @property
+    def known(self) -> Refusal | None:
+        """The reason as one of the vocabulary, or None for one the contract does not list."""
+        try:
+            return Refusal(self.reason)
+        except ValueError:
+            return None
 
 
 def subject_id(settings: Settings, channel: str, sender_id: str) -> str:
@@ -198,7 +251,7 @@ class ConsentClient:
             ConsentRefused: 404 `unknown_offer`, without a call, for an id of the wrong shape.
         """
         if not valid_offer_id(offer_id):
-            raise ConsentRefused(404, "unknown_offer")
+            raise ConsentRefused(404, Refusal.UNKNOWN_OFFER.value)
         return dict(self._call("GET", f"/v1/offers/{_segment(offer_id)}"))
 
     def items(self) -> List[Dict[str, Any]]:
@@ -234,13 +287,13 @@ class ConsentClient:
         subject's (404 otherwise), so a consent id learnt elsewhere withdraws nothing.
 
         Raises:
-            ConsentRefused: 404 `unknown_consent`, without a call, for an id of the wrong shape.
+            ConsentRefused: 404 `consent_not_found`, without a call, for an id of the wrong shape.
             ValueError: `subject` is not a pseudonym (a programming error).
         """
         if not valid_subject_id(subject):
             raise ValueError("not a subject pseudonym")
         if not valid_consent_id(consent_id):
-            raise ConsentRefused(404, "unknown_consent")
+            raise ConsentRefused(404, Refusal.CONSENT_NOT_FOUND.value)
         return dict(
             self._call(
                 "POST",
@@ -268,7 +321,7 @@ class ConsentClient:
         if not valid_subject_id(requester):
             raise ValueError("not a subject pseudonym")
         if not valid_receipt_code(code):
-            raise ConsentRefused(422, "invalid_receipt_code")
+            raise ConsentRefused(422, Refusal.INVALID_RECEIPT_CODE.value)
         return dict(
             self._call(
                 "GET",
@@ -300,7 +353,7 @@ class ConsentClient:
         if channel not in set(CHANNELS.values()):
             raise ValueError("not a consent channel")
         if not valid_receipt_code(code):
-            raise ConsentRefused(422, "invalid_receipt_code")
+            raise ConsentRefused(422, Refusal.INVALID_RECEIPT_CODE.value)
         return dict(
             self._call(
                 "POST",
@@ -356,7 +409,7 @@ class ConsentClient:
         """
         self._check_subject_and_channel(subject, channel)
         if LINK_CODE.fullmatch(code) is None:
-            raise ConsentRefused(422, "invalid_link_code")
+            raise ConsentRefused(422, Refusal.INVALID_LINK_CODE.value)
         return dict(
             self._call(
                 "POST",

@@ -20,7 +20,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import consent_common as c
-from actions.consent_client import ConsentRefused, ConsentServiceUnavailable, get_client
+from actions.consent_client import ConsentRefused, ConsentServiceUnavailable, Refusal, get_client
 from actions.consent_common import RESUMED
 from actions.worker import ServiceAction
 
@@ -36,15 +36,15 @@ _CODE = re.compile(rf"(?<![0-9])(?<![0-9]{_SEP})((?:[0-9]{_SEP}?){{7}}[0-9])(?!{
 ASK_SAME_PERSON = "utter_ask_same_person"
 CHANNEL_FRAGMENTS = {"web": "channel_web", "line": "channel_line", "rest": "channel_rest"}
 # The service's refusals of a typed code, and the answer each gets.
-REDEEM_REFUSALS = {
-    "invalid_link_code": "utter_link_code_unknown",
-    "unknown_link_code": "utter_link_code_unknown",
-    "link_code_expired": "utter_link_code_expired",
-    "link_code_used": "utter_link_code_used",
-    "same_channel": "utter_link_code_same_channel",
-    "own_link_code": "utter_link_code_same_channel",
-    "already_linked": "utter_link_already_linked",
-    "too_many_wrong_codes": "utter_link_code_too_many",
+REDEEM_REFUSALS: Dict[str, str] = {
+    Refusal.INVALID_LINK_CODE: "utter_link_code_unknown",
+    Refusal.UNKNOWN_LINK_CODE: "utter_link_code_unknown",
+    Refusal.LINK_CODE_EXPIRED: "utter_link_code_expired",
+    Refusal.LINK_CODE_USED: "utter_link_code_used",
+    Refusal.SAME_CHANNEL: "utter_link_code_same_channel",
+    Refusal.OWN_LINK_CODE: "utter_link_code_same_channel",
+    Refusal.ALREADY_LINKED: "utter_link_already_linked",
+    Refusal.TOO_MANY_WRONG_CODES: "utter_link_code_too_many",
 }
 
 
@@ -109,7 +109,7 @@ class ActionIssueLinkCode(ServiceAction):
         except ConsentRefused as refusal:
             response = (
                 "utter_link_already_linked"
-                if refusal.reason == "already_linked"
+                if refusal.known is Refusal.ALREADY_LINKED
                 else "utter_consent_service_down_generic"
             )
             dispatcher.utter_message(response=response)

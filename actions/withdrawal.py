@@ -25,6 +25,7 @@ from actions import consent_common as c
 from actions.consent_client import (
     ConsentRefused,
     ConsentServiceUnavailable,
+    Refusal,
     get_client,
     valid_consent_id,
 )
@@ -39,10 +40,10 @@ MAX_LISTED = 10
 WITHDRAW_CODE = "withdraw_receipt_code"
 CODE_INTENT = "inform_receipt_code"
 # The service's reasons for refusing a code, and the answer each gets (nothing else is told).
-CODE_REFUSALS = {
-    "invalid_receipt_code": "utter_withdraw_code_mistyped",
-    "unknown_receipt_code": "utter_withdraw_code_unknown",
-    "too_many_wrong_codes": "utter_withdraw_code_too_many",
+CODE_REFUSALS: Dict[str, str] = {
+    Refusal.INVALID_RECEIPT_CODE: "utter_withdraw_code_mistyped",
+    Refusal.UNKNOWN_RECEIPT_CODE: "utter_withdraw_code_unknown",
+    Refusal.TOO_MANY_WRONG_CODES: "utter_withdraw_code_too_many",
 }
 
 

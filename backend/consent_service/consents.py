@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent_service import audit, receipt_codes, receipts, rules
 from consent_service.audit import canonical_json
 from consent_service.catalog import current_terms, offer_version
+from consent_service.errors import Reason, Refused
 from consent_service.models import (
     Consent,
     DataItem,
@@ -28,19 +29,6 @@ from consent_service.models import (
 from consent_service.schemas import ConsentCreate
 
 
-class ServiceError(Exception):
-    """A request the service refuses, with an HTTP status and a machine-readable reason."""
-
-    def __init__(
-        self, status: int, reason: str, message: str, consent_id: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.consent_id = consent_id
-
-
 @dataclass(frozen=True)
 class Controller:
     """Who issues the receipts."""
@@ -51,10 +39,18 @@ class Controller:
 
 @dataclass(frozen=True)
 class Outcome:
-    """An answer to a write: its HTTP status and body."""
+    """What a consent write answers: `consent_id`, `status` and `receipt` (`ConsentResult`).
 
-    status: int
+    A domain result, not an HTTP answer: the routes choose the status (201 for a recorded
+    consent, 200 for a withdrawal) and validate the body against their response model.
+    """
+
     body: dict[str, Any]
+
+
+# The status the routes answer a recorded consent and a withdrawal with, kept in the
+# idempotency record beside the answer (its column predates this module's domain results).
+RECORDED, WITHDRAWN = 201, 200
 
 
 def offer_facts(offer: Offer, now: dt.datetime) -> rules.OfferFacts:
@@ -118,12 +114,11 @@ def purge_expired_idempotency(session: Session, not_before: dt.datetime) -> int:
 
 def _replay(record: IdempotencyRecord, digest: str) -> Outcome:
     if record.request_sha256 != digest:
-        raise ServiceError(
-            422,
-            "idempotency_key_reused",
+        raise Refused(
+            Reason.IDEMPOTENCY_KEY_REUSED,
             "This Idempotency-Key was used for a different request.",
         )
-    return Outcome(record.status_code, record.response)
+    return Outcome(record.response)
 
 
 def _active_duplicate(session: Session, body: ConsentCreate) -> Consent | None:
@@ -148,9 +143,8 @@ def _conflict_or_replay(
     record = _stored(session, scope, key)
     if record is not None:
         return _replay(record, digest)
-    raise ServiceError(
-        409,
-        "already_consented",
+    raise Refused(
+        Reason.ALREADY_CONSENTED,
         "An active consent to this offer and these items exists.",
         duplicate.consent_id,
     )
@@ -183,7 +177,7 @@ def create_consent(
         request with the same key within `idempotency_ttl`.
 
     Raises:
-        ServiceError: When a rule is broken (422), the key was used for another request (422),
+        Refused: When a rule is broken (422), the key was used for another request (422),
             or the same consent is already active (409).
     """
     digest = _request_digest(body)
@@ -226,7 +220,7 @@ def _record(
     offer = session.get(Offer, body.offer_id)
     terms = current_terms(session, now)
     if terms is None:
-        raise ServiceError(503, "no_terms", "No terms are in effect; load the catalogue.")
+        raise Refused(Reason.NO_TERMS, "No terms are in effect; load the catalogue.")
     reason = rules.check(
         rules.ConsentFacts(
             body.item_ids, body.family_doctor_consulted, body.terms_version, body.offer_version
@@ -236,7 +230,7 @@ def _record(
         terms.version,
     )
     if reason is not None:
-        raise ServiceError(422, reason.value, rules.MESSAGES[reason])
+        raise Refused(Reason(reason.value), rules.MESSAGES[reason])
     assert offer is not None  # the rules refuse unknown offers
     duplicate = _active_duplicate(session, body)
     if duplicate is not None:
@@ -275,14 +269,14 @@ def _record(
         now,
     )
     outcome = Outcome(
-        201, {"consent_id": consent.consent_id, "status": consent.status, "receipt": receipt}
+        {"consent_id": consent.consent_id, "status": consent.status, "receipt": receipt}
     )
     session.add(
         IdempotencyRecord(
             client_digest=scope.client,
             key=key,
             request_sha256=digest,
-            status_code=outcome.status,
+            status_code=RECORDED,
             response=outcome.body,
             created_at=now,
         )
@@ -347,7 +341,7 @@ def withdraw_consent(
         200 with the withdrawal receipt (the same one when the consent was already withdrawn).
 
     Raises:
-        ServiceError: 404 `consent_not_found` when there is no such consent, or it is another
+        Refused: 404 `consent_not_found` when there is no such consent, or it is another
             subject's (the same answer, so that it reveals nothing).
     """
     with factory() as session, session.begin():
@@ -355,13 +349,13 @@ def withdraw_consent(
             select(Consent).where(Consent.consent_id == consent_id).with_for_update()
         ).scalar_one_or_none()
         if consent is None:
-            raise ServiceError(404, "consent_not_found", "No such consent.")
+            raise Refused(Reason.CONSENT_NOT_FOUND, "No such consent.")
         made_by: dict[str, Any] = {}
         if consent.subject_id != subject_id:
             # The linked partner's consent (consent_service/links.py) may be withdrawn too; the
             # consent's subject stays the withdrawal's subject.
             if linked_partner(session, subject_id) != consent.subject_id:
-                raise ServiceError(404, "consent_not_found", "No such consent.")
+                raise Refused(Reason.CONSENT_NOT_FOUND, "No such consent.")
             made_by = {"by": "linked_subject", "requester": subject_id}
         return _withdraw_locked(session, consent, controller, now, made_by)
 
@@ -391,9 +385,7 @@ def _withdraw_locked(
         assert consent.withdrawal_receipt_id is not None
         stored = session.get(Receipt, consent.withdrawal_receipt_id)
         assert stored is not None
-        return Outcome(
-            200, {"consent_id": consent_id, "status": "withdrawn", "receipt": stored.body}
-        )
+        return Outcome({"consent_id": consent_id, "status": "withdrawn", "receipt": stored.body})
     offer = session.get(Offer, consent.offer_id)
     terms = session.get(Terms, consent.terms_version)
     assert offer is not None and terms is not None
@@ -422,7 +414,7 @@ def _withdraw_locked(
         },
         now,
     )
-    return Outcome(200, {"consent_id": consent_id, "status": "withdrawn", "receipt": receipt})
+    return Outcome({"consent_id": consent_id, "status": "withdrawn", "receipt": receipt})
 
 
 @dataclass(frozen=True)
@@ -511,7 +503,7 @@ def withdraw_by_code(
         200 with the withdrawal receipt (the existing one when already withdrawn).
 
     Raises:
-        ServiceError: 404 `unknown_receipt_code`; 422 `idempotency_key_reused`.
+        Refused: 404 `unknown_receipt_code`; 422 `idempotency_key_reused`.
     """
     digest = _code_request_digest(
         code, str(made_by.get("requester", "")), str(made_by.get("channel", ""))
@@ -542,7 +534,7 @@ def withdraw_by_code(
                 else None
             )
             if consent is None:
-                raise ServiceError(404, "unknown_receipt_code", "No receipt has this code.")
+                raise Refused(Reason.UNKNOWN_RECEIPT_CODE, "No receipt has this code.")
             outcome = _withdraw_locked(session, consent, controller, now, made_by)
             if idempotency is not None:
                 session.add(
@@ -550,7 +542,7 @@ def withdraw_by_code(
                         client_digest=idempotency[0].client,
                         key=idempotency[1],
                         request_sha256=digest,
-                        status_code=outcome.status,
+                        status_code=WITHDRAWN,
                         response=outcome.body,
                         created_at=now,
                     )

@@ -51,7 +51,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service import audit
-from consent_service.consents import ServiceError, linked_partner
+from consent_service.consents import linked_partner
+from consent_service.errors import Reason, Refused
 from consent_service.models import LinkCode, SubjectLink, SubjectLinkMember
 
 DIGITS = 8
@@ -62,7 +63,7 @@ MAX_INPUT = 40
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―−ー－ｰ]+")
 _HASH_CONTEXT = b"consent_service/link-code/v1"
 # Refusals about a real, live code: they are not wrong guesses and do not use the code up.
-NOT_WRONG_CODE = frozenset({"same_channel", "own_link_code", "already_linked"})
+NOT_WRONG_CODE = frozenset({Reason.SAME_CHANNEL, Reason.OWN_LINK_CODE, Reason.ALREADY_LINKED})
 
 
 class InvalidLinkCode(ValueError):
@@ -205,15 +206,15 @@ def issue(
         The code (8 digits, shown as `1234-5678`) and when it expires.
 
     Raises:
-        ServiceError: 409 `already_linked` when the subject is already linked.
+        Refused: 409 `already_linked` when the subject is already linked.
     """
     for _ in range(20):
         digits = f"{secrets.randbelow(CODE_SPACE):0{DIGITS}d}"
         try:
             with factory() as session, session.begin():
                 if _link_of(session, subject_id) is not None:
-                    raise ServiceError(
-                        409, "already_linked", "This subject is already linked; unlink first."
+                    raise Refused(
+                        Reason.ALREADY_LINKED, "This subject is already linked; unlink first."
                     )
                 purge(session, now - ttl)
                 hashed = code_hash(session, digits)
@@ -242,7 +243,7 @@ def issue(
             return IssuedCode(display(digits), now + ttl)
         except IntegrityError:
             continue  # a live code of someone else has these digits: draw again
-    raise ServiceError(503, "no_link_code", "No free link code could be drawn; try again.")
+    raise Refused(Reason.NO_LINK_CODE, "No free link code could be drawn; try again.")
 
 
 def redeem(
@@ -268,7 +269,7 @@ def redeem(
         The new link as `subject_id` sees it.
 
     Raises:
-        ServiceError: 404 `unknown_link_code`, 409 `link_code_used`, 410 `link_code_expired`,
+        Refused: 404 `unknown_link_code`, 409 `link_code_used`, 410 `link_code_expired`,
             422 `own_link_code` or `same_channel`, 409 `already_linked`. Nothing is linked and
             the code is not used up by any of them.
     """
@@ -280,7 +281,7 @@ def redeem(
                 select(LinkCode).where(LinkCode.code_hash == hashed).with_for_update()
             ).scalar_one_or_none()
             if code is None:
-                raise ServiceError(404, "unknown_link_code", "No link code has these digits.")
+                raise Refused(Reason.UNKNOWN_LINK_CODE, "No link code has these digits.")
             if code.used_at is not None:
                 link = _link_of(session, subject_id)
                 if link is not None and (link.subject_a, link.subject_b) == (
@@ -289,23 +290,23 @@ def redeem(
                 ):
                     # A retry of the redemption that made this link: the same answer.
                     return LinkState(True, link.link_id, link.channel_a, link.created_at)
-                raise ServiceError(409, "link_code_used", "This link code was already used.")
+                raise Refused(Reason.LINK_CODE_USED, "This link code was already used.")
             if code.expires_at <= now:
-                raise ServiceError(410, "link_code_expired", "This link code has expired.")
+                raise Refused(Reason.LINK_CODE_EXPIRED, "This link code has expired.")
             if code.subject_id == subject_id:
-                raise ServiceError(422, "own_link_code", "Type the code on the other channel.")
+                raise Refused(Reason.OWN_LINK_CODE, "Type the code on the other channel.")
             if code.channel == channel:
-                raise ServiceError(422, "same_channel", "A link joins two different channels.")
+                raise Refused(Reason.SAME_CHANNEL, "A link joins two different channels.")
             issuer = code.subject_id
             if _link_of(session, issuer) is not None or _link_of(session, subject_id) is not None:
-                raise ServiceError(409, "already_linked", "A subject is already linked.")
+                raise Refused(Reason.ALREADY_LINKED, "A subject is already linked.")
             used = session.execute(
                 update(LinkCode)
                 .where(LinkCode.code_hash == hashed, LinkCode.used_at.is_(None))
                 .values(used_at=now)
             )
             if int(getattr(used, "rowcount", 0) or 0) != 1:  # a concurrent redemption won
-                raise ServiceError(409, "link_code_used", "This link code was already used.")
+                raise Refused(Reason.LINK_CODE_USED, "This link code was already used.")
             link = SubjectLink(
                 link_id=str(uuid.uuid4()),
                 subject_a=issuer,
@@ -338,7 +339,7 @@ def redeem(
             return LinkState(True, link.link_id, link.channel_a, now)
     except IntegrityError:
         # A concurrent redemption linked one of the two subjects first (the members' key).
-        raise ServiceError(409, "already_linked", "A subject is already linked.") from None
+        raise Refused(Reason.ALREADY_LINKED, "A subject is already linked.") from None
 
 
 def unlink(factory: sessionmaker[Session], subject_id: str, *, now: dt.datetime) -> LinkState:
@@ -353,7 +354,7 @@ def unlink(factory: sessionmaker[Session], subject_id: str, *, now: dt.datetime)
         The link that was undone (`linked` false).
 
     Raises:
-        ServiceError: 404 `not_linked` when the subject has no link in force.
+        Refused: 404 `not_linked` when the subject has no link in force.
     """
     with factory() as session, session.begin():
         member = session.execute(
@@ -363,7 +364,7 @@ def unlink(factory: sessionmaker[Session], subject_id: str, *, now: dt.datetime)
         ).scalar_one_or_none()
         link = session.get(SubjectLink, member.link_id) if member is not None else None
         if link is None:
-            raise ServiceError(404, "not_linked", "This subject is not linked.")
+            raise Refused(Reason.NOT_LINKED, "This subject is not linked.")
         session.execute(delete(SubjectLinkMember).where(SubjectLinkMember.link_id == link.link_id))
         link.unlinked_at = now
         session.flush()

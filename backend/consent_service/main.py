@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,8 +19,9 @@ from consent_service import audit, catalog, code_attempts, links, migrations, ro
 from consent_service.api.deps import admin_credential_ok
 from consent_service.api.routes import health_router, router
 from consent_service.config import Settings, get_settings
-from consent_service.consents import Controller, ServiceError, purge_expired_idempotency
+from consent_service.consents import Controller, purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
+from consent_service.errors import Reason, Refused, error_body
 from consent_service.staff import auth as staff_auth
 from consent_service.staff.views import LoginRequired
 from consent_service.staff.views import router as staff_router
@@ -162,7 +162,7 @@ def _install_docs(app: FastAPI) -> None:
 
     def refusal() -> JSONResponse:
         return JSONResponse(
-            {"reason": "unauthorized", "message": "The admin token is required."},
+            error_body(Reason.UNAUTHORIZED, "The admin token is required."),
             status_code=401,
             headers=challenge,
         )
@@ -187,11 +187,9 @@ def _install_docs(app: FastAPI) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        body: dict[str, Any] = {"reason": exc.reason, "message": exc.message}
-        if exc.consent_id:
-            body["consent_id"] = exc.consent_id
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
+        body = error_body(exc.reason, exc.message, exc.consent_id or None)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
@@ -207,20 +205,24 @@ def _install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return JSONResponse(
-            {"reason": "invalid_request", "message": "The request is not valid.", "errors": errors},
+            error_body(Reason.INVALID_REQUEST, "The request is not valid.", errors=errors),
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        reasons = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+        reasons = {
+            400: Reason.MALFORMED_BODY,
+            404: Reason.NOT_FOUND,
+            405: Reason.METHOD_NOT_ALLOWED,
+        }
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             # Starlette names only the first route's methods; a path served by several routes
             # (GET, POST and DELETE /v1/subjects/{id}/links) allows all of theirs.
             headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(app, request))}
         return JSONResponse(
-            {"reason": reasons.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+            error_body(reasons.get(exc.status_code, Reason.HTTP_ERROR), str(exc.detail)),
             status_code=exc.status_code,
             headers=headers,
         )

@@ -98,7 +98,7 @@ def test_a_consent_id_of_the_wrong_shape_withdraws_nothing(consent_id: str) -> N
         with pytest.raises(ConsentRefused) as refused:
             _client(0).withdraw(consent_id, SUBJECT)
         assert len(mock.calls) == 0
-    assert (refused.value.status, refused.value.reason) == (404, "unknown_consent")
+    assert (refused.value.status, refused.value.reason) == (404, "consent_not_found")
 
 
 @pytest.mark.parametrize("subject", ["../offers", "B" * 64, "b" * 63, "b" * 63 + "/"])

@@ -14,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.config import Settings, token_digest
-from consent_service.consents import Controller, ServiceError
+from consent_service.consents import Controller
+from consent_service.errors import Reason, Refused
 
 _bearer = HTTPBearer(
     auto_error=False, scheme_name="client", description="The client token (CONSENT_API_TOKEN)."
@@ -73,12 +74,12 @@ def _require_scope(
     request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str
 ) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ServiceError(401, "unauthorized", "A bearer token is required.")
+        raise Refused(Reason.UNAUTHORIZED, "A bearer token is required.")
     found = _scope_of(request, credentials.credentials)
     if found is None:
-        raise ServiceError(401, "unauthorized", "The bearer token is not valid.")
+        raise Refused(Reason.UNAUTHORIZED, "The bearer token is not valid.")
     if found != scope:
-        raise ServiceError(403, "forbidden", f"This call needs the {scope} credential.")
+        raise Refused(Reason.FORBIDDEN, f"This call needs the {scope} credential.")
     return token_digest(credentials.credentials)
 
 
@@ -92,7 +93,7 @@ def require_client(
         The digest of the client's token (which scopes its idempotency keys).
 
     Raises:
-        ServiceError: 401 when the token is missing or unknown, 403 for the admin token.
+        Refused: 401 when the token is missing or unknown, 403 for the admin token.
     """
     return _require_scope(request, credentials, "client")
 
@@ -104,7 +105,7 @@ def require_admin(
     """Authenticate an operator by the admin token (CONSENT_ADMIN_TOKEN).
 
     Raises:
-        ServiceError: 401 when the token is missing or unknown, 403 for a client token.
+        Refused: 401 when the token is missing or unknown, 403 for a client token.
     """
     _require_scope(request, credentials, "admin")
 

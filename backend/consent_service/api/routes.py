@@ -21,7 +21,7 @@ from consent_service.api.deps import (
     SessionFactory,
 )
 from consent_service.catalog import current_terms
-from consent_service.consents import ServiceError
+from consent_service.errors import STATUS, Reason, Refused, error_body
 from consent_service.models import Consent, DataItem, Offer, Receipt
 from consent_service.schemas import (
     SUBJECT_ID_PATTERN,
@@ -87,7 +87,8 @@ def health(session: DbSession) -> Health | JSONResponse:
         session.execute(text("SELECT 1"))
     except Exception:  # any database failure means "not healthy"
         return JSONResponse(
-            {"reason": "database_unavailable", "message": "The database does not answer."}, 503
+            error_body(Reason.DATABASE_UNAVAILABLE, "The database does not answer."),
+            STATUS[Reason.DATABASE_UNAVAILABLE],
         )
     return Health(status="ok", database="ok")
 
@@ -97,7 +98,7 @@ def get_terms(session: DbSession, _client: Client, now: Now) -> TermsPublic:
     """The terms currently in effect."""
     terms = current_terms(session, now)
     if terms is None:
-        raise ServiceError(503, "no_terms", "No terms are in effect; load the catalogue.")
+        raise Refused(Reason.NO_TERMS, "No terms are in effect; load the catalogue.")
     return TermsPublic(version=terms.version, sha256=terms.sha256, text_ja=terms.text_ja)
 
 
@@ -173,7 +174,7 @@ def get_offer(
     """One offer."""
     offer = session.get(Offer, offer_id)
     if offer is None:
-        raise ServiceError(404, "unknown_offer", "No offer has this offer_id.")
+        raise Refused(Reason.UNKNOWN_OFFER, "No offer has this offer_id.", in_path=True)
     return _offer_public(offer, consents.item_levels(session), now)
 
 
@@ -192,13 +193,13 @@ def create_consent(
     controller: ReceiptController,
     settings: AppSettings,
     now: Now,
-) -> JSONResponse:
+) -> ConsentResult:
     """Record a consent after checking every rule; a retry with the same key gets the same.
 
     The stored answer to a key is kept for CONSENT_IDEMPOTENCY_TTL_HOURS; after that the key
     counts as new.
     """
-    outcome = consents.create_consent(
+    answer = consents.create_consent(
         factory,
         body,
         client=client,
@@ -207,7 +208,7 @@ def create_consent(
         now=now,
         idempotency_ttl=dt.timedelta(hours=settings.consent_idempotency_ttl_hours),
     )
-    return JSONResponse(outcome.body, status_code=outcome.status)
+    return ConsentResult.model_validate(answer.body)
 
 
 @router.get(
@@ -260,20 +261,20 @@ def withdraw(
     _client: Client,
     controller: ReceiptController,
     now: Now,
-) -> JSONResponse:
+) -> ConsentResult:
     """Withdraw a subject's consent at once; the withdrawal is recorded with its own receipt.
 
     A consent of the subject's linked partner (`/links`) may be withdrawn too. A consent of any
     other subject is answered exactly like an unknown one (404 `consent_not_found`).
     """
-    outcome = consents.withdraw_consent(
+    answer = consents.withdraw_consent(
         factory,
         consent_id,
         subject_id=body.subject_id,
         controller=controller,
         now=now,
     )
-    return JSONResponse(outcome.body, status_code=outcome.status)
+    return ConsentResult.model_validate(answer.body)
 
 
 @router.get("/receipts/{receipt_id}", tags=["consents"], responses={404: {"model": ErrorBody}})
@@ -293,7 +294,7 @@ def get_receipt(
         or consent is None
         or consent.subject_id not in {subject_id, consents.linked_partner(session, subject_id)}
     ):
-        raise ServiceError(404, "unknown_receipt", "No such receipt.")
+        raise Refused(Reason.UNKNOWN_RECEIPT, "No such receipt.")
     return dict(receipt.body)
 
 
@@ -337,8 +338,8 @@ def _begin_attempt(
             factory, client=client, requester=requester, limits=_limits(settings), now=now
         )
     except code_attempts.TooManyWrongCodes:
-        raise ServiceError(
-            429, "too_many_wrong_codes", "Too many wrong receipt codes; try again later."
+        raise Refused(
+            Reason.TOO_MANY_WRONG_CODES, "Too many wrong receipt codes; try again later."
         ) from None
 
 
@@ -346,8 +347,8 @@ def _normalised(code: str) -> str:
     try:
         return receipt_codes.normalise(code)
     except receipt_codes.InvalidCode:
-        raise ServiceError(
-            422, "invalid_receipt_code", "This is not a receipt code (check for a typo)."
+        raise Refused(
+            Reason.INVALID_RECEIPT_CODE, "This is not a receipt code (check for a typo)."
         ) from None
 
 
@@ -378,7 +379,7 @@ def look_up_code(
     with factory() as session:
         match = consents.find_by_code(session, normalised)
     if match is None:
-        raise ServiceError(404, "unknown_receipt_code", "No receipt has this code.")
+        raise Refused(Reason.UNKNOWN_RECEIPT_CODE, "No receipt has this code.")
     code_attempts.succeeded(factory, attempt)
     return ReceiptCodeInfo.model_validate(match.public())
 
@@ -398,7 +399,7 @@ def withdraw_by_code(
     controller: ReceiptController,
     settings: AppSettings,
     now: Now,
-) -> JSONResponse:
+) -> ConsentResult:
     """Withdraw the consent a receipt code names, whoever holds the code.
 
     The code may be the consent's or its withdrawal's. Already withdrawn: 200 with the existing
@@ -408,7 +409,7 @@ def withdraw_by_code(
     """
     attempt = _begin_attempt(factory, client, body.requester, settings, now)
     normalised = _normalised(code)
-    outcome = consents.withdraw_by_code(
+    answer = consents.withdraw_by_code(
         factory,
         normalised,
         made_by={"by": "receipt_code", "requester": body.requester, "channel": body.channel},
@@ -422,7 +423,7 @@ def withdraw_by_code(
         ),
     )
     code_attempts.succeeded(factory, attempt)
-    return JSONResponse(outcome.body, status_code=outcome.status)
+    return ConsentResult.model_validate(answer.body)
 
 
 SubjectId = Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]
@@ -497,12 +498,12 @@ def redeem_link_code(
     try:
         digits = links.normalise(body.code)
     except links.InvalidLinkCode:
-        raise ServiceError(422, "invalid_link_code", "This is not a link code.") from None
+        raise Refused(Reason.INVALID_LINK_CODE, "This is not a link code.") from None
     try:
         state = links.redeem(
             factory, subject_id, body.channel, digits, now=now, ttl=_link_ttl(settings)
         )
-    except ServiceError as error:
+    except Refused as error:
         if error.reason in links.NOT_WRONG_CODE:
             code_attempts.succeeded(factory, attempt)
         raise
