@@ -58,10 +58,10 @@ from socketio import AsyncServer
 
 from bot.channels.guard import intake, rasa_texts
 from bot.channels.origins import insecure_origins, split_origins
-from bot.nlu.readings import with_furigana
 from bot.privacy import Masked
 from bot.settings import Settings, get_settings
 from bot.shared_state import SharedState, rate_verdict, shared_state, within_budget
+from bot.webchat.furigana import with_furigana
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Furigana for the web chat (bot/nlu/readings.py): the readings of the domain's terms.
+"""Furigana for the web chat (bot/webchat/furigana.py): the readings of the domain's terms.
 
 Table-driven: each term as it appears in the answers, with the reading a resident should see.
 Where Sudachi reads a term wrongly for this domain the module's override must give the right one
@@ -12,7 +12,14 @@ from typing import List, Tuple
 import pytest
 import yaml
 
-from bot.nlu.readings import KANJI, WORD_READINGS, furigana, hiragana, split_reading, with_furigana
+from bot.webchat.furigana import (
+    KANJI,
+    WORD_READINGS,
+    furigana,
+    hiragana,
+    split_reading,
+    with_furigana,
+)
 from tests.conftest import PROJECT_ROOT
 
 Segment = Tuple[str, str | None]
@@ -99,7 +106,7 @@ def test_hiragana() -> None:
 
 def test_every_override_is_needed() -> None:
     """Each whole-word override differs from what Sudachi says (else it is dead weight)."""
-    from bot.nlu.readings import _tokenizer
+    from bot.webchat.furigana import _tokenizer
 
     for surface, reading in WORD_READINGS.items():
         [morpheme] = list(_tokenizer().tokenize(surface))
@@ -139,7 +146,7 @@ def test_with_furigana_adds_structured_segments_only() -> None:
 
 
 def test_answers_with_a_receipt_code_or_digits_are_not_cached() -> None:
-    from bot.nlu.readings import _cached
+    from bot.webchat.furigana import _cached
 
     _cached.cache_clear()
     furigana("受付番号：K7Q2-M9XD-3 を控えてください")

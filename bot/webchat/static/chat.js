@@ -35,7 +35,7 @@
   }
 
   // ふりがな (issue 16): the server sends each answer's text with its readings as data, a list of
-  // [surface, reading or null] (bot/nlu/readings.py). They are built into <ruby> with text nodes
+  // [surface, reading or null] (bot/webchat/furigana.py). They are built into <ruby> with text nodes
   // only, never HTML; the readings show while the 「ふりがな」 switch is on (body.furigana, CSS).
   // Readings that do not give back the text exactly are ignored (plain text is shown).
   function fillWithReadings(container, text, readings) {

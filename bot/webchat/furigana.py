@@ -14,6 +14,8 @@ page builds `<ruby>` elements with DOM text nodes and never takes HTML from the 
 - Where Sudachi's reading is wrong for this domain, `WORD_READINGS` (whole morphemes) and
   `_contextual` (a morpheme after a number or after の) correct it; tests/bot/test_furigana.py
   checks the domain's terms and every override.
+- It lives beside the page, not in `bot/nlu/`: it is no part of the NLU pipeline, and a change
+  here must not make `make model` retrain (scripts/train-if-changed.sh hashes `bot/nlu/`).
 - Nothing is opened at import; the tokenizer is created on first use (per thread, as the
   masking's). Answers repeat, so results are kept in a small LRU cache — except texts with
   digits or a receipt code, which may be about one resident's consent.

@@ -1,0 +1,1 @@
+"""The resident web chat's page (static/) and what the channel adds to its answers (furigana)."""
