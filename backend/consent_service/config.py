@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         le=60,
         description="How long `consume` waits for new events before looking again.",
     )
+    analytics_batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=5000,
+        description="Events `consume` stores in one transaction (and acknowledges together).",
+    )
     analytics_retention_days: int = Field(
         default=400,
         ge=7,
@@ -263,6 +269,34 @@ class Settings(BaseSettings):
         description=(
             "Completed weeks the aggregate views reach back; keep (weeks + 1) x 7 below "
             "RETENTION_DAYS so that no shown week loses data to retention."
+        ),
+    )
+    # The labelling loop (issue 15): the console asks the running assistant whether labelled
+    # messages are understood now (Rasa's HTTP API, `POST /model/parse`).
+    staff_rasa_url: str = Field(
+        default="http://127.0.0.1:5005",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description=(
+            "Rasa's HTTP API (served with --enable-api and RASA_API_TOKEN, as `make run` does "
+            "on loopback) that the console asks, on 再確認, how the model reads each labelled "
+            "message. Unreachable (e.g. the production profile, which serves no HTTP API): the "
+            "labels page says so and keeps the last answers."
+        ),
+    )
+    rasa_api_token: SecretStr | None = Field(
+        default=None,
+        description="Rasa's HTTP API token (the same RASA_API_TOKEN the Rasa server is given).",
+    )
+    staff_rasa_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of each call to Rasa's HTTP API."
+    )
+    staff_label_min_confidence: float = Field(
+        default=0.55,
+        ge=0,
+        le=1,
+        description=(
+            "A labelled message counts as understood when the model parses it to its label "
+            "with at least this confidence: the FallbackClassifier threshold of config.yml."
         ),
     )
 

@@ -349,6 +349,7 @@ def test_the_rabbitmq_consumer_killed_mid_run_loses_and_doubles_nothing(
         "RABBITMQ_URL": rabbitmq,
         "RABBITMQ_QUEUE": "analytics",
         "ANALYTICS_POLL_SECONDS": "0.2",
+        "ANALYTICS_BATCH_SIZE": "10",  # many transactions: the kills land mid-run
         "STAFF_MASK_WITH_GINZA": "false",
     }
     factory = make_sessionmaker(migrated)

@@ -188,7 +188,7 @@ def rabbitmq_session(
 ) -> None:
     """Consume the queue until `stop` is set (returns) or the connection fails (raises).
 
-    Messages are taken in batches (at most BATCH, or what arrived within
+    Messages are taken in batches (at most ANALYTICS_BATCH_SIZE, or what arrived within
     ANALYTICS_POLL_SECONDS) and acknowledged together after their transaction commits.
 
     Args:
@@ -208,7 +208,8 @@ def rabbitmq_session(
         channel.exchange_declare(settings.rabbitmq_exchange, exchange_type="fanout")
         channel.queue_declare(settings.rabbitmq_queue, durable=True)
         channel.queue_bind(settings.rabbitmq_queue, settings.rabbitmq_exchange)
-        channel.basic_qos(prefetch_count=BATCH)
+        batch = settings.analytics_batch_size
+        channel.basic_qos(prefetch_count=batch)
         log.info("Consuming Rasa's events from RabbitMQ")
         pending: list[tuple[int, bytes]] = []
 
@@ -226,7 +227,7 @@ def rabbitmq_session(
         ):
             if method is not None:
                 pending.append((method.delivery_tag, body))
-                if len(pending) < BATCH:
+                if len(pending) < batch:
                     continue
             flush()
             tick()
@@ -285,7 +286,7 @@ def run(
             try:
                 if broker is not None:
                     retention()
-                    if sql_step(broker, factory, hide) == 0:
+                    if sql_step(broker, factory, hide, settings.analytics_batch_size) == 0:
                         stop.wait(settings.analytics_poll_seconds)
                 else:
                     rabbitmq_session(settings, factory, hide, stop, retention)
