@@ -6,6 +6,8 @@ python -m consent_service catalog load [FILE]
 python -m consent_service audit verify
 python -m consent_service retention
 python -m consent_service consume
+python -m consent_service staff create-user NAME [--role admin|viewer|counter|editor]
+python -m consent_service staff export-labels --out data/nlu/staff_labels.yml
 python -m consent_service db create-roles [--admin-url URL]
 """
 
@@ -38,7 +40,7 @@ from consent_service.main import (
     prepare_database,
     utc_now,
 )
-from consent_service.staff import auth
+from consent_service.staff import auth, labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     audit_cmd = commands.add_parser("audit", help="check the audit chain")
     audit_cmd.add_argument("action", choices=["verify"])
     staff_cmd = commands.add_parser("staff", help="manage staff accounts of the console")
-    staff_cmd.add_argument("action", choices=["create-user"])
-    staff_cmd.add_argument("username")
-    staff_cmd.add_argument("--role", choices=["admin", "viewer", "counter"], default="admin")
+    staff_cmd.add_argument("action", choices=["create-user", "export-labels"])
+    staff_cmd.add_argument("username", nargs="?", help="the account (create-user)")
+    staff_cmd.add_argument("--role", choices=list(auth.ROLES), default="admin")
+    staff_cmd.add_argument(
+        "--out", type=Path, help="export-labels: the Rasa NLU file to write (masked texts only)"
+    )
     commands.add_parser(
         "retention", help="delete expired idempotency records, codes and analytics events"
     )
@@ -127,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
                 spec = catalog.load(session, args.file or settings.consent_catalog_path, utc_now())
             print(f"Loaded {len(spec.items)} items and {len(spec.offers)} offers.")
             return 0
+        if args.command == "staff" and args.action == "export-labels":
+            return export_labels(factory, args.out)
         if args.command == "staff":
+            if not args.username:
+                print("Give the account's name: staff create-user NAME", file=sys.stderr)
+                return 2
             prepare_database(engine, settings, utc_now())
             password = os.environ.get("STAFF_PASSWORD") or getpass.getpass("Password: ")
             with factory() as session, session.begin():
@@ -144,6 +154,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if result.ok else 1
     finally:
         engine.dispose()
+
+
+def export_labels(factory: sessionmaker[Session], out: Path | None) -> int:
+    """Write the console's labels as Rasa NLU YAML (masked texts only) for a developer.
+
+    Reads the consent database as it is (no migration): `make staff-labels` runs this.
+
+    Args:
+        factory: Sessions of the consent database.
+        out: The file to write (its folder must exist).
+
+    Returns:
+        0 once written; 2 without --out.
+    """
+    if out is None:
+        print("Give the file to write: staff export-labels --out data/nlu/staff_labels.yml",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    with factory() as session:
+        text = labels.export_yaml(session, labels.label_intents(), utc_now())
+    out.write_text(text, encoding="utf-8")
+    examples = sum(1 for line in text.splitlines() if line.startswith("    - "))
+    print(f"Wrote {examples} labelled examples to {out}: review them before committing.")
+    return 0
 
 
 def consume(settings: Settings, factory: sessionmaker[Session]) -> int:

@@ -282,7 +282,9 @@ class StaffUser(Base):
     """A city staff member who may use the console."""
 
     __tablename__ = "staff_users"
-    __table_args__ = (CheckConstraint("role IN ('viewer', 'admin', 'counter')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'admin', 'counter', 'editor')", name="role"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

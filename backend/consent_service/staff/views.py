@@ -671,3 +671,10 @@ def stylesheet() -> Response:
     """The console's stylesheet."""
     return Response((HERE / "templates" / "staff.css").read_text(encoding="utf-8"),
                     media_type="text/css")  # fmt: skip
+
+
+# ---- labelling what the assistant did not understand (issue 15) ---------------------------
+# At the end: label_views takes its dependencies and `page` from this module.
+from consent_service.staff import label_views  # noqa: E402
+
+router.include_router(label_views.router)
