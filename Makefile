@@ -20,7 +20,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # Rasa sends nothing to Rasa's telemetry or error-reporting servers (bot/server.py does the same).
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv venv-backend browser-deps model run backend staff-user shell test lint lint-backend validate unit \
+.PHONY: help venv venv-backend browser-deps model run backend staff-user staff-labels shell test lint lint-backend validate unit \
         test-backend test-nlu test-stories e2e test-reliability nginx-deps nlu-report bench bench-consent bench-assistant bench-nlu bench-privacy lock lock-backend \
         clean
 
@@ -58,6 +58,9 @@ endif
 staff-user: venv-backend .env  ## Create a staff account: make staff-user NAME=kanri ROLE=admin
 	@test -n "$(NAME)" || { echo "Give a name: make staff-user NAME=kanri ROLE=admin"; exit 1; }
 	@PYTHONPATH=$(CURDIR)/backend $(BPY) -m consent_service staff create-user "$(NAME)" --role "$(or $(ROLE),admin)"
+
+staff-labels: venv-backend .env  ## Export the console's labelled messages (masked) to data/nlu/staff_labels.yml for review.
+	@PYTHONPATH=$(CURDIR)/backend $(BPY) -m consent_service staff export-labels --out data/nlu/staff_labels.yml
 
 backend: venv-backend .env  ## Start the consent service alone on :8000 until Ctrl-C.
 	@PYTHONPATH=$(CURDIR)/backend exec $(BPY) -m consent_service serve --port 8000
