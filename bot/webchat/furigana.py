@@ -17,8 +17,8 @@ page builds `<ruby>` elements with DOM text nodes and never takes HTML from the 
 - It lives beside the page, not in `bot/nlu/`: it is no part of the NLU pipeline, and a change
   here must not make `make model` retrain (scripts/train-if-changed.sh hashes `bot/nlu/`).
 - Nothing is opened at import; the tokenizer is created on first use (per thread, as the
-  masking's). Answers repeat, so results are kept in a small LRU cache — except texts with
-  digits or a receipt code, which may be about one resident's consent.
+  masking's). Answers repeat, so results are kept in a small LRU cache — except texts with a
+  receipt code, a date or a time, which may be about one resident's consent.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ _RUNS = re.compile(f"[{_KANJI_CHARS}]+|[^{_KANJI_CHARS}]+")
 # the word before it (「約款（きまり）」 read ヤッカン).
 _CUT = re.compile(r"([\s（）()「」『』【】［］\[\]〈〉《》、。，．・：:；;！!？?／/＝=＋+…]+)")
 _NUMBER = re.compile(r"[0-9０-９.．]+|[〇一二三四五六七八九十百千万]+")
-# Texts that are not cached: with digits, or a receipt code (answers that name one resident's
-# consent); the cache holds only the fixed wording of domain.yml's responses.
-_UNCACHED = re.compile(r"[0-9０-９]|[A-Z]{4}-[A-Z]{4}")
+# Texts that are not cached: with a receipt code, a date or a time (answers about one resident's
+# consent); the cache is for the fixed wording of domain.yml's responses.
+_UNCACHED = re.compile(
+    r"[0-9A-Z]{4}-[0-9A-Z]{4}|[0-9０-９]{4}[-/年]|[0-9０-９]{1,2}[:：][0-9０-９]{2}"
+)
 # Days read natively after these numbers (みっか, はつか …); after any other number 日 is にち.
 _NATIVE_DAYS = frozenset({2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 20, 24})
 
@@ -182,7 +184,7 @@ def furigana(text: str) -> List[Segment]:
     Returns:
         Segments whose surfaces joined are exactly `text`.
     """
-    if _UNCACHED.search(text):  # a receipt code, a date: not kept in memory after the answer
+    if _UNCACHED.search(text):  # not kept in memory after the answer
         return list(_segments(text))
     return list(_cached(text))
 

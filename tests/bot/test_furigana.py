@@ -145,13 +145,15 @@ def test_with_furigana_adds_structured_segments_only() -> None:
     assert "".join(surface for surface, _ in tagged) == "<b>情報</b>"
 
 
-def test_answers_with_a_receipt_code_or_digits_are_not_cached() -> None:
+def test_answers_about_one_residents_consent_are_not_cached() -> None:
     from bot.webchat.furigana import _cached
 
     _cached.cache_clear()
     furigana("受付番号：K7Q2-M9XD-3 を控えてください")
     furigana("受付番号：KQXA-MBXD-C を控えてください")
-    furigana("保存期間は90日です")
+    furigana("2026年12月1日に同意しました")
+    furigana("2026-12-01 10:15 に記録")
     assert _cached.cache_info().currsize == 0
     furigana("同意を撤回する")
-    assert _cached.cache_info().currsize == 1
+    furigana("会話は90日間保存します")
+    assert _cached.cache_info().currsize == 2
