@@ -47,7 +47,10 @@ def closed_port() -> int:
 @pytest.fixture
 def console(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     configured = settings.model_copy(
-        update={"staff_rasa_url": f"http://127.0.0.1:{closed_port()}", "staff_mask_with_ginza": False}
+        update={
+            "staff_rasa_url": f"http://127.0.0.1:{closed_port()}",
+            "staff_mask_with_ginza": False,
+        }
     )
     app = create_app(configured, engine=engine, clock=Clock(NOW))
     with TestClient(app, base_url="https://testserver") as client:
@@ -128,9 +131,11 @@ def test_an_editor_labels_a_not_understood_message_masked_and_logged(console: Te
     assert answer.status_code == 303 and "done=label" in answer.headers["location"]
     [label] = stored_labels(console)
     assert label.intent == "ask_correct_data" and label.labelled_by == "henshu"
-    assert label.text == mask(MISSED) and PHONE not in label.text  # copied, masked, never the form's
+    # copied from the analytics tables (masked), never the form's
+    assert label.text == mask(MISSED) and PHONE not in label.text
     [logged] = access(console, "label")
-    assert logged.username == "henshu" and logged.target == f"event={event_id} intent=ask_correct_data"
+    assert logged.username == "henshu"
+    assert logged.target == f"event={event_id} intent=ask_correct_data"
     assert "直せる" not in logged.target  # the access log names the message, not its text
     shown = console.get("/staff/labels").text
     assert "未確認" in shown and "（ラベル：ask_correct_data）" in shown
@@ -192,11 +197,17 @@ def test_only_not_understood_messages_and_known_intents(console: TestClient) -> 
     understood = publish(console, "情報銀行って何ですか", "ask_info_bank")
     missed = publish(console, MISSED, "nlu_fallback")
     csrf = log_in(console, "henshu", "editor")
-    refused = console.post("/staff/labels", data={"event_id": understood, "intent": "greet",
-                                                  "csrf": csrf}, follow_redirects=False)  # fmt: skip
+    refused = console.post(
+        "/staff/labels",
+        data={"event_id": understood, "intent": "greet", "csrf": csrf},
+        follow_redirects=False,
+    )
     assert "error=message" in refused.headers["location"]
-    unknown = console.post("/staff/labels", data={"event_id": missed, "intent": "drop_tables",
-                                                  "csrf": csrf}, follow_redirects=False)  # fmt: skip
+    unknown = console.post(
+        "/staff/labels",
+        data={"event_id": missed, "intent": "drop_tables", "csrf": csrf},
+        follow_redirects=False,
+    )
     assert "error=intent" in unknown.headers["location"]
     absent = console.post("/staff/labels", data={"event_id": 999999, "intent": "greet",
                                                  "csrf": csrf}, follow_redirects=False)  # fmt: skip
@@ -239,7 +250,8 @@ def test_the_export_is_rasa_nlu_yaml_of_masked_texts(console: TestClient) -> Non
     examples = {block["intent"]: block["examples"] for block in data["nlu"]}
     assert set(examples) == {"ask_correct_data", "ask_points"}
     assert examples["ask_correct_data"] == f"- {mask(MISSED)}\n"
-    assert examples["ask_points"] == "- ［ポイント］（data_item）は何に使える?\n"  # no annotation (NFKC)
+    # no entity annotation; NFKC made the question mark ASCII
+    assert examples["ask_points"] == "- ［ポイント］（data_item）は何に使える?\n"
     assert OTHER not in str(data)  # a new topic is no example ...
     assert f'#   new topic: "{OTHER}" — 取り消し後のデータ' in text  # ... but a comment
     with console.app.state.sessionmaker() as session:  # an intent gone from the domain
@@ -282,7 +294,8 @@ def test_recheck_fails_soft_when_rasa_is_down(console: TestClient) -> None:
                                         "csrf": csrf})  # fmt: skip
     answer = console.post("/staff/labels/check", data={"csrf": csrf})
     assert answer.status_code == 200
-    assert "アシスタント（Rasa）に問い合わせできませんでした" in answer.text and "未確認" in answer.text
+    assert "アシスタント（Rasa）に問い合わせできませんでした" in answer.text
+    assert "未確認" in answer.text
     [label] = stored_labels(console)
     assert label.checked_at is None
     [logged] = access(console, "label_check")
@@ -302,3 +315,30 @@ def test_understood_compares_the_label_and_the_confidence() -> None:
     label.parsed_intent, label.parsed_confidence = "nlu_fallback", 0.9
     assert label.understood(0.55) is False
     assert labels.StaffLabel(intent=None, checked_at=NOW).understood(0.55) is None
+
+
+def test_the_models_answers_are_kept_with_the_labels_and_shown(console: TestClient) -> None:
+    """What 再確認 stores once Rasa answered (the call itself: tests/e2e/test_staff_labels.py)."""
+    first = publish(console, MISSED, "nlu_fallback")
+    second = publish(console, OTHER, "nlu_fallback")
+    csrf = log_in(console, "henshu", "editor")
+    for event_id, intent in [(first, "ask_correct_data"), (second, "ask_after_withdrawal")]:
+        console.post("/staff/labels", data={"event_id": event_id, "intent": intent, "csrf": csrf})
+    with console.app.state.sessionmaker() as session:
+        assert labels.to_check(session) == sorted([mask(MISSED), OTHER])
+    answers = {
+        mask(MISSED): labels.Parsed("ask_correct_data", 0.91),
+        OTHER: labels.Parsed("nlu_fallback", 0.55),
+    }
+    with console.app.state.sessionmaker() as session, session.begin():
+        assert labels.store_answers(session, answers, NOW) == 2
+    page = console.get("/staff/labels").text
+    assert "理解できるようになりました（ask_correct_data 0.91）" in page
+    assert "まだ理解できません（nlu_fallback 0.55）" in page
+    # labelled again after the texts were read: the old answer is not kept for the new intent
+    console.app.state.clock.now = NOW + dt.timedelta(minutes=5)
+    console.post("/staff/labels", data={"event_id": second, "intent": "ask_retention",
+                                        "csrf": csrf})  # fmt: skip
+    with console.app.state.sessionmaker() as session, session.begin():
+        assert labels.store_answers(session, answers, NOW) == 1
+    assert "未確認" in console.get("/staff/labels").text

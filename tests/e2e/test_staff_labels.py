@@ -48,6 +48,7 @@ from tests.e2e.conftest import (
     free_port,
     wait_until_up,
 )
+from tests.e2e.test_accessibility import serious_violations
 from tests.e2e.test_staff_console import PASSWORD, totp
 from tests.test_staff_labels_yaml import validate
 
@@ -157,6 +158,7 @@ def test_an_editor_labels_a_not_understood_message_and_the_console_rechecks_it(
     page.get_by_role("status").wait_for()
     shown = page.locator(f'li.message[data-event="{event_id}"]').inner_text()
     assert f"（ラベル：{meant}）" in shown
+    assert serious_violations(page) == []  # axe-core, as on the other staff views (issue 16)
     with contextlib.closing(sqlite3.connect(consent_db(assistant))) as db:
         labelled = db.execute("SELECT text, intent, labelled_by FROM staff_labels").fetchall()
         logged = db.execute(
@@ -197,6 +199,7 @@ def test_an_editor_labels_a_not_understood_message_and_the_console_rechecks_it(
     }
     assert rows[masked].startswith("まだ理解できません（nlu_fallback"), rows
     assert rows[known_masked].startswith(f"理解できるようになりました（{UNDERSTOOD[1]}"), rows
+    assert serious_violations(page) == []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "staff-labels.png"), full_page=True)
     page.close()

@@ -116,8 +116,9 @@ def check(
 ) -> Response:
     """再確認: ask the running assistant how it reads every labelled message now.
 
-    Rasa down or refusing: nothing is stored (the page keeps the last answers and says so);
-    the attempt is logged either way.
+    The texts are read, Rasa is asked with no transaction open (the consumer keeps writing),
+    and the answers are stored in one short transaction. Rasa down or refusing: nothing is
+    stored (the page keeps the last answers and says so); the attempt is logged either way.
     """
     back = back if back.startswith("start=") else ""
     if not auth.csrf_ok(staff, csrf):
@@ -125,13 +126,13 @@ def check(
     now = _now(request)
     outcome = "done=check"
     with _db(request) as session:
-        try:
-            checked = labels.check(session, _settings(request), now)
-            session.commit()
-            target = f"checked={checked}"
-        except labels.RasaUnavailable as failure:
-            session.rollback()
-            outcome, target = "error=rasa", f"rasa_unavailable {failure}"
+        texts = labels.to_check(session)
+    try:
+        answers = labels.ask(_settings(request), texts)
+    except labels.RasaUnavailable as failure:
+        answers, outcome, target = {}, "error=rasa", f"rasa_unavailable {failure}"
     with _db(request) as session, session.begin():
+        if outcome == "done=check":
+            target = f"checked={labels.store_answers(session, answers, now)}"
         auth.log_access(session, staff.user.username, "label_check", target, now)
     return RedirectResponse(f"/staff/labels?{back}&{outcome}", status_code=303)

@@ -185,31 +185,49 @@ def parse(client: httpx.Client, settings: Settings, text: str) -> Parsed:
         raise RasaUnavailable("not a parse result") from error
 
 
-def check(session: Session, settings: Settings, now: dt.datetime) -> int:
-    """Ask the running assistant about every label with an intent; store its answers.
+def to_check(session: Session) -> list[str]:
+    """The distinct texts of the labels with an intent (new topics have nothing to compare)."""
+    query = select(StaffLabel.text).where(StaffLabel.intent.is_not(None)).distinct()
+    return sorted(session.scalars(query))
 
-    Stops at the first failure; the caller then rolls the answers got so far back.
+
+def ask(settings: Settings, texts: list[str]) -> dict[str, Parsed]:
+    """Ask the running assistant how it reads each text (no database work meanwhile).
 
     Args:
-        session: A session in the caller's transaction.
         settings: STAFF_RASA_URL, RASA_API_TOKEN, STAFF_RASA_TIMEOUT_SECONDS.
-        now: The time of the check.
+        texts: Masked texts (`to_check`).
 
     Returns:
-        How many labels were checked.
+        Text → how the model read it.
 
     Raises:
-        RasaUnavailable: When Rasa's HTTP API cannot be used.
+        RasaUnavailable: At the first call that fails; nothing is returned then.
     """
-    todo = [label for label in labels(session) if label.intent is not None]
     timeout = httpx.Timeout(settings.staff_rasa_timeout_seconds)
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        for label in todo:
-            parsed = parse(client, settings, label.text)
-            label.parsed_intent, label.parsed_confidence = parsed.intent, parsed.confidence
-            label.checked_at = now
-            session.flush()
-    return len(todo)
+        return {text: parse(client, settings, text) for text in texts}
+
+
+def store_answers(session: Session, answers: dict[str, Parsed], now: dt.datetime) -> int:
+    """Keep the model's readings with the labels of those texts (in the caller's transaction).
+
+    A label re-labelled since the texts were read keeps no answer: it is compared to its new
+    intent at the next check.
+
+    Returns:
+        How many labels got an answer.
+    """
+    count = 0
+    for label in labels(session):
+        parsed = answers.get(label.text)
+        if label.intent is None or parsed is None or label.labelled_at > now:
+            continue
+        label.parsed_intent, label.parsed_confidence = parsed.intent, parsed.confidence
+        label.checked_at = now
+        count += 1
+    session.flush()
+    return count
 
 
 # ---- export as Rasa NLU training data ----------------------------------------------------
