@@ -10,6 +10,7 @@ validation is Rasa's command line, on a temporary copy of `data/` with the expor
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -122,3 +123,15 @@ def test_the_export_passes_rasa_data_validate(tmp_path: Path) -> None:
     # The same check refuses a file Rasa cannot use: the validation is no formality.
     out.write_text(text.replace("- intent: ask_points", "- intent: ask_parking"), "utf-8")
     assert validate(data).returncode != 0
+
+
+def test_the_consoles_confidence_floor_is_the_fallback_threshold() -> None:
+    """STAFF_LABEL_MIN_CONFIDENCE's default is config.yml's FallbackClassifier threshold.
+
+    Read as text: the two environments never import each other (tests/test_separation.py).
+    """
+    pipeline = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))["pipeline"]
+    [threshold] = [c["threshold"] for c in pipeline if c["name"] == "FallbackClassifier"]
+    settings = (PROJECT_ROOT / "backend" / "consent_service" / "config.py").read_text("utf-8")
+    found = re.search(r"staff_label_min_confidence: float = Field\(\s*default=([0-9.]+)", settings)
+    assert found is not None and float(found.group(1)) == float(threshold)
