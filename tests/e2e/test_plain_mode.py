@@ -95,3 +95,28 @@ def test_switched_on_in_the_middle_of_a_consent(assistant: Assistant) -> None:
     recorded = texts(assistant.say(who, "はい"))
     assert RECORDED_PLAIN in recorded
     assert len(assistant.consent.history(who)) == 1
+
+
+def test_the_page_switch_in_a_browser(assistant: Assistant, browser: Any) -> None:
+    """The header's やさしい日本語 button switches the mode on and off (web chat, issue 16)."""
+    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="ja-JP")
+    page.goto(f"{assistant.url}/webhooks/socketio/chat")
+    bot = page.locator("#messages li.bot")
+    bot.first.wait_for(timeout=30_000)  # the greeting
+    switch = page.locator("#toggle-plain")
+    assert switch.get_attribute("aria-pressed") == "false"
+
+    switch.click()
+    bot.nth(1).wait_for(timeout=30_000)
+    assert "やさしい日本語で話します" in bot.nth(1).inner_text()
+    assert switch.get_attribute("aria-pressed") == "true"
+
+    page.get_by_role("button", name="できること", exact=True).click()  # the confirmation's button
+    bot.nth(2).wait_for(timeout=30_000)
+    assert HELP_PLAIN in bot.nth(2).inner_text()
+
+    switch.click()
+    bot.nth(3).wait_for(timeout=30_000)
+    assert "ふつうの日本語の説明に戻しました" in bot.nth(3).inner_text()
+    assert switch.get_attribute("aria-pressed") == "false"
+    page.close()
