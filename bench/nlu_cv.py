@@ -166,7 +166,13 @@ def cross_validate(config: Path, folds: int, work: Path) -> dict[str, Any]:
                 counts[1] += len({s for s in got if s[0] == kind})
                 counts[2] += len({s for s in want if s[0] == kind})
         timings.append(time.monotonic() - started)
-        print(f"fold {fold + 1}/{folds}: {timings[-1]:.0f} s", flush=True)
+        running = scores(golds, predictions, dict(entities))
+        print(
+            f"fold {fold + 1}/{folds}: {timings[-1]:.0f} s; so far intent accuracy "
+            f"{running['intent_accuracy']:.3f}, macro F1 {running['intent_macro_f1']:.3f}, "
+            f"data_item F1 {running['data_item_f1']:.3f}",
+            flush=True,
+        )
     return {
         "config": str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config),
         "folds": folds,

@@ -87,6 +87,9 @@ def render(results: Path) -> str:
     if entities:
         lines.append(f"| entity macro F1 (DIET) | {entities['macro avg']['f1-score']:.3f} |")
         lines.append(f"| entity micro F1 (DIET) | {entities['micro avg']['f1-score']:.3f} |")
+        for name, score in sorted(entities.items()):
+            if isinstance(score, dict) and not name.endswith(" avg"):
+                lines.append(f"| entity F1 (DIET), `{name}` | {score['f1-score']:.3f} |")
     worst = sorted(intents.items(), key=lambda kv: (kv[1]["f1-score"], kv[0]))[:WORST_INTENTS]
     lines += [
         "",
