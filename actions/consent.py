@@ -51,6 +51,7 @@ from actions.consent_states import (
     transition,
 )
 from actions.notice import retention_days
+from actions.offer_facts import offer_facts
 from actions.worker import ServiceAction
 
 Events = List[Dict[str, Any]]
@@ -238,17 +239,9 @@ class _Flow:
         return [*events, *self.read_back(offer)]
 
     def explain(self, offer: Dict[str, Any]) -> None:
-        purpose = offer["purpose"]
+        # The same facts as the read-back and the doctor memo (actions/offer_facts.py).
         values = {
-            "title": offer["title_ja"],
-            "recipient": offer["recipient"]["name_ja"],
-            # In plain words: the offer's own description, else its purpose's, else the name.
-            "description": offer.get("description_ja")
-            or purpose.get("description_ja")
-            or purpose["name_ja"],
-            "items": c.items_text(self.domain, offer["items"]),
-            "source": c.source_text(self.domain, offer["items"]),
-            "benefits": c.benefits_text(self.domain, offer["benefits"]),
+            **offer_facts(self.domain, offer).notice_values(),
             "contact": c.contact_text(self.domain),
         }
         approval = offer.get("ethics_approval")
@@ -278,12 +271,7 @@ class _Flow:
     # -- read-back and submission ------------------------------------------------------------
     def read_back(self, offer: Dict[str, Any], doctor: str | None = None) -> Events:
         terms = self.client.terms_version()
-        values = {
-            "recipient": offer["recipient"]["name_ja"],
-            "purpose": offer["purpose"]["name_ja"],
-            "items": c.items_text(self.domain, offer["items"]),
-            "terms_version": terms,
-        }
+        values = offer_facts(self.domain, offer, terms).readback_values()
         if c.needs_doctor(offer):
             answer = doctor or self.tracker.get_slot(c.DOCTOR)
             if answer not in c.DOCTOR_ANSWERS:  # never read back level 2 without the answer

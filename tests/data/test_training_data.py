@@ -29,6 +29,8 @@ EXTRA_INTENTS = [
     "inform_receipt_code", "link_channels", "inform_link_code", "unlink_channels",
     # issue 16
     "plain_japanese_on", "plain_japanese_off",
+    # issue 18
+    "request_doctor_memo",
 ]  # fmt: skip
 MIN_TEST_EXAMPLES = 5
 LEVEL_MENTION = re.compile(r"(レベル|れべる)[0-3０-３]")
