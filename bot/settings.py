@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseSettings, SecretStr
+from pydantic import BaseSettings, Field, SecretStr
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     webchat_sessions_window_seconds: int = 3600
     webchat_max_in_flight: int = 32
     webchat_offered_buttons_seconds: int = 7 * 86_400
+    # A consultation memo's print page (issue 18, bot/webchat/memo.py) is served from a random
+    # link for this long after the memo was made (shared state); then it answers 410.
+    memo_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
     # The peers (the reverse proxy) whose X-Real-IP header names the web chat's client.
     webchat_trusted_proxies: str = "127.0.0.1,::1"
     # Production (scripts/prod.py sets it): the page's CSP allows only wss: sockets, and the

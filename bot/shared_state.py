@@ -75,6 +75,12 @@ class SharedState(Protocol):
     async def is_revoked(self, key: str) -> bool:
         """Whether `key` is on the revocation list."""
 
+    async def keep(self, key: str, value: str, seconds: float) -> None:
+        """Keep `value` under `key` for `seconds` (issue 18: a consultation memo)."""
+
+    async def kept(self, key: str) -> str | None:
+        """The value kept under `key`, or None once it expired."""
+
 
 class MemoryState:
     """The shared state of a single process (bounded, oldest forgotten first)."""
@@ -85,6 +91,7 @@ class MemoryState:
         self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._offers: OrderedDict[str, tuple[frozenset[str], float]] = OrderedDict()
         self._revoked: OrderedDict[str, float] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._limit = limit
 
     @staticmethod
@@ -158,6 +165,20 @@ class MemoryState:
         """Whether `key` is on the revocation list."""
         return self._revoked.get(key, 0.0) > time.monotonic()
 
+    async def keep(self, key: str, value: str, seconds: float) -> None:
+        """Keep `value` under `key` for `seconds` (expired values go first, then the oldest)."""
+        now = time.monotonic()
+        for old in [k for k, (_, until) in self._kept.items() if until <= now]:
+            del self._kept[old]
+        self._kept[key] = (value, now + seconds)
+        self._kept.move_to_end(key)
+        self._trim(self._kept, self._limit)
+
+    async def kept(self, key: str) -> str | None:
+        """The value kept under `key`, or None once it expired."""
+        value, until = self._kept.get(key, ("", 0.0))
+        return value if until > time.monotonic() else None
+
 
 class RedisState:
     """The shared state in Redis (`redis.asyncio`), keys under `prefix`."""
@@ -224,6 +245,17 @@ class RedisState:
     async def is_revoked(self, key: str) -> bool:
         """Whether `key` is on the revocation list (EXISTS)."""
         return bool(await self._redis.exists(self._key("revoked", key)))
+
+    async def keep(self, key: str, value: str, seconds: float) -> None:
+        """Keep `value` under `key` for `seconds` (SET with expiry)."""
+        await self._redis.set(self._key("kept", key), value, px=max(1, int(seconds * 1000)))
+
+    async def kept(self, key: str) -> str | None:
+        """The value kept under `key` (GET), or None once it expired."""
+        value = await self._redis.get(self._key("kept", key))
+        if value is None:
+            return None
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def shared_state(settings: Settings) -> SharedState:

@@ -52,10 +52,13 @@ from bot.channels.line_messages import (
     to_line_messages,
     verify_postback,
 )
+from bot.channels.origins import split_origins
 from bot.privacy import Masked
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
 from bot.shared_state import Claim, SharedState, rate_verdict, shared_state, wait_for_claim
+from bot.webchat.memo import PAYLOAD_KEY as MEMO_PAYLOAD
+from bot.webchat.memo import is_memo, keep_memo
 
 logger = logging.getLogger(__name__)
 
@@ -313,13 +316,36 @@ class LineInput(InputChannel):
                 await on_new_message(
                     UserMessage(text, collector, sender, input_channel=self.name())
                 )
-            await self._answer(event, user_id, sender, collector.messages)
+            await self._answer(event, user_id, sender, await self._memo_links(collector.messages))
             answered = True
         except Exception as error:  # one bad event must not stop the others
             logger.error("LINE event failed: %s", type(error).__name__)
         finally:
             await self._settle(key, answered)
         return answered
+
+    async def _memo_links(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keep each consultation memo (issue 18) and put its print page's link beside it.
+
+        The page is the web chat's (`/webhooks/socketio/memo/<token>`), at the first origin of
+        `WEBCHAT_ALLOWED_ORIGINS`; with none, the Flex memo goes without a link.
+        """
+        origins = split_origins(self.settings.webchat_allowed_origins)
+        for message in messages:
+            custom = message.get("custom")
+            if not isinstance(custom, dict) or not is_memo(custom.get(MEMO_PAYLOAD)):
+                continue
+            if not origins or not origins[0].startswith(("https://", "http://")):
+                continue
+            try:
+                token = await keep_memo(
+                    self.state(), custom[MEMO_PAYLOAD], self.settings.memo_ttl_seconds
+                )
+            except Exception as error:  # the memo still goes out, without its link
+                logger.error("Memo not kept: %s", type(error).__name__)
+                continue
+            custom["doctor_memo_url"] = f"{origins[0].rstrip('/')}/webhooks/socketio/memo/{token}"
+        return messages
 
     async def _answer(
         self,

@@ -215,13 +215,83 @@ def to_line_messages(
     """
     texts: List[str] = []
     buttons: List[Dict[str, Any]] = []
+    flex: List[Dict[str, Any]] = []
     for message in rasa_messages:
         if message.get("text"):
             texts.extend(split_text(str(message["text"])))
         buttons.extend(message.get("buttons") or [])
+        flex.extend(memo_flex_of(message))
     texts = _merge(texts)
-    messages: List[Dict[str, Any]] = [{"type": "text", "text": t} for t in texts]
+    messages: List[Dict[str, Any]] = [{"type": "text", "text": t} for t in texts] + flex
     reply = quick_reply(buttons, sign)
     if messages and reply:
         messages[-1]["quickReply"] = reply
     return [messages[i : i + MAX_MESSAGES] for i in range(0, len(messages), MAX_MESSAGES)]
+
+
+# ---- the consultation memo (issue 18) -------------------------------------------------------
+MEMO_PAYLOAD = "doctor_memo"
+MAX_ALT_TEXT = 400
+MAX_URI = 1000
+
+
+def _flex_text(text: str, **style: Any) -> Dict[str, Any]:
+    return {"type": "text", "text": text, "wrap": True, **style}
+
+
+def memo_flex(memo: Dict[str, Any], url: str | None = None) -> Dict[str, Any]:
+    """The consultation memo as a Flex message for a phone screen, with its print link.
+
+    Args:
+        memo: The `doctor_memo` payload of action_doctor_memo (actions/memo.py): texts only.
+        url: The https link of its print page, if there is one.
+
+    Returns:
+        One LINE Flex message (a bubble of size giga: title, intro, sections, terms, date, note,
+        and a button opening the print page).
+    """
+    body: List[Dict[str, Any]] = [
+        _flex_text(str(memo["title"]), weight="bold", size="lg"),
+        _flex_text(str(memo["intro"]), size="md", margin="md"),
+    ]
+    for section in memo["sections"]:
+        body.append({"type": "separator", "margin": "lg"})
+        body.append(_flex_text(str(section["heading"]), weight="bold", size="md", margin="lg"))
+        body += [_flex_text(f"・{line}", size="md", margin="sm") for line in section["lines"]]
+    body.append({"type": "separator", "margin": "lg"})
+    body += [
+        _flex_text(str(memo["terms"]), size="md", margin="lg", weight="bold"),
+        _flex_text(str(memo["date"]), size="md", margin="sm"),
+        _flex_text(str(memo["note"]), size="sm", margin="md"),
+    ]
+    bubble: Dict[str, Any] = {
+        "type": "bubble",
+        "size": "giga",
+        "body": {"type": "box", "layout": "vertical", "contents": body},
+    }
+    if url and url.startswith("https://") and len(url) <= MAX_URI:
+        label = str(memo["link_label"])[:MAX_LABEL]
+        bubble["footer"] = {
+            "type": "box",
+            "layout": "vertical",
+            "contents": [
+                {
+                    "type": "button",
+                    "style": "primary",
+                    "action": {"type": "uri", "label": label, "uri": url},
+                }
+            ],
+        }
+    return {"type": "flex", "altText": str(memo["title"])[:MAX_ALT_TEXT], "contents": bubble}
+
+
+def memo_flex_of(message: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The Flex message of a Rasa message carrying a memo (`custom.doctor_memo`), if any.
+
+    The LINE channel puts the memo's print link in `custom.doctor_memo_url` (bot/channels/line.py).
+    """
+    custom = message.get("custom")
+    if not isinstance(custom, dict) or not isinstance(custom.get(MEMO_PAYLOAD), dict):
+        return []
+    url = custom.get("doctor_memo_url")
+    return [memo_flex(custom[MEMO_PAYLOAD], url if isinstance(url, str) else None)]

@@ -62,6 +62,8 @@ from bot.privacy import Masked
 from bot.settings import Settings, get_settings
 from bot.shared_state import SharedState, rate_verdict, shared_state, within_budget
 from bot.webchat.furigana import with_furigana
+from bot.webchat.memo import PAYLOAD_KEY as MEMO_PAYLOAD
+from bot.webchat.memo import add_memo_routes, is_memo, keep_memo
 
 logger = logging.getLogger(__name__)
 
@@ -209,11 +211,38 @@ class WebChatOutput(OutputChannel):
             logger.error("Offered buttons not saved: %s", type(error).__name__)
         await self._emit({"text": text, "quick_replies": replies})
 
+    async def send_custom_json(
+        self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any
+    ) -> None:
+        """A consultation memo (issue 18) becomes a link to its print page; nothing else is sent."""
+        await send_memo_link(self, json_message.get(MEMO_PAYLOAD))
+
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         """Images are not used by this assistant; say nothing rather than break the page."""
 
     async def send_attachment(self, recipient_id: str, attachment: str, **kwargs: Any) -> None:
         """Attachments are not used by this assistant."""
+
+
+async def send_memo_link(output: WebChatOutput, memo: Any) -> None:
+    """Keep a memo in the shared state and send the page a link to its print page (issue 18).
+
+    Args:
+        output: The session's output channel.
+        memo: The `doctor_memo` payload of action_doctor_memo (ignored unless well formed).
+    """
+    if not is_memo(memo):
+        return
+    try:
+        token = await keep_memo(output.state, memo, get_settings().memo_ttl_seconds)
+    except Exception as error:  # no link rather than a broken one
+        logger.error("Memo not kept: %s", type(error).__name__)
+        return
+    await output.sio.emit(
+        "bot_uttered",
+        {"memo_link": {"url": f"memo/{token}", "title": memo["link_label"]}},
+        room=output.session,
+    )
 
 
 class WebChatInput(InputChannel):
@@ -377,6 +406,8 @@ class WebChatInput(InputChannel):
                 content_type=STATIC_FILES[name],
                 headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
             )
+
+        add_memo_routes(webchat, self.state, self._security_headers)  # issue 18
 
         @webchat.route("/session", methods=["POST"])  # type: ignore[misc]
         async def session(request: Request) -> HTTPResponse:

@@ -122,6 +122,22 @@
     });
   }
 
+  // The consultation memo (issue 18): a link to its print page, opened in a new tab. Only a
+  // relative link of the server's own shape is taken (text node, never HTML).
+  function showMemoLink(link) {
+    if (!link || !/^memo\/[A-Za-z0-9_-]{43}$/.test(String(link.url))) { return; }
+    var item = document.createElement("li");
+    item.className = "bot memo-link";
+    var anchor = document.createElement("a");
+    anchor.href = link.url;
+    anchor.target = "_blank";
+    anchor.rel = "noopener noreferrer";
+    anchor.textContent = String(link.title || "");
+    item.appendChild(anchor);
+    messages.appendChild(item);
+    anchor.scrollIntoView({ block: "nearest" });
+  }
+
   function toggle(id, cls, key) {
     var button = document.getElementById(id);
     function apply(on) {
@@ -277,6 +293,7 @@
       clearStatus();
       if (message.text) { show(message.text, "bot", message.furigana); }
       if (message.quick_replies) { showReplies(message.quick_replies); notePlain(message.quick_replies); }
+      if (message.memo_link) { showMemoLink(message.memo_link); }
     });
   }
 
