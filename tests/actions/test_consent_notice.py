@@ -254,9 +254,12 @@ def test_the_proceed_button_continues_and_a_no_stops(api, domain) -> None:
 def test_the_choice_buttons_name_the_choice(domain) -> None:
     for name in ("utter_recommend_consult_first", "utter_consent_choose_continue_or_pause"):
         payloads = [b["payload"] for b in domain["responses"][name][0]["buttons"]]
+        # After "not yet" a third button asks for the consultation memo (issue 18).
+        memo = ["/request_doctor_memo"] if name == "utter_recommend_consult_first" else []
         assert payloads == [
             '/deny{{"consent_choice": "pause"}}',
             '/affirm{{"consent_choice": "proceed"}}',
+            *memo,
         ]
 
 
