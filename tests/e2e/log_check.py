@@ -30,6 +30,7 @@ RAW_LINE_ID = re.compile(r"U[0-9a-f]{32}")
 BLOOD_PRESSURE = "158/96"
 REPLY = "/v2/bot/message/reply"
 REPLY_WAIT = 30.0
+UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 # (kind, raw text) of every personal detail the session's tests sent (`forbid`).
 FORBIDDEN: List[tuple[str, str]] = []
 
@@ -89,6 +90,11 @@ def send_canaries(url: str, line_secret: str, fake_line: FakeLineApi) -> str:
     return canary
 
 
+def unescaped(text: str) -> str:
+    """`text` with JSON's \\uXXXX escapes decoded (Rasa writes events as ASCII-only JSON)."""
+    return UNICODE_ESCAPE.sub(lambda match: chr(int(match[1], 16)), text)
+
+
 def leaks(logs: Iterable[Path], canary: str) -> List[str]:
     """Where the logs hold the canary, its blood pressure or a raw LINE user id.
 
@@ -109,5 +115,6 @@ def leaks(logs: Iterable[Path], canary: str) -> List[str]:
             found.append(f"{log.name}: the canary's blood pressure")
         if RAW_LINE_ID.search(text):
             found.append(f"{log.name}: a raw LINE user id")
-        found += sorted({f"{log.name}: a raw {kind}" for kind, raw in FORBIDDEN if raw in text})
+        both = text + "\n" + unescaped(text)
+        found += sorted({f"{log.name}: a raw {kind}" for kind, raw in FORBIDDEN if raw in both})
     return found

@@ -5,6 +5,7 @@ A unit test (no servers): the e2e session itself runs the check when it ends.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,6 @@ def test_raw_personal_details_the_tests_sent_are_leaks(
     assert log_check.leaks([log], CANARY) == ["rasa.log: a raw phone"]
     log.write_text(CLEAN + "DEBUG message '電話は［電話番号］です'\n", encoding="utf-8")
     assert log_check.leaks([log], CANARY) == []
+    log_check.forbid("name", ["高橋美咲"])  # in JSON written ASCII-only, as Rasa writes events
+    log.write_text(CLEAN + json.dumps({"text": "高橋美咲です"}) + "\n", encoding="utf-8")
+    assert log_check.leaks([log], CANARY) == ["rasa.log: a raw name"]
