@@ -10,7 +10,7 @@ from typing import Dict, Iterator
 import pytest
 
 from bot import startup
-from scripts import init_env, nlu_report
+from scripts import harness, init_env, nlu_report
 from tests.conftest import PROJECT_ROOT
 
 
@@ -138,10 +138,18 @@ def test_dev_scripts_create_private_files_and_never_pass_tokens_as_arguments(
 
 
 def test_dev_rasa_is_started_with_its_api_closed_by_token_and_the_chat_on_loopback() -> None:
-    run = (PROJECT_ROOT / "scripts" / "run.sh").read_text(encoding="utf-8")
+    # run.sh starts the servers through scripts/harness.py's dev set
+    assert "-m scripts.harness run" in (PROJECT_ROOT / "scripts" / "run.sh").read_text("utf-8")
+    rasa = next(
+        s for s in harness.dev_specs(harness.DevPorts(), {}, Path("log")) if s.name == "rasa"
+    )
+    run = " ".join(rasa.argv)
     shell = (PROJECT_ROOT / "scripts" / "shell.sh").read_text(encoding="utf-8")
     # bot.server refuses --enable-api without a strong RASA_API_TOKEN (tests/bot/test_server.py)
     assert "-m bot.server run" in run and "--enable-api" in run
+    assert "--interface 127.0.0.1" in run
+    assert not any("TOKEN" in arg for spec in harness.dev_specs(harness.DevPorts(), {}, Path("log"))
+                   for arg in spec.argv)  # fmt: skip
     assert "-m bot.server shell" in shell and "--interface 127.0.0.1" in shell
 
 
