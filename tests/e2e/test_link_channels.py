@@ -74,7 +74,7 @@ def test_web_and_line_linked_by_a_one_time_code_list_the_same_consents(
     line = LineResident(assistant, fake_line)
     assert "まだ同意の記録はありません" in line.say("同意した内容を確認したいです")
 
-    issued = type_message(page, "LINEとWebをつなげたい")
+    issued = type_message(page, "LINEとWebをつなげたい", expect="1回だけ")
     match = LINK_CODE.search(issued)
     assert match, issued
     assert "1回だけ" in issued and "LINE" in issued
@@ -89,7 +89,7 @@ def test_web_and_line_linked_by_a_one_time_code_list_the_same_consents(
     assert "Webチャットとつながりました" in done
     assert linked(assistant, line.subject)
     on_line = line.say("同意した内容を確認したいです")
-    on_web = type_message(page, "同意した内容を確認したいです")
+    on_web = type_message(page, "同意した内容を確認したいです", expect=receipt_code)
     assert receipt_code in on_line and receipt_code in on_web
     [web_consent] = consents_of(assistant, line.subject)
     assert (web_consent["receipt_code"], web_consent["channel"]) == (receipt_code, "web")
@@ -105,7 +105,7 @@ def test_web_and_line_linked_by_a_one_time_code_list_the_same_consents(
     assert "連携を解除しました" in line.say("連携を解除")
     assert consents_of(assistant, line.subject) == []
     assert "まだ同意の記録はありません" in line.say("同意した内容を確認したいです")
-    assert receipt_code in type_message(page, "同意した内容を確認したいです")
+    assert receipt_code in type_message(page, "同意した内容を確認したいです", expect=receipt_code)
     context.close()
 
 

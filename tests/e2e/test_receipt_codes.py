@@ -45,25 +45,37 @@ def look_up(assistant: Assistant, code: str) -> Dict[str, Any]:
     return dict(response.json())
 
 
-def last_bot_text(page: Any, count_before: int) -> str:
-    """Wait for a new answer after `count_before` bot messages; return all new ones."""
+def last_bot_text(page: Any, count_before: int, expect: str | None = None) -> str:
+    """Wait for a new answer after `count_before` bot messages; return all new ones.
+
+    An answer may come in several messages, some time apart (an action's answer follows the
+    explanation): with `expect`, wait until the new messages contain it; without, allow 500 ms.
+    """
     bot = page.locator("#messages li.bot")
     bot.nth(count_before).wait_for(timeout=WAIT_MS)
-    page.wait_for_timeout(500)  # an answer may come in several messages
-    return "\n".join(bot.all_inner_texts()[count_before:])
+    if expect is None:
+        page.wait_for_timeout(500)
+        return "\n".join(bot.all_inner_texts()[count_before:])
+    waited = 0
+    while True:
+        text = "\n".join(bot.all_inner_texts()[count_before:])
+        if expect in text or waited >= WAIT_MS:
+            return text
+        page.wait_for_timeout(100)
+        waited += 100
 
 
-def type_message(page: Any, text: str) -> str:
+def type_message(page: Any, text: str, expect: str | None = None) -> str:
     before = page.locator("#messages li.bot").count()
     page.fill("#input", text)
     page.press("#input", "Enter")
-    return last_bot_text(page, before)
+    return last_bot_text(page, before, expect)
 
 
-def press(page: Any, title: str) -> str:
+def press(page: Any, title: str, expect: str | None = None) -> str:
     before = page.locator("#messages li.bot").count()
     page.get_by_role("button", name=title, exact=True).click()
-    return last_bot_text(page, before)
+    return last_bot_text(page, before, expect)
 
 
 def consent_in_the_browser(page: Any, assistant: Assistant) -> str:
@@ -71,9 +83,9 @@ def consent_in_the_browser(page: Any, assistant: Assistant) -> str:
     page.goto(f"{assistant.url}/webhooks/socketio/chat")
     page.locator("#messages li.bot").first.wait_for(timeout=WAIT_MS)
     type_message(page, "同意の手続きをしたいです")
-    read_back = press(page, OFFER_TITLE)
+    read_back = press(page, OFFER_TITLE, expect="この内容で同意を記録してよろしいですか")
     assert "この内容で同意を記録してよろしいですか" in read_back
-    recorded = press(page, "はい、記録する")
+    recorded = press(page, "はい、記録する", expect="この番号を控えてください")
     assert "同意を記録しました" in recorded and "この番号を控えてください" in recorded
     match = CODE.search(recorded)
     assert match, recorded
@@ -114,10 +126,10 @@ def test_a_web_consent_is_withdrawn_by_code_after_the_storage_is_cleared(
     # the new session has no consents of its own
     assert "まだ同意の記録はありません" in type_message(page, "同意した内容を確認したいです")
 
-    confirm = type_message(page, f"受付番号 {code} の同意を取り消したい")
+    confirm = type_message(page, f"受付番号 {code} の同意を取り消したい", expect=OFFER_TITLE)
     assert f"受付番号 {code} の同意を取り消します" in confirm and OFFER_TITLE in confirm
     assert look_up(assistant, code)["status"] == "active"  # nothing before the yes
-    done = press(page, "取り消す")
+    done = press(page, "取り消す", expect="この番号を控えてください")
     assert_withdrawn_with_a_receipt(assistant, code, done)
     context.close()
 
