@@ -33,7 +33,6 @@ import platform
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,9 @@ import yaml
 from report import write_section  # bench/report.py (the script's own folder)
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT))  # scripts/harness.py: the project's one way to start its servers
+from scripts import harness  # noqa: E402
+
 RASA = ROOT / ".venv" / "bin" / "rasa"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BACKEND_PYTHON = ROOT / ".venv-backend" / "bin" / "python"
@@ -88,13 +90,6 @@ class Plan:
     soak_pause: float = 2.0
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process and its children, from /proc."""
     total = 0
@@ -110,33 +105,6 @@ def rss_bytes(pid: int) -> int:
         total += int(match.group(1)) * 1024 if match else 0
         pending.extend(int(child) for child in children)
     return total
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Wait until `url` answers 200, failing early when the process dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout:.0f}s")
-
-
-def stop(process: subprocess.Popen[bytes] | None) -> None:
-    """Terminate a process and wait for it."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def base_env() -> dict[str, str]:
@@ -173,31 +141,27 @@ class ConsentService:
 
     def __init__(self, work: Path) -> None:
         """Prepare the service's port, database and log."""
-        self.port = free_port()
+        self.port = harness.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.work = work
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: harness.Process | None = None
 
     def __enter__(self) -> ConsentService:
         """Start the service and wait until it answers."""
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT / "backend"),
             "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{self.work / 'consent.db'}",
             "CONSENT_API_TOKEN": CONSENT_TOKEN,
         }
         log = self.work / "consent.log"
-        command = [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(self.port)]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_for(f"{self.url}/health", self.process, log, 120)
+        spec = harness.consent_spec(self.port, env, log, python=BACKEND_PYTHON, truncate_log=True)
+        self.process = harness.run_ready(spec)
         return self
 
     def __exit__(self, *_: object) -> None:
         """Stop the service."""
-        stop(self.process)
+        if self.process is not None:
+            self.process.stop()
 
 
 class Stack:
@@ -209,11 +173,11 @@ class Stack:
         self.model = model
         self.folder = work / label
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.rasa_port, self.actions_port = free_port(), free_port()
+        self.rasa_port, self.actions_port = harness.free_port(), harness.free_port()
         self.url = f"http://127.0.0.1:{self.rasa_port}"
         self.consent_url = consent_url
-        self.rasa: subprocess.Popen[bytes] | None = None
-        self.actions: subprocess.Popen[bytes] | None = None
+        self.rasa: harness.Process | None = None
+        self.actions: harness.Process | None = None
 
     def _env(self) -> dict[str, str]:
         return {
@@ -255,29 +219,23 @@ class Stack:
             if self.label == "stock"
             else [str(PYTHON), "-m", "bot.action_server"]
         )
-        with actions_log.open("wb") as out:
-            self.actions = subprocess.Popen(
-                [*actions, "--port", str(self.actions_port)],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_for(f"http://127.0.0.1:{self.actions_port}/health", self.actions, actions_log, 300)
+        self.actions = harness.run_ready(harness.actions_spec(
+            self.actions_port, env, actions_log, command=actions, timeout=300, truncate_log=True,
+        ))  # fmt: skip
         rasa_log = self.folder / "rasa.log"
         # Ours runs as `make run` runs it (bot/server.py: Rasa with its run-time fix); the
         # baseline is Rasa's own command.
         server = [str(RASA)] if self.label == "stock" else [str(PYTHON), "-m", "bot.server"]
-        command = [
-            *server, "run", "--model", self.model, "--endpoints", str(endpoints),
-            "--credentials", str(ROOT / "credentials.yml"), "--enable-api",
-            "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-        ]  # fmt: skip
+        spec = harness.rasa_spec(
+            self.rasa_port, env, rasa_log, model=self.model, endpoints=endpoints,
+            credentials=ROOT / "credentials.yml", command=server, truncate_log=True,
+        )  # fmt: skip
         started = time.monotonic()
-        with rasa_log.open("wb") as out:
-            self.rasa = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
+        self.rasa = harness.start(spec)
+        # Ready = its first answer (the cold start measured), not harness.HttpReady's route.
         deadline = started + 600
         while True:
-            if self.rasa.poll() is not None:
+            if not self.rasa.alive():
                 raise RuntimeError(rasa_log.read_text(errors="replace")[-3000:])
             try:
                 answer = requests.post(
@@ -301,8 +259,9 @@ class Stack:
 
     def stop(self) -> None:
         """Stop both servers."""
-        stop(self.rasa)
-        stop(self.actions)
+        for process in (self.rasa, self.actions):
+            if process is not None:
+                process.stop()
 
 
 def percentile(values: list[float], fraction: float) -> float:

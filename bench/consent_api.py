@@ -14,9 +14,7 @@ import json
 import os
 import platform
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,19 +30,15 @@ from report import write_section  # bench/report.py (the script's own folder)
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT))  # scripts/harness.py: the project's one way to start its servers
+from scripts import harness  # noqa: E402
+
 TOKEN = secrets.token_urlsafe(32)  # the service refuses weaker client tokens
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PG_ADMIN = os.environ.get(
     "CONSENT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 MARK_START, MARK_END = "<!-- consent_api:start -->", "<!-- consent_api:end -->"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -68,36 +62,16 @@ def database(kind: str, folder: Path) -> Iterator[str]:
 @contextmanager
 def service(url: str, log: Path) -> Iterator[str]:
     """Run the consent service on `url` and yield its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "CONSENT_DATABASE_URL": url,
-        "CONSENT_API_TOKEN": TOKEN,
-        "PYTHONPATH": str(ROOT / "backend"),
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "consent_service", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    port = harness.free_port()
+    env = {**os.environ, "CONSENT_DATABASE_URL": url, "CONSENT_API_TOKEN": TOKEN}
+    spec = harness.consent_spec(
+        port, env, log, timeout=60, truncate_log=True, python=Path(sys.executable)
+    )
+    process = harness.run_ready(spec)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"service did not start: {log.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop()
 
 
 def run_level(base: str, clients: int, total: int, terms: str) -> dict[str, Any]:

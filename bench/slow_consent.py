@@ -23,9 +23,7 @@ import json
 import os
 import platform
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,17 +36,14 @@ import requests
 from report import write_section  # bench/report.py (the script's own folder)
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT))  # scripts/harness.py: the project's one way to start its servers
+from scripts import harness  # noqa: E402
+
 REPORT = ROOT / "docs" / "benchmarks.md"
 MARK_START, MARK_END = "<!-- slow_consent:start -->", "<!-- slow_consent:end -->"
 ACTION_TOKEN = secrets.token_urlsafe(32)
 CONSENT_TOKEN = secrets.token_urlsafe(32)
 PSEUDONYM_KEY = secrets.token_hex(32)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _subject(sender: str) -> str:
@@ -95,8 +90,8 @@ def _call(sender: str) -> Dict[str, Any]:
     }
 
 
-def _start_action_server(project: Path, consent_url: str, log: Path) -> tuple[Any, str]:
-    port = _free_port()
+def _start_action_server(project: Path, consent_url: str, log: Path) -> tuple[harness.Process, str]:
+    port = harness.free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(project),
@@ -105,20 +100,14 @@ def _start_action_server(project: Path, consent_url: str, log: Path) -> tuple[An
         "CONSENT_API_URL": consent_url,
         "SUBJECT_PSEUDONYM_KEY": PSEUDONYM_KEY,
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.action_server", "--port", str(port)],
-            cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if requests.get(f"{url}/health", timeout=1).ok:
-                return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit(log.read_text(errors="replace"))
+    spec = harness.actions_spec(
+        port, env, log, command=[sys.executable, "-m", "bot.action_server"], cwd=project,
+        timeout=120, truncate_log=True,
+    )  # fmt: skip
+    try:
+        return harness.run_ready(spec), f"http://127.0.0.1:{port}"
+    except harness.StartError as error:
+        raise SystemExit(str(error)) from None
 
 
 def _measure(url: str, residents: int, requests_each: int) -> List[float]:
@@ -185,12 +174,7 @@ def _run(
         slowed = _measure(url, args.residents, requests_each)
         stop.set()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a loop held by a blocking call does not stop
-            process.kill()
-            process.wait(timeout=30)
+        process.stop()  # SIGKILL after 30 s: a loop held by a blocking call does not stop
     return baseline, slowed
 
 

@@ -29,7 +29,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,10 @@ from pathlib import Path
 from typing import Dict, List
 from urllib.parse import quote, urlsplit
 
-import requests
+try:
+    from scripts import harness
+except ImportError:  # run as `python scripts/prod.py`: this folder is on the path, not the root
+    import harness  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -74,12 +76,7 @@ class Ports:
     @classmethod
     def free(cls, replicas: int = 2) -> Ports:
         """Ports nobody uses now (for tests)."""
-
-        def one() -> int:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                return int(sock.getsockname()[1])
-
+        one = harness.free_port
         return cls(one(), one(), [one() for _ in range(replicas)],
                    [one() for _ in range(replicas)], one())  # fmt: skip
 
@@ -306,32 +303,27 @@ class ProdStack:
         problems = start_up_problems(self.env)
         if problems:
             raise SystemExit("The production profile does not start: " + "; ".join(problems))
-        self.processes: Dict[str, subprocess.Popen[bytes]] = {}
+        # Each part in its own process group, its output in run_dir/<name>.log (scripts/harness.py).
+        self.group = harness.Group()
+
+    @property
+    def processes(self) -> Dict[str, subprocess.Popen[bytes]]:
+        """The running parts by name (a snapshot)."""
+        return {name: process.popen for name, process in self.group.processes.items()}
 
     # -- parts ------------------------------------------------------------------------------------
 
-    def _start(self, name: str, command: List[str], env: Dict[str, str] | None = None) -> None:
-        log = os.open(self.run_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(log, "ab") as out:
-            self.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT,
-                umask=PRIVATE_UMASK,
-            )  # fmt: skip
+    def _log(self, name: str) -> Path:
+        return self.run_dir / f"{name}.log"
 
-    def _wait(self, name: str, url: str, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        process = self.processes[name]
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log = (self.run_dir / f"{name}.log").read_text(errors="replace")
-                raise RuntimeError(f"{name} stopped while starting:\n{log[-3000:]}")
-            try:
-                if requests.get(url, timeout=2).status_code < 500:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
+    def _start(self, name: str, command: List[str], env: Dict[str, str] | None = None) -> None:
+        """Start a part that needs no readiness check (private files: umask 0077)."""
+        self.group.start(harness.Spec(name, command, self._log(name), env=env or self.env,
+                                      umask=PRIVATE_UMASK))  # fmt: skip
+
+    def _wait(self, name: str) -> None:
+        """Wait until part `name` answers (harness.StartError, a RuntimeError, if not)."""
+        self.group.processes[name].wait_ready()
 
     def _backend_command(self, name: str, args: List[str], env: Dict[str, str]) -> None:
         """Run `python -m consent_service ARGS` to completion, its output to `name`.log."""
@@ -356,36 +348,37 @@ class ProdStack:
 
     def start_consent(self) -> None:
         """The consent service on PostgreSQL."""
-        env = {**self.env, "PYTHONPATH": str(ROOT / "backend")}
-        command = [str(BACKEND_PYTHON), "-m", "consent_service", "serve",
-                   "--port", str(self.ports.consent)]  # fmt: skip
-        self._start("consent", command, env)
-        self._wait("consent", f"http://127.0.0.1:{self.ports.consent}/health", 120)
+        self.group.start(harness.consent_spec(
+            self.ports.consent, self.env, self._log("consent"), python=BACKEND_PYTHON,
+            umask=PRIVATE_UMASK,
+        ))  # fmt: skip
+        self._wait("consent")
 
     def start_consumer(self) -> None:
         """The consumer of Rasa's events (RabbitMQ) into the staff console's tables."""
-        env = {**self.env, "PYTHONPATH": str(ROOT / "backend")}
-        self._start("consumer", [str(BACKEND_PYTHON), "-m", "consent_service", "consume"], env)
+        self.group.start(harness.consumer_spec(self.env, self._log("consumer"),
+                                               umask=PRIVATE_UMASK))  # fmt: skip
 
     def start_actions(self, index: int) -> None:
         """Action server `index` (loopback, token required)."""
-        port = self.ports.actions[index]
-        command = [str(PYTHON), "-m", "bot.action_server", "--port", str(port)]
-        self._start(f"actions-{index}", command)
-        self._wait(f"actions-{index}", f"http://127.0.0.1:{port}/health", 120)
+        name = f"actions-{index}"
+        self.group.start(harness.actions_spec(
+            self.ports.actions[index], self.env, self._log(name), name=name,
+            command=[str(PYTHON), "-m", "bot.action_server"], umask=PRIVATE_UMASK,
+        ))  # fmt: skip
+        self._wait(name)
 
     def start_replica(self, index: int, wait: bool = True) -> None:
         """Rasa replica `index` (loopback, HTTP API off)."""
-        port = self.ports.rasa[index]
-        command = [
-            str(PYTHON), "-m", "bot.server", "run", "--model", str(self.model),
-            "--endpoints", str(ROOT / "endpoints.prod.yml"),
-            "--credentials", str(ROOT / "credentials.prod.yml"),
-            "--interface", "127.0.0.1", "--port", str(port),
-        ]  # fmt: skip
-        self._start(f"rasa-{index}", command)
+        name = f"rasa-{index}"
+        self.group.start(harness.rasa_spec(
+            self.ports.rasa[index], self.env, self._log(name), name=name, model=self.model,
+            endpoints=ROOT / "endpoints.prod.yml", credentials=ROOT / "credentials.prod.yml",
+            enable_api=False, ready_path="/webhooks/line/", ready_below=500, timeout=600,
+            command=[str(PYTHON), "-m", "bot.server"], umask=PRIVATE_UMASK,
+        ))  # fmt: skip
         if wait:
-            self._wait(f"rasa-{index}", f"http://127.0.0.1:{port}/webhooks/line/", 600)
+            self._wait(name)
 
     def start_nginx(self) -> None:
         """Nginx in front of the replicas (public) and the action servers (private)."""
@@ -394,9 +387,13 @@ class ProdStack:
             raise SystemExit("nginx is missing: `apt-get install nginx-light` (Debian).")
         trusted = self.env.get("NGINX_REAL_IP_FROM", DEFAULT_REAL_IP_FROM)
         config = render_nginx(self.ports, self.run_dir, trusted)
-        self._start("nginx", [nginx, "-e", str(self.run_dir / "nginx-error.log"),
-                              "-c", str(config), "-p", str(self.run_dir)])  # fmt: skip
-        self._wait("nginx", f"http://127.0.0.1:{self.ports.public}/health", 30)
+        self.group.start(harness.Spec(
+            "nginx", [nginx, "-e", str(self.run_dir / "nginx-error.log"), "-c", str(config),
+                      "-p", str(self.run_dir)],
+            self._log("nginx"), env=self.env, umask=PRIVATE_UMASK, timeout=30,
+            ready=harness.HttpReady(f"http://127.0.0.1:{self.ports.public}/health", 500),
+        ))  # fmt: skip
+        self._wait("nginx")
 
     def start(self) -> None:
         """Everything, in dependency order."""
@@ -410,8 +407,8 @@ class ProdStack:
             self.start_actions(index)
         for index in range(len(self.ports.rasa)):
             self.start_replica(index, wait=False)
-        for index, port in enumerate(self.ports.rasa):
-            self._wait(f"rasa-{index}", f"http://127.0.0.1:{port}/webhooks/line/", 600)
+        for index in range(len(self.ports.rasa)):
+            self._wait(f"rasa-{index}")
         self.start_nginx()
 
     def run_retention(self) -> int:
@@ -436,25 +433,12 @@ class ProdStack:
         return tracker_code or consent_code
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Kill one part (SIGKILL by default: no goodbye)."""
-        process = self.processes.pop(name, None)
-        if process is not None and process.poll() is None:
-            process.send_signal(sig)
-            process.wait(timeout=30)
+        """Kill one part and what it started (SIGKILL by default: no goodbye)."""
+        self.group.kill(name, sig)
 
     def stop(self) -> None:
-        """Stop everything that is running, and wait for it."""
-        stopping = list(self.processes.values())
-        self.processes.clear()
-        for process in stopping:
-            if process.poll() is None:
-                process.terminate()
-        for process in stopping:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Stop everything that is running (SIGTERM, then SIGKILL after 30 s), and wait."""
+        self.group.stop()
 
     @property
     def public_url(self) -> str:
@@ -481,13 +465,13 @@ def main(argv: List[str] | None = None) -> int:
             f"Logs: {stack.run_dir}/. Ctrl-C stops everything."
         )
         next_retention = 0.0
-        while all(p.poll() is None for p in stack.processes.values()):
+        while not stack.group.stopped():
             if time.monotonic() >= next_retention:  # at start, then daily
                 if stack.run_retention() != 0:
                     print(f"Retention failed; see {stack.run_dir}/retention.log", file=sys.stderr)
                 next_retention = time.monotonic() + RETENTION_EVERY_SECONDS
             time.sleep(1)
-        stopped = [name for name, p in stack.processes.items() if p.poll() is not None]
+        stopped = stack.group.stopped()
         print(f"Stopped unexpectedly: {', '.join(stopped)}; see {stack.run_dir}/.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

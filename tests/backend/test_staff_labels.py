@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from consent_service.main import create_app
 from consent_service.models import StaffAccessLog
 from consent_service.staff import auth, labels
 from consent_service.staff.masking import mask
+from scripts.harness import free_port
 from tests.backend.conftest import START, Clock
 
 PASSWORD = "correct horse battery staple"
@@ -37,11 +37,7 @@ MISSED = f"データが間違ってたら直せる？電話は{PHONE}です"
 OTHER = "取り消したらもう渡したデータはどうなるの"
 
 
-def closed_port() -> int:
-    """A port nothing listens on (Rasa down)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+closed_port = free_port  # a port nothing listens on (Rasa down)
 
 
 @pytest.fixture

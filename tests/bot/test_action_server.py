@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 import requests
 
+from scripts.harness import free_port
 from tests.conftest import PROJECT_ROOT
 
 TOKEN = secrets.token_urlsafe(32)
@@ -21,10 +22,7 @@ PSEUDONYM_KEY = secrets.token_hex(32)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_free_port = free_port
 
 
 def _call(action: str = "action_list_consents") -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import stat
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from rasa.core.actions.action import RemoteAction
 
 from bot import server, startup
 from bot.settings import Settings
+from scripts.harness import free_port
 from tests.conftest import PROJECT_ROOT
 
 _ORIGINAL_VALIDATE = RemoteAction._validate_action_result
@@ -241,10 +241,7 @@ def test_dev_endpoints_send_the_action_server_token_as_a_header(
     assert endpoint.token is None  # never in the URL
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_free_port = free_port
 
 
 def _dev_env(**values: str) -> Dict[str, str]:

@@ -12,7 +12,6 @@ import hmac
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import requests
 
+from scripts import harness
+from scripts.harness import free_port
 from tests.conftest import PROJECT_ROOT
 from tests.e2e import log_check
 from tests.line_fake import FakeLineApi
@@ -53,24 +54,13 @@ CITY_CONTACT = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "wait_until_up"]  # also used by e2e tests that start a server of their own
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited early:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{url} did not answer in {START_TIMEOUT:.0f}s")
+    """Wait until `url` answers with a success (scripts/harness.py), failing if `process` ends."""
+    spec = harness.Spec(url, [], log, ready=harness.HttpReady(url), timeout=START_TIMEOUT)
+    harness.Process(spec, process).wait_ready()
 
 
 class ConsentService:
@@ -87,20 +77,15 @@ class ConsentService:
             "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
             "CONSENT_API_TOKEN": CONSENT_TOKEN,
         }
-        self.process: subprocess.Popen | None = None
+        self.process: harness.Process | None = None
 
     def start(self) -> None:
-        command = [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(self.port)]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_until_up(f"{self.url}/health", self.process, self.log)
+        spec = harness.consent_spec(self.port, self.env, self.log, timeout=START_TIMEOUT)
+        self.process = harness.run_ready(spec)
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+            self.process.stop()
             self.process = None
 
     def history(self, sender: str, channel: str = "rest") -> List[Dict[str, Any]]:
@@ -119,16 +104,17 @@ class ConsentService:
 
 # The staff console's analytics (issue 20): the consumer of Rasa's SQL event broker (the
 # `event_broker` of the assistant's endpoints, work/events.db) into the consent service's tables.
-def start_consumer(env: Dict[str, str], events_db: Path, log: Path) -> subprocess.Popen:
-    """Start `python -m consent_service consume` on `events_db` with the service's `env`."""
+def consumer_spec(env: Dict[str, str], events_db: Path, log: Path) -> harness.Spec:
+    """`python -m consent_service consume` on `events_db` with the service's `env`."""
     env = {**env, "ANALYTICS_SOURCE": "sql", "ANALYTICS_POLL_SECONDS": "0.2",
            "ANALYTICS_EVENTS_DATABASE_URL": f"sqlite+pysqlite:///{events_db}",
            "STAFF_MASK_WITH_GINZA": "false"}  # fmt: skip
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(BACKEND_PYTHON), "-m", "consent_service", "consume"],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    return harness.consumer_spec(env, log)
+
+
+def start_consumer(env: Dict[str, str], events_db: Path, log: Path) -> subprocess.Popen:
+    """Start the consumer (`consumer_spec`) through the harness; its process."""
+    return harness.start(consumer_spec(env, events_db, log)).popen
 
 
 def wait_consumed(events_db: Path, consent_db: Path, timeout: float = 60.0) -> None:
@@ -207,7 +193,7 @@ def assistant(
     )
     consent = ConsentService(work)
     consent.start()
-    consumer = start_consumer(consent.env, work / "events.db", work / "consumer.log")
+    consumer = harness.start(consumer_spec(consent.env, work / "events.db", work / "consumer.log"))
     env = {
         **os.environ,
         **CITY_CONTACT,
@@ -221,40 +207,32 @@ def assistant(
         "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
         "LINE_API_BASE_URL": fake_line.url,
         "WEBCHAT_ALLOWED_ORIGINS": f"http://127.0.0.1:{rasa_port}",
+        # Issue 18: the consultation memo's link expires within the test (tests/e2e/test_memo.py).
+        "MEMO_TTL_SECONDS": "20",
         "PYTHONPATH": str(PROJECT_ROOT),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     logs = {name: work / f"{name}.log" for name in ("actions", "rasa")}
-    commands = {
-        "actions": [
-            str(PYTHON), "-m", "bot.action_server", "--port", str(actions_port),
-        ],
-        "rasa": [
-            str(PYTHON), "-m", "bot.server", "run", "--model", str(MODEL),
-            "--endpoints", str(endpoints),
-            "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--enable-api",
-            "--interface", "127.0.0.1", "--port", str(rasa_port),
-        ],
-    }  # fmt: skip
-    processes = {
-        name: subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=logs[name].open("wb"),
-            stderr=subprocess.STDOUT,
+    group = harness.Group()
+    group.start(
+        harness.actions_spec(
+            actions_port,
+            env,
+            logs["actions"],
+            timeout=START_TIMEOUT,
+            command=[str(PYTHON), "-m", "bot.action_server"],
         )
-        for name, command in commands.items()
-    }
+    )
+    group.start(harness.rasa_spec(
+        rasa_port, env, logs["rasa"], model=MODEL, endpoints=endpoints,
+        credentials=PROJECT_ROOT / "credentials.yml", timeout=START_TIMEOUT,
+        command=[str(PYTHON), "-m", "bot.server"],
+    ))  # fmt: skip
     canary = None
     try:
-        wait_until_up(
-            f"http://127.0.0.1:{actions_port}/health", processes["actions"], logs["actions"]
-        )
-        wait_until_up(
-            f"http://127.0.0.1:{rasa_port}/webhooks/rest/", processes["rasa"], logs["rasa"]
-        )
+        group.wait_ready("actions")
+        group.wait_ready("rasa")
         running = Assistant(
             url=f"http://127.0.0.1:{rasa_port}",
             tracker_db=work / "rasa.db",
@@ -266,15 +244,8 @@ def assistant(
         canary = log_check.send_canaries(running.url, LINE_SECRET, fake_line)
     finally:
         consent.stop()
-        consumer.terminate()
-        consumer.wait(timeout=30)
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        consumer.stop()
+        group.stop()
     if canary is not None:  # the servers started and the session ran: fail it on any leak
         assert log_check.leaks(running.logs, canary) == [], "the e2e run's logs hold resident data"
 

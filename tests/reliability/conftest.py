@@ -23,8 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -38,6 +36,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from scripts import harness
 from scripts.prod import ROOT, Ports, ProdStack
 from tests.line_fake import FakeLineApi
 
@@ -54,10 +53,7 @@ VITALS = '/give_consent{"offer_id": "city_health_vitals"}'
 WEB_ORIGIN = "https://chat.example.test"  # the city's page (production refuses local origins)
 
 
-def _reachable(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host, port)) == 0
+_reachable = harness.port_open
 
 
 def require_services() -> None:
@@ -255,27 +251,18 @@ class Stack:
 @contextmanager
 def redis_with_password(folder: Path) -> Iterator[Dict[str, str]]:
     """A throw-away Redis on a free port that refuses clients without its password."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = harness.free_port()
     password = secrets.token_urlsafe(24)
-    log = folder / "redis.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(shutil.which("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
-             "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(folder)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    process = harness.run_ready(harness.Spec(
+        "redis-server",
+        [str(shutil.which("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
+         "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        folder / "redis.log", truncate_log=True, ready=harness.PortReady(port), timeout=30,
+    ))  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while not _reachable("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
         yield {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port), "REDIS_PASSWORD": password}
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop()
 
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # Debian's, without its `su`
@@ -292,7 +279,7 @@ class ThrowAwayRabbitMQ:
     def __init__(self, folder: Path) -> None:
         """Choose the ports and the folders (the log in `folder`); nothing starts yet."""
         self.folder = folder
-        self.port, dist = (_free_port() for _ in range(2))
+        self.port, dist = (harness.free_port() for _ in range(2))
         self.folder.mkdir(parents=True, exist_ok=True)
         # The node's data: a folder of its own that its user can reach (pytest's are private).
         self.data = Path(tempfile.mkdtemp(prefix="reliability-rabbitmq-"))
@@ -317,7 +304,7 @@ class ThrowAwayRabbitMQ:
         if self.as_root:
             shutil.chown(folder, "rabbitmq", "rabbitmq")  # its parent, /tmp, is reachable
             self.env["HOME"] = "/var/lib/rabbitmq"  # its Erlang cookie
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: harness.Process | None = None
 
     @property
     def settings(self) -> Dict[str, str]:
@@ -326,36 +313,22 @@ class ThrowAwayRabbitMQ:
 
     def start(self) -> None:
         """Start the node and wait for its AMQP port."""
-        extra: Dict[str, Any] = {"user": "rabbitmq", "group": "rabbitmq"} if self.as_root else {}
-        with (self.folder / "node.log").open("ab") as out:
-            self.process = subprocess.Popen(
-                [str(RABBITMQ_SERVER)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, **extra,
-            )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while not _reachable("127.0.0.1", self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                log = (self.folder / "node.log").read_text(errors="replace")
-                raise RuntimeError(f"RabbitMQ did not start: {log[-2000:]}")
-            time.sleep(0.2)
+        user = "rabbitmq" if self.as_root else None
+        self.process = harness.run_ready(harness.Spec(
+            "RabbitMQ", [str(RABBITMQ_SERVER)], self.folder / "node.log", env=self.env,
+            ready=harness.PortReady(self.port), timeout=120, user=user, group=user,
+        ))  # fmt: skip
 
     def kill(self) -> None:
-        """SIGKILL the node and everything it started (its own session)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        """SIGKILL the node and everything it started (its own process group)."""
+        if self.process is not None:
+            self.process.kill(signal.SIGKILL)
         self.process = None
 
     def stop(self) -> None:
         """Stop the node (killed: nothing of it is kept) and delete its data."""
         self.kill()
         shutil.rmtree(self.data, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
