@@ -240,9 +240,10 @@ class _Flow:
 
     def explain(self, offer: Dict[str, Any]) -> None:
         # The same facts as the read-back and the doctor memo (actions/offer_facts.py).
+        plain = c.plain_mode(self.tracker)
         values = {
-            **offer_facts(self.domain, offer).notice_values(),
-            "contact": c.contact_text(self.domain),
+            **offer_facts(self.domain, offer, plain=plain).notice_values(),
+            "contact": c.contact_text(self.domain, plain),
         }
         approval = offer.get("ethics_approval")
         if c.needs_doctor(offer) and approval:
@@ -271,13 +272,14 @@ class _Flow:
     # -- read-back and submission ------------------------------------------------------------
     def read_back(self, offer: Dict[str, Any], doctor: str | None = None) -> Events:
         terms = self.client.terms_version()
-        values = offer_facts(self.domain, offer, terms).readback_values()
+        plain = c.plain_mode(self.tracker)
+        values = offer_facts(self.domain, offer, terms, plain).readback_values()
         if c.needs_doctor(offer):
             answer = doctor or self.tracker.get_slot(c.DOCTOR)
             if answer not in c.DOCTOR_ANSWERS:  # never read back level 2 without the answer
                 self.utter("utter_ask_family_doctor")
                 return [SlotSet(c.STAGE, Stage.DOCTOR_ASKED.value)]
-            family_doctor = c.fragment(self.domain, f"doctor_{answer}")
+            family_doctor = c.fragment(self.domain, f"doctor_{answer}", plain)
             self.utter("utter_consent_readback_level2", family_doctor=family_doctor, **values)
         else:
             self.utter("utter_consent_readback", **values)

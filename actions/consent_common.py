@@ -42,18 +42,38 @@ def resident(tracker: Tracker) -> tuple[str, str]:
     return channel, subject_id(get_settings(), channel, tracker.sender_id)
 
 
-def fragment(domain: Dict[str, Any], name: str, /, **values: Any) -> str:
+# The slot of plain mode (やさしい日本語, issue 16). Rasa picks a response's plain variant by its
+# condition on this slot; the fragments below are read by the actions, which pick it themselves.
+PLAIN = "plain_japanese"
+
+
+def plain_mode(tracker: Tracker) -> bool:
+    """Whether the resident switched plain mode (やさしい日本語) on."""
+    return tracker.get_slot(PLAIN) is True
+
+
+def _is_plain_variant(variant: Dict[str, Any]) -> bool:
+    return any(cond.get("name") == PLAIN for cond in variant.get("condition") or [])
+
+
+def fragment(domain: Dict[str, Any], name: str, plain: bool = False, /, **values: Any) -> str:
     """Fill one wording fragment (`utter_fragment_<name>` in domain.yml).
 
     Args:
         domain: The domain the action received.
         name: The fragment's name without the `utter_fragment_` prefix.
+        plain: Whether plain mode is on (`plain_mode(tracker)`): then the fragment's variant
+            with the condition `plain_japanese` is used, if it has one, as Rasa does for
+            responses.
         **values: Values for its placeholders.
 
     Returns:
         The text.
     """
-    text = str(domain["responses"][f"utter_fragment_{name}"][0]["text"])
+    variants = domain["responses"][f"utter_fragment_{name}"]
+    default = next((v for v in variants if not v.get("condition")), variants[0])
+    chosen = next((v for v in variants if _is_plain_variant(v)), default) if plain else default
+    text = str(chosen["text"])
     return text.format(**values) if values else text
 
 
@@ -62,14 +82,17 @@ def join(domain: Dict[str, Any], parts: Iterable[str]) -> str:
     return fragment(domain, "separator").join(parts)
 
 
-def items_text(domain: Dict[str, Any], items: List[Dict[str, Any]]) -> str:
+def items_text(domain: Dict[str, Any], items: List[Dict[str, Any]], plain: bool = False) -> str:
     """Items with their levels, e.g. 血圧（レベル1）、体重（レベル1）."""
     return join(
-        domain, (fragment(domain, "item", name=i["name_ja"], level=i["level"]) for i in items)
+        domain,
+        (fragment(domain, "item", plain, name=i["name_ja"], level=i["level"]) for i in items),
     )
 
 
-def benefits_text(domain: Dict[str, Any], benefits: List[Dict[str, Any]]) -> str:
+def benefits_text(
+    domain: Dict[str, Any], benefits: List[Dict[str, Any]], plain: bool = False
+) -> str:
     """Health benefits first; economic ones marked as going with a health benefit."""
     ordered = sorted(benefits, key=lambda b: b["kind"] != "health")
     return join(
@@ -77,30 +100,31 @@ def benefits_text(domain: Dict[str, Any], benefits: List[Dict[str, Any]]) -> str
         (
             b["description_ja"]
             if b["kind"] == "health"
-            else fragment(domain, "economic_benefit", description=b["description_ja"])
+            else fragment(domain, "economic_benefit", plain, description=b["description_ja"])
             for b in ordered
         ),
     )
 
 
-def source_text(domain: Dict[str, Any], items: List[Dict[str, Any]]) -> str:
+def source_text(domain: Dict[str, Any], items: List[Dict[str, Any]], plain: bool = False) -> str:
     """Where the offer's data comes from, one fragment per level it contains (1 and/or 2)."""
     levels = sorted({int(i["level"]) for i in items if int(i["level"]) in (1, 2)})
-    return join(domain, (fragment(domain, f"source_level{level}") for level in levels))
+    return join(domain, (fragment(domain, f"source_level{level}", plain) for level in levels))
 
 
-def contact_text(domain: Dict[str, Any]) -> str:
+def contact_text(domain: Dict[str, Any], plain: bool = False) -> str:
     """The notice's contact point: the configured city contact, or where to find it."""
     settings = get_settings()
     if settings.has_city_contact():
         return fragment(
             domain,
             "contact_configured",
+            plain,
             name=settings.city_contact_name,
             phone=settings.city_contact_phone,
             hours=settings.city_contact_hours,
         )
-    return fragment(domain, "contact_unconfigured")
+    return fragment(domain, "contact_unconfigured", plain)
 
 
 def needs_doctor(offer: Dict[str, Any]) -> bool:

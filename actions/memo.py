@@ -134,7 +134,7 @@ class ActionDoctorMemo(ServiceAction):
             if offer is None or not c.needs_doctor(offer):
                 dispatcher.utter_message(response="utter_doctor_memo_no_offer")
                 return []
-            facts = offer_facts(domain, offer, client.terms_version())
+            facts = offer_facts(domain, offer, client.terms_version(), c.plain_mode(tracker))
         except ConsentRefused:  # the offer is gone
             dispatcher.utter_message(response="utter_doctor_memo_no_offer")
             return []

@@ -84,7 +84,10 @@ class OfferFacts:
 
 
 def offer_facts(
-    domain: Dict[str, Any], offer: Dict[str, Any], terms_version: str | None = None
+    domain: Dict[str, Any],
+    offer: Dict[str, Any],
+    terms_version: str | None = None,
+    plain: bool = False,
 ) -> OfferFacts:
     """Build the facts of `offer` with the wording fragments of `domain`.
 
@@ -92,6 +95,7 @@ def offer_facts(
         domain: The domain the action received (for `utter_fragment_*`).
         offer: The offer as `GET /v1/offers/{id}` serves it.
         terms_version: The terms version in force, if the caller needs it.
+        plain: Whether plain mode is on (the fragments' plain variants, issue 16).
 
     Returns:
         The offer's facts.
@@ -101,8 +105,8 @@ def offer_facts(
         ItemFact(
             name=str(i["name_ja"]),
             level=int(i["level"]),
-            text=c.fragment(domain, "item", name=i["name_ja"], level=i["level"]),
-            source=c.source_text(domain, [i]),
+            text=c.fragment(domain, "item", plain, name=i["name_ja"], level=i["level"]),
+            source=c.source_text(domain, [i], plain),
         )
         for i in offer["items"]
     )
@@ -116,9 +120,9 @@ def offer_facts(
             offer.get("description_ja") or purpose.get("description_ja") or purpose["name_ja"]
         ),
         items=items,
-        items_text=c.items_text(domain, offer["items"]),
-        source=c.source_text(domain, offer["items"]),
-        benefits=c.benefits_text(domain, offer["benefits"]),
+        items_text=c.items_text(domain, offer["items"], plain),
+        source=c.source_text(domain, offer["items"], plain),
+        benefits=c.benefits_text(domain, offer["benefits"], plain),
         needs_doctor=c.needs_doctor(offer),
         terms_version=terms_version,
     )

@@ -22,7 +22,7 @@ from typing import Any, Dict, List
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.consent_common import fragment, join
+from actions.consent_common import fragment, join, plain_mode
 
 NOTICE = "utter_personal_detail_removed"
 DETAIL_KIND = "detail_kind"
@@ -99,6 +99,7 @@ class ActionPersonalDetailNotice(Action):
         kinds = removed_kinds(tracker)
         if not kinds or already_told(tracker):
             return []
-        details = join(domain, (fragment(domain, f"detail_{kind}") for kind in kinds))
+        plain = plain_mode(tracker)
+        details = join(domain, (fragment(domain, f"detail_{kind}", plain) for kind in kinds))
         dispatcher.utter_message(response=NOTICE, details=details)
         return []
