@@ -28,8 +28,8 @@ from urllib.parse import quote
 import requests
 import requests.adapters
 
-from actions.receipt_code import valid_receipt_code
 from bot.pseudonym import pseudonym
+from bot.receipt_code import valid_receipt_code
 from bot.settings import Settings, get_settings
 
 RETRY_BACKOFF_SECONDS = (0.3, 1.0)
@@ -310,7 +310,7 @@ class ConsentClient:
         and counts wrong codes per requester (429 `too_many_wrong_codes`).
 
         Args:
-            code: The code in its canonical form `XXXX-XXXX-C` (actions/receipt_code.py).
+            code: The code in its canonical form `XXXX-XXXX-C` (bot/receipt_code.py).
             requester: The pseudonym of whoever asks (counted for the rate limit).
 
         Raises:

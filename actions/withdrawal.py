@@ -30,8 +30,8 @@ from actions.consent_client import (
     valid_consent_id,
 )
 from actions.consent_states import Pending
-from actions.receipt_code import NOTHING, CodeInText, find_code
 from actions.worker import ServiceAction
+from bot.receipt_code import NOTHING, CodeInText, find_code
 
 Events = List[Dict[str, Any]]
 MAX_BUTTONS = 13
@@ -116,7 +116,7 @@ def code_in(tracker: Tracker) -> CodeInText:
     """The receipt code of the latest message: its `receipt_code` entity, else its text.
 
     The text is searched too because a code is nine random symbols: the classifier may well
-    tag only part of it, whereas actions/receipt_code.py finds it however it was typed.
+    tag only part of it, whereas bot/receipt_code.py finds it however it was typed.
     """
     entity = c.latest_entity(tracker, "receipt_code")
     if entity:

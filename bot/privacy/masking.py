@@ -30,6 +30,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, List, Tuple
 
+from bot import receipt_code
+
 
 class DetailKind(str, enum.Enum):
     """A kind of personal detail the assistant removes."""
@@ -112,6 +114,8 @@ def _normalise(text: str) -> Tuple[str, List[int], List[int]]:
 # ---------------------------------------------------------------------------------------------
 # Pattern layer (on the normalised copy).
 
+# The letter-and-digit groups of a run (receipt_code.RUN) that `_code_spans` joins.
+_CODE_GROUP = re.compile(r"[0-9A-Za-z]+")
 _NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
 _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
 _NUM = r"\d+(?:\.\d+)?"
@@ -637,6 +641,27 @@ def _resolve(spans: List[_Span]) -> List[_Span]:
     return [(start, end, kind) for start, end, kind, _ in merged]
 
 
+def _code_spans(text: str) -> List[Tuple[int, int]]:
+    """Receipt codes in the text, however typed: a code is the assistant's, never personal.
+
+    Its letters and digits can look like a value with a unit ("41kg") or a block number
+    ("2130-6"); withdrawing by code needs it whole.
+    """
+    found = []
+    for run in receipt_code.RUN.finditer(text):
+        groups = list(_CODE_GROUP.finditer(run.group()))
+        for first in range(len(groups)):
+            joined = ""
+            for last in range(first, len(groups)):
+                joined += groups[last].group()
+                if len(joined) > receipt_code.CODE_LENGTH:
+                    break
+                if len(joined) == receipt_code.CODE_LENGTH and receipt_code.is_valid(joined):
+                    offset = run.start()
+                    found.append((offset + groups[first].start(), offset + groups[last].end()))
+    return found
+
+
 def mask_personal(text: str) -> Masked:
     """Replace the personal details in a resident's message with a marker per kind.
 
@@ -649,7 +674,14 @@ def mask_personal(text: str) -> Masked:
     if not text or not text.strip():
         return Masked(text, frozenset())
     copy, starts, ends = _normalise(text)
-    spans = _resolve(_pattern_spans(copy) + _name_spans(copy))
+    codes = _code_spans(copy)
+    spans = _resolve(
+        [
+            span
+            for span in _pattern_spans(copy) + _name_spans(copy)
+            if not any(start < span[1] and span[0] < end for start, end in codes)
+        ]
+    )
     if not spans:
         return Masked(text, frozenset())
     out: List[str] = []

@@ -1,4 +1,4 @@
-"""Receipt codes in what residents type (actions/receipt_code.py): the same rules as the consent
+"""Receipt codes in what residents type (bot/receipt_code.py): the same rules as the consent
 service, every single-symbol typo and neighbour swap caught, and a typo told apart from no code."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from actions.receipt_code import (
+from bot.receipt_code import (
     ALPHABET,
     InvalidCode,
     check_symbol,

@@ -31,7 +31,7 @@ VALUES = {symbol: value for value, symbol in enumerate(ALPHABET)}
 SEPARATOR_CHARS = r"\s\-‐‑‒–—―−ー－ｰ"
 _SEPARATORS = re.compile(f"[{SEPARATOR_CHARS}]+")
 # Alphanumeric groups joined by at most three separator characters: "K7Q2 - M9XD - 3".
-_RUN = re.compile(f"[0-9A-Za-z]+(?:[{SEPARATOR_CHARS}]{{1,3}}[0-9A-Za-z]+)*")
+RUN = re.compile(f"[0-9A-Za-z]+(?:[{SEPARATOR_CHARS}]{{1,3}}[0-9A-Za-z]+)*")
 _GROUP = re.compile("[0-9A-Za-z]+")
 # The longest input normalised as a code, and the part of a message searched for one: the work
 # stays bounded whatever is sent (the channels cap messages far below this).
@@ -130,7 +130,7 @@ def find_code(text: str) -> CodeInText:
     """
     scanned = unicodedata.normalize("NFKC", text[:MAX_SCANNED])
     attempted = False
-    for run in _RUN.finditer(scanned):
+    for run in RUN.finditer(scanned):
         groups = _GROUP.findall(run.group())
         for first in range(len(groups)):
             joined = ""
