@@ -27,8 +27,6 @@ from actions.session import same_person_step
 from actions.withdrawal import withdrawal_step
 from actions.worker import ServiceAction
 
-YES_NO = (Event.YES, Event.NO, Event.PROCEED)
-
 
 def last_question(tracker: Tracker) -> str | None:
     """The response name of the assistant's latest message, if it was a domain response.
@@ -59,9 +57,10 @@ class ActionHandleYesNo(ServiceAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
         """Answer the open question, or acknowledge when there is none."""
-        event = event_of(tracker)
-        if event not in YES_NO:  # only affirm and deny come here (data/rules.yml)
-            event = Event.NO if event is None else Event.YES
+        # Only affirm and deny come here (data/rules.yml). Should the policy send anything else,
+        # it takes its own row of the table (a give_consent at the read-back is read back
+        # again, never submitted), and a message the flow does not take counts as a no.
+        event = event_of(tracker) or Event.NO
         row = transition(state_of(tracker, last_question(tracker)), event)
         if row.step is Step.CONFIRM_SAME_PERSON or row.step is Step.NOT_SAME_PERSON:
             # A typed はい/いいえ at the same-person question counts as its buttons, and answers
