@@ -4,6 +4,14 @@ Limits (LINE's documentation; the ones in its OpenAPI description are also check
 fake server): at most 5 messages per reply or push, a text message of at most 5,000 characters,
 at most 13 quick-reply items, labels of at most 20 characters, postback data of at most 300 bytes.
 
+Bubbles of a phone screen (issue 16): a long answer is split into text bubbles that each fit one
+phone screen (`BUBBLE_LINES` lines of `BUBBLE_LINE_WIDTH` full-width characters, see
+`screen_lines`), at line ends, or at sentence ends inside a line too long for one screen; never
+inside a sentence (a single sentence longer than a screen stays whole). A reply holds at most 5
+bubbles: only when the answers of one turn together are longer than 5 screens are neighbouring
+bubbles merged (longer than a screen, still at most 5,000 characters). Option lists are Rasa
+buttons and go out as quick replies, never as text.
+
 Postbacks: the data of every quick-reply button the assistant sends is its Rasa payload followed
 by "#" and an HMAC (keyed from `SUBJECT_PSEUDONYM_KEY`, bound to the resident's pseudonym), and
 only data with a valid HMAC, or exactly one of the rich menu's own payloads
@@ -18,7 +26,9 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List
@@ -35,6 +45,17 @@ SIGNATURE_BYTES = 16  # 128 bits of HMAC-SHA256, 22 base64url characters
 SIGNATURE = re.compile(r"[A-Za-z0-9_-]{22}")
 Signer = Callable[[str], str]
 SENTENCE_END = re.compile(r"(?<=[。！？!?\n])")
+# A phone screen (issue 16): LINE draws a text bubble at about 70 % of the screen's width, which
+# on a phone 360-390 points wide at LINE's default text size holds about 16 full-width characters
+# a line; between the header and the input bar (with its quick replies) a small phone (iPhone SE
+# class, 4.7") shows about 20 such lines. So a bubble's budget is 20 lines of 16 cells (at most
+# 320 full-width characters, fewer with line breaks); a half-width character takes half a cell.
+BUBBLE_LINE_WIDTH = 16
+BUBBLE_LINES = 20
+LINE_BREAKS = re.compile(r"(\n+)")
+INLINE_SENTENCE_END = re.compile(r"(?<=[。！？!?])")
+# Between the answers of one turn when they share a bubble.
+ANSWER_SEPARATOR = "\n\n"
 
 
 def signature_is_valid(channel_secret: str, body: bytes, signature: str | None) -> bool:
@@ -146,15 +167,94 @@ def split_text(text: str, limit: int = MAX_TEXT) -> List[str]:
     return parts
 
 
-def _merge(texts: List[str]) -> List[str]:
-    """Join neighbouring texts (blank line between) until at most MAX_MESSAGES remain."""
-    texts = list(texts)
-    while len(texts) > MAX_MESSAGES:
-        best = min(range(len(texts) - 1), key=lambda i: len(texts[i]) + len(texts[i + 1]))
-        joined = texts[best] + "\n\n" + texts[best + 1]
-        if len(joined) > MAX_TEXT:
-            break
-        texts[best : best + 2] = [joined]
+def screen_lines(text: str) -> int:
+    """How many lines of a phone screen a text takes in a LINE bubble.
+
+    Args:
+        text: The text.
+
+    Returns:
+        Its lines, each wrapped at `BUBBLE_LINE_WIDTH` cells (a blank line counts as one).
+    """
+    return sum(max(1, math.ceil(_cells(line) / BUBBLE_LINE_WIDTH)) for line in text.split("\n"))
+
+
+def _cells(line: str) -> float:
+    return sum(1.0 if unicodedata.east_asian_width(ch) in "FWA" else 0.5 for ch in line)
+
+
+def _pieces(text: str) -> List[tuple[str, str]]:
+    """The text's lines, with the line breaks before each; too long a line by its sentences."""
+    pieces: List[tuple[str, str]] = []
+    parts = LINE_BREAKS.split(text.strip("\n"))
+    for i in range(0, len(parts), 2):
+        separator = parts[i - 1] if i else ""
+        line = parts[i]
+        if screen_lines(line) <= BUBBLE_LINES:
+            pieces.append((separator, line))
+            continue
+        sentences = [s for s in INLINE_SENTENCE_END.split(line) if s]
+        pieces.append((separator, sentences[0]))
+        pieces.extend(("", sentence) for sentence in sentences[1:])
+    return pieces
+
+
+def split_bubbles(text: str) -> List[tuple[str, str]]:
+    """Split an answer into bubbles of a phone screen, at line or sentence ends.
+
+    Args:
+        text: One answer's text.
+
+    Returns:
+        (separator, bubble) pairs: the separator is what stood before the bubble in the text
+        ("" for the first, else line breaks or "" after a sentence end), so that joining
+        separator + bubble gives the text back. A bubble is longer than a screen only when
+        a single sentence is; it is cut (at 5,000 characters) only when that sentence is longer
+        than LINE allows.
+    """
+    bubbles: List[tuple[str, str]] = []
+    separator, current = "", ""
+    for before, piece in _pieces(text):
+        if not current:
+            separator, current = (before if bubbles else ""), piece
+        elif screen_lines(current + before + piece) <= BUBBLE_LINES:
+            current += before + piece
+        else:
+            bubbles.append((separator, current))
+            separator, current = before, piece
+    if current:
+        bubbles.append((separator, current))
+    return [
+        (separator if j == 0 else "", part)
+        for separator, bubble in bubbles
+        for j, part in enumerate(split_text(bubble))
+    ]
+
+
+def _merge(bubbles: List[tuple[str, str]], room: int = MAX_MESSAGES) -> List[str]:
+    """Merge neighbouring bubbles, smallest pair first, until at most `room` remain.
+
+    A merge never makes a text longer than LINE's 5,000 characters; when no pair fits any more,
+    the rest is packed in order, so a further batch is pushed only for answers that long.
+    """
+    merged = list(bubbles)
+    while len(merged) > max(room, 1):
+        best = min(range(1, len(merged)), key=lambda i: len(merged[i - 1][1]) + len(merged[i][1]))
+        (before, left), (between, right) = merged[best - 1], merged[best]
+        if len(left) + len(between) + len(right) > MAX_TEXT:
+            return _pack(merged)
+        merged[best - 1 : best + 1] = [(before, left + between + right)]
+    return [text for _, text in merged]
+
+
+def _pack(bubbles: List[tuple[str, str]]) -> List[str]:
+    """Pack bubbles in order into texts of at most MAX_TEXT characters."""
+    texts: List[str] = []
+    for separator, bubble in bubbles:
+        if texts and len(texts[-1]) + len(separator) + len(bubble) <= MAX_TEXT:
+            texts[-1] += separator + bubble
+        else:
+            texts.append(bubble)
     return texts
 
 
@@ -202,9 +302,10 @@ def to_line_messages(
 ) -> List[List[Dict[str, Any]]]:
     """Turn Rasa's answers into batches of LINE text messages.
 
-    Texts are split under 5,000 characters and merged so that a batch has at most 5 messages;
-    all buttons become a quick reply on the last message (where LINE shows it). The first batch
-    goes out as the reply; any further one (only for very long answers) is pushed.
+    Each answer's text is split into bubbles of a phone screen (`split_bubbles`), and bubbles are
+    merged only so that a batch has at most 5 messages; all buttons become a quick reply on the
+    last message (where LINE shows it). The first batch goes out as the reply; any further one
+    (only for answers longer than 5 x 5,000 characters) is pushed.
 
     Args:
         rasa_messages: What Rasa's output channel collected (`text`, `buttons`, ...).
@@ -213,15 +314,18 @@ def to_line_messages(
     Returns:
         Batches of at most 5 LINE message objects; empty when there is nothing to send.
     """
-    texts: List[str] = []
+    bubbles: List[tuple[str, str]] = []
     buttons: List[Dict[str, Any]] = []
     flex: List[Dict[str, Any]] = []
     for message in rasa_messages:
-        if message.get("text"):
-            texts.extend(split_text(str(message["text"])))
+        if message.get("text") and str(message["text"]).strip("\n"):
+            parts = split_bubbles(str(message["text"]))
+            if bubbles:  # a new answer starts a new bubble
+                parts[0] = (ANSWER_SEPARATOR, parts[0][1])
+            bubbles.extend(parts)
         buttons.extend(message.get("buttons") or [])
         flex.extend(memo_flex_of(message))
-    texts = _merge(texts)
+    texts = _merge(bubbles, MAX_MESSAGES - len(flex))  # a memo's Flex goes in the same reply
     messages: List[Dict[str, Any]] = [{"type": "text", "text": t} for t in texts] + flex
     reply = quick_reply(buttons, sign)
     if messages and reply:

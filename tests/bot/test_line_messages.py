@@ -7,17 +7,24 @@ import base64
 import hashlib
 import hmac
 import re
+from pathlib import Path
+from typing import Any, Dict, List
 
 import pytest
+import yaml
 
 from bot.channels.guard import typed_text
 from bot.channels.line import event_text
 from bot.channels.line_messages import (
+    BUBBLE_LINES,
+    MAX_MESSAGES,
     postback_key,
     postback_payload,
     rich_menu_payloads,
+    screen_lines,
     sign_postback,
     signature_is_valid,
+    split_bubbles,
     split_text,
     to_line_messages,
     verify_postback,
@@ -25,6 +32,8 @@ from bot.channels.line_messages import (
 from tests.line_fake import SPECS, OpenApi, documented_limit_problems
 
 SECRET = "channel-secret"
+DOMAIN = Path(__file__).resolve().parents[2] / "domain.yml"
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +117,130 @@ def test_many_answers_are_merged_into_five_messages(messaging_api: OpenApi) -> N
 
 
 def test_very_long_answers_become_further_batches(messaging_api: OpenApi) -> None:
-    batches = to_line_messages([{"text": "文。" * 15_000}])  # 30,000 characters
-    assert [len(b) for b in batches] == [5, 1]
+    text = "文。" * 15_000  # 30,000 characters: far beyond five screens, only in theory
+    batches = to_line_messages([{"text": text}])
+    assert len(batches[0]) == 5 and all(len(b) <= 5 for b in batches)
+    assert "".join(m["text"] for b in batches for m in b) == text
     for batch in batches:
         body = {"to": "U" + "0" * 32, "messages": batch}
         assert (
             messaging_api.errors(body, messaging_api.request_schema("/v2/bot/message/push")) == []
         )
         assert documented_limit_problems(body) == []
+
+
+# ---- bubbles of a phone screen (issue 16) ---------------------------------------------------
+
+
+def test_screen_lines_count_wrapped_lines_and_line_breaks() -> None:
+    assert screen_lines("あ" * 16) == 1
+    assert screen_lines("あ" * 17) == 2
+    assert screen_lines("a" * 32) == 1  # half-width: half a cell
+    assert screen_lines("一\n\n二") == 3  # a blank line is a line on the screen
+
+
+def lines_text(count: int) -> str:
+    return "\n".join(f"{i}行目の説明です。" for i in range(count))
+
+
+def test_a_long_answer_is_split_into_bubbles_of_a_phone_screen(messaging_api: OpenApi) -> None:
+    text = lines_text(45)  # 45 short lines: more than two screens
+    [batch] = to_line_messages([{"text": text}])
+    assert len(batch) == 3
+    bubbles = [m["text"] for m in batch]
+    assert all(screen_lines(b) <= BUBBLE_LINES for b in bubbles)
+    assert "\n".join(bubbles) == text  # split at line ends: nothing lost, nothing cut
+    body = {"replyToken": "t", "messages": batch}
+    assert messaging_api.errors(body, messaging_api.request_schema("/v2/bot/message/reply")) == []
+
+
+def test_a_short_answer_stays_one_bubble() -> None:
+    [batch] = to_line_messages([{"text": lines_text(BUBBLE_LINES)}])
+    assert len(batch) == 1
+
+
+def test_a_long_line_is_split_at_sentence_ends_never_inside_one() -> None:
+    sentence = "これは、とても長い段落の中の、一つの文です。"  # 22 characters
+    text = sentence * 30  # one line of 660 characters
+    parts = split_bubbles(text)
+    assert len(parts) >= 2
+    assert "".join(p for _, p in parts) == text
+    assert all(p.endswith("。") and screen_lines(p) <= BUBBLE_LINES for _, p in parts)
+
+
+def test_a_sentence_longer_than_a_screen_is_never_cut() -> None:
+    sentence = "区切りのない" * 70 + "。"  # 421 characters, one sentence
+    [batch] = to_line_messages([{"text": "前の文。\n" + sentence}])
+    assert [m["text"] for m in batch] == ["前の文。", sentence]
+
+
+def test_bubbles_keep_blank_lines_inside_and_drop_them_at_the_edges() -> None:
+    text = lines_text(15) + "\n\n" + lines_text(15)
+    parts = split_bubbles(text)
+    assert "".join(sep + p for sep, p in parts) == text
+    assert all(p and not p.startswith("\n") and not p.endswith("\n") for _, p in parts)
+
+
+def test_more_than_five_screens_become_at_most_five_bubbles_in_the_reply() -> None:
+    answers = [{"text": lines_text(18)} for _ in range(7)]  # 7 answers of almost a screen
+    batches = to_line_messages(answers)
+    assert [len(b) for b in batches] == [MAX_MESSAGES]
+
+
+def test_bubbles_leave_room_for_a_flex_memo_in_the_reply() -> None:
+    memo = {
+        "title": "メモ",
+        "intro": "前書き",
+        "sections": [],
+        "terms": "約款",
+        "date": "日付",
+        "note": "注記",
+        "link_label": "開く",
+    }
+    answers: List[Dict[str, Any]] = [{"text": lines_text(18)} for _ in range(6)]
+    answers.append({"custom": {"doctor_memo": memo}})
+    batches = to_line_messages(answers)
+    assert [len(b) for b in batches] == [MAX_MESSAGES]
+    assert batches[0][-1]["type"] == "flex"
+
+
+def domain_texts() -> List[tuple[str, bool, str, List[Dict[str, Any]]]]:
+    """(response, plain, text with placeholders filled, buttons) for every response variation."""
+    domain = yaml.safe_load(DOMAIN.read_text(encoding="utf-8"))
+    found = []
+    for name, variations in domain["responses"].items():
+        for variation in variations:
+            text = PLACEHOLDER.sub("〇〇〇〇", str(variation.get("text") or ""))
+            plain = any(c.get("name") == "plain_japanese" for c in variation.get("condition") or [])
+            if text or variation.get("buttons"):
+                found.append((name, plain, text, list(variation.get("buttons") or [])))
+    return found
+
+
+def test_every_answer_fits_five_phone_screens_with_all_its_buttons(
+    messaging_api: OpenApi,
+) -> None:
+    """Each response alone: one reply of at most 5 screen-sized bubbles, every button offered."""
+    wrong = []
+    for name, plain, text, buttons in domain_texts():
+        message: Dict[str, Any] = {"text": text, "buttons": buttons}
+        batches = to_line_messages([message])
+        if len(batches) != 1:
+            wrong.append((name, plain, "batches"))
+            continue
+        [batch] = batches
+        if any(screen_lines(m["text"]) > BUBBLE_LINES for m in batch if m["type"] == "text"):
+            wrong.append((name, plain, "bubble longer than a screen"))
+        if buttons:
+            items = batch[-1].get("quickReply", {}).get("items", [])
+            offered = [(i["action"]["label"], i["action"]["data"]) for i in items]
+            if offered != [(b["title"], b["payload"]) for b in buttons]:
+                wrong.append((name, plain, "buttons not all quick replies as they are"))
+        body = {"replyToken": "t", "messages": batch}
+        schema = messaging_api.request_schema("/v2/bot/message/reply")
+        if messaging_api.errors(body, schema) or documented_limit_problems(body):
+            wrong.append((name, plain, "LINE would refuse it"))
+    assert wrong == []
 
 
 def test_buttons_become_a_quick_reply_on_the_last_message(messaging_api: OpenApi) -> None:
