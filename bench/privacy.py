@@ -15,6 +15,14 @@ four others) and the precision on the NLU sentences, the figures of docs/privacy
 --staff (in the consent service's environment) the same recall for the staff console's masking:
 
     PYTHONPATH=backend .venv-backend/bin/python bench/privacy.py --staff --ginza 600
+
+With --adversarial it times each pattern, and the whole masking, on 5,000-character inputs built
+to make a regular expression backtrack (a pattern whose unbounded run has no left anchor is tried
+from every character of a long run: quadratic), and rewrites that section of docs/benchmarks.md;
+with --staff as well, the same for the staff console's masking:
+
+    .venv/bin/python bench/privacy.py --adversarial
+    PYTHONPATH=backend .venv-backend/bin/python bench/privacy.py --adversarial --staff
 """
 
 from __future__ import annotations
@@ -33,6 +41,26 @@ from report import write_section  # bench/report.py (the script's own folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK_START, MARK_END = "<!-- privacy:start -->", "<!-- privacy:end -->"
+# A 5,000-character input per shape a pattern could backtrack on.
+ADVERSARIAL = {
+    "digits": "1" * 5000,
+    "digits and -": "1-" * 2500,
+    "digits and .": "1." * 2500,
+    "digits and /": "1/" * 2500,
+    "digits and spaces": "1 " * 2500,
+    "digits and ー": "1ー" * 2500,
+    "hiragana": "あ" * 5000,
+    "katakana": "ア" * 5000,
+    "katakana and spaces": "ア " * 2500,
+    "kanji": "山" * 5000,
+    "kanji and 病": "山病" * 2500,
+    "a@": "a@" * 2500,
+    "a.": "a." * 2500,
+    "血圧1": "血圧1" * 1250,
+    "1丁目": "1丁目" * 1250,
+    "HbA1c": "HbA1c" * 1000,
+    "digit and kanji": "1山" * 2500,
+}
 
 
 def timings(
@@ -241,6 +269,57 @@ def render(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
+# What the same inputs cost before the patterns were anchored and bounded (commit 6046fd9).
+BEFORE = {
+    False: "Before the left anchors (6046fd9): `_HEALTH` took 1,772 ms on 5,000 digits (its "
+    "`(?P<u>…)` run was tried from every digit), `_EMAIL` 47 ms.",
+    True: "Before the anchors and the bound on a town's length (6046fd9): `mask` took 3.0 s on "
+    "5,000 digits, 5.3 s on 5,000 kanji, 0.9 s on digits and dots.",
+}
+
+
+def adversarial(staff: bool) -> str:
+    """Milliseconds (wall, best of 3) of the slowest pattern and of the whole masking per input."""
+    import re
+
+    if staff:
+        from consent_service.staff import masking as staff_masking
+
+        patterns = [pattern for pattern, _ in staff_masking.PATTERNS]
+        whole: Callable[[str], Any] = staff_masking.mask
+        prepare: Callable[[str], str] = lambda text: text  # noqa: E731
+        name = "`consent_service.staff.masking.mask` (patterns only)"
+    else:
+        sys.path.insert(0, str(ROOT))
+        from bot.privacy import masking
+
+        patterns = [v for v in vars(masking).values() if isinstance(v, re.Pattern)]
+        whole, name = masking.mask_personal, "`bot.privacy.mask_personal`"
+        prepare = lambda text: masking._normalise(text)[0]  # noqa: E731
+
+    def best(function: Callable[[], Any]) -> float:
+        took = []
+        for _ in range(3):
+            start = time.perf_counter()
+            function()
+            took.append((time.perf_counter() - start) * 1000)
+        return min(took)
+
+    whole("warm-up 山田花子です")
+    lines = [
+        f"{name}, {len(patterns)} patterns:",
+        "",
+        "| input (5,000 chars) | slowest pattern ms | whole masking ms |",
+        "|---|---|---|",
+    ]
+    for label, text in ADVERSARIAL.items():
+        copy = prepare(text)
+        slowest = max(best(lambda p=p, c=copy: list(p.finditer(c))) for p in patterns)
+        lines.append(f"| {label} | {slowest:.1f} | {best(lambda t=text: whole(t)):.1f} |")
+        print(lines[-1])
+    return "\n".join(lines)
+
+
 def main() -> int:
     """Run the benchmark and rewrite its section of docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -252,7 +331,27 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=2400, help="messages per seed")
     parser.add_argument("--ginza", type=int, default=0, help="messages for GiNZA (--staff)")
     parser.add_argument("--nlu", type=Path, help="a trained model: the NLU's reading, raw/masked")
+    parser.add_argument("--adversarial", action="store_true", help="backtracking inputs")
     args = parser.parse_args()
+    if args.adversarial:
+        table = adversarial(args.staff)
+        key = "privacy_adversarial_staff" if args.staff else "privacy_adversarial"
+        marks = (f"<!-- {key}:start -->", f"<!-- {key}:end -->")
+        heading = "### Masking on adversarial inputs" + (" (staff console)" if args.staff else "")
+        command = ".venv/bin/python bench/privacy.py --adversarial"
+        if args.staff:
+            command = (
+                "PYTHONPATH=backend .venv-backend/bin/python bench/privacy.py --adversarial --staff"
+            )
+        text = (
+            f"{marks[0]}\n{heading}\n\nCommand: `{command}`. Machine: {platform.machine()}, "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}; measured "
+            f"{time.strftime('%Y-%m-%d')}. Wall ms, best of 3.\n\n{BEFORE[args.staff]}\n\n"
+            f"{table}\n{marks[1]}"
+        )
+        write_section(text, args.report, *marks)
+        print(f"Wrote {args.report}")
+        return 0
     seeds = [int(seed) for seed in args.seeds.split(",")]
     if args.nlu:
         nlu_reading(args.count, args.nlu)

@@ -121,7 +121,9 @@ _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
 _NUM = r"\d+(?:\.\d+)?"
 _SEP = r"[\s-]?"
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# Left anchors on every unbounded run: without them, a long run with no match is tried from each
+# of its characters (quadratic: 5,000 digits took seconds).
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _POSTAL = re.compile(
     rf"〒\s*\d{{3}}-?\d{{4}}(?!\d)|(?:郵便番号\s*(?:は|:)?\s*)(?P<v>\d{{3}}-?\d{{4}})(?![\d-])"
     rf"|(?<![\d-]){_NOT_ALNUM_BEFORE}\d{{3}}-\d{{4}}(?![\d-]){_NOT_ALNUM_AFTER}"
@@ -174,7 +176,7 @@ _NOT_COUNT = r"(?!\s*(?:種類|日|年|ヶ月|か月|カ月|週|人|錠|つ|個|
 _HEALTH = re.compile(
     rf"(?:(?:{_HEALTH_TERMS})[^\d。!?\n]{{0,8}}?|(?:{_HEALTH_SHORT})(?:の値)?\s*(?:が|は|も|:)?\s*)"
     rf"(?P<v>{_NUM}(?![\d.]){_NOT_COUNT}(?:\s*(?:/|の|-)\s*{_NUM})?(?:\s*(?:{_UNIT}))?)"
-    rf"|(?P<u>{_NUM}(?:\s*/\s*{_NUM})?\s*(?:mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|℃|cm|センチ))"
+    rf"|(?P<u>(?<![\d.]){_NUM}(?:\s*/\s*{_NUM})?\s*(?:mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|℃|cm|センチ))"
     rf"|(?P<b>(?<![\d/.]){_NOT_ALNUM_BEFORE}\d{{2,3}}\s*/\s*\d{{2,3}}(?![\d/.]))",
     re.IGNORECASE,
 )

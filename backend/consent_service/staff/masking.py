@@ -35,11 +35,13 @@ HEALTH_TERMS = (
 )
 NUMBER = r"\d+(?:[.,/]\d+)*"
 ERA = r"(?:明治|大正|昭和|平成|令和|[MTSHR])"
-TOWN = r"[一-龥々ヶ](?:[一-龥々ヶ]|(?<=[一-龥々])[がケヶノ](?=[一-龥々]))*"
+# Bounded (a town name is short): unbounded, a long kanji run was tried from each of its
+# characters to its end (quadratic: 5,000 kanji took seconds).
+TOWN = r"[一-龥々ヶ](?:[一-龥々ヶ]|(?<=[一-龥々])[がケヶノ](?=[一-龥々])){0,15}"
 # A block number: 1-2-3, 2-15, 1丁目2番3号, 12番地.
 BLOCK = (
-    r"\d+\s*丁目(?:\s*\d+\s*(?:番地?|-))?(?:\s*\d+\s*号?)?"
-    r"|\d+\s*(?:番地|番(?!号))(?:\s*\d+\s*号?)?"
+    r"(?<!\d)\d+\s*丁目(?:\s*\d+\s*(?:番地?|-))?(?:\s*\d+\s*号?)?"
+    r"|(?<!\d)\d+\s*(?:番地|番(?!号))(?:\s*\d+\s*号?)?"
     r"|(?<![\d-])\d{1,4}(?:-\d{1,4}){1,2}(?![\d-])"
 )
 NAME_PART = r"(?:[ァ-ヴー]{1,12}?|[ぁ-ゖ]{1,12}?|[一-龥々]{1,4}?)"
@@ -48,7 +50,7 @@ SELF_INTRODUCTION = r"と申します|といいます|って言います"
 DATE = r"\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}\s*日?"
 # (pattern, group): the group's span is masked, or the whole match when the group is None.
 PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
-    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), None),  # e-mail
+    (re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+"), None),  # e-mail
     (re.compile(r"〒?\s?\d{3}-\d{4}(?![\d-])"), None),  # postal code
     (re.compile(r"郵便番号\s*(?:は|:)?\s*(?P<v>\d{7})"), "v"),
     # dates of birth: 昭和30年5月1日, S30.5.1, 1955/5/1, 平成2年生まれ
@@ -62,7 +64,12 @@ PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
         re.compile(rf"(?:{HEALTH_TERMS})[^\d。!?\n]{{0,8}}?(?P<v>{NUMBER}(?:\s*の\s*{NUMBER})?)"),
         "v",
     ),
-    (re.compile(rf"{NUMBER}\s*(?:mmHg|kg|キロ|℃|度|%|％|bpm|mg/dl|mg|歳|才|cm|歩)", re.I), None),
+    (
+        re.compile(
+            rf"(?<![\d.,/]){NUMBER}\s*(?:mmHg|kg|キロ|℃|度|%|％|bpm|mg/dl|mg|歳|才|cm|歩)", re.I
+        ),
+        None,
+    ),
     # addresses: the town right before a block number goes with it (船橋市 stays)
     (re.compile(rf"(?:(?<![市県都府郡区])(?P<t>{TOWN}))?\s*(?P<b>{BLOCK})"), "address"),
     (re.compile(rf"(?P<v>{TOWN})(?=\s*(?:に住|在住|に暮ら))"), "town"),
