@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.analytics import intake, store
@@ -110,11 +110,65 @@ def store_events(
         How many events were new.
     """
     safe = never_failing(hide)
-    rows = [row for row in (intake.facts(e, safe) for e in events) if row is not None]
+    rows: list[dict[str, Any]] = []
+    malformed = 0
+    for event in events:
+        row = intake.facts(event, safe)
+        if row is not None:
+            rows.append(row)
+        elif event.get("event") in intake.KEPT and not intake.well_formed(event):
+            malformed += 1
+    if malformed:
+        log.warning("Skipped %d events of a shape Rasa does not publish", malformed)
+    return commit_rows(factory, rows, position)
+
+
+def commit_rows(
+    factory: sessionmaker[Session],
+    rows: list[dict[str, Any]],
+    position: tuple[str, int] | None = None,
+) -> int:
+    """Store `rows` (and the source's new offset) in one transaction; skip rows refused.
+
+    When the database refuses the batch for its content (not for a lost connection), it is
+    written again row by row, each in a savepoint, and the rows refused are left out (counted
+    in the log, never shown): otherwise the batch, its offset or its acknowledgement would never
+    move on.
+
+    Args:
+        factory: Sessions of the consent database.
+        rows: Columns of `AnalyticsEvent` (from `intake.facts`).
+        position: (source, last position read) to store with the facts.
+
+    Returns:
+        How many rows were new.
+
+    Raises:
+        OperationalError: The database is unreachable (the caller reconnects and retries).
+    """
+    try:
+        with factory() as session, session.begin():
+            added = store.write(session, rows)
+            if position is not None:
+                store.set_offset(session, *position)
+        return added
+    except OperationalError:
+        raise
+    except SQLAlchemyError:
+        pass
+    added = refused = 0
     with factory() as session, session.begin():
-        added = store.write(session, rows)
+        for row in rows:
+            try:
+                with session.begin_nested():
+                    added += store.write(session, [row])
+            except OperationalError:
+                raise
+            except SQLAlchemyError:
+                refused += 1
         if position is not None:
             store.set_offset(session, *position)
+    log.warning("Skipped %d events the database refused", refused)
     return added
 
 
