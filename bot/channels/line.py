@@ -76,6 +76,39 @@ def _object(value: Any) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def event_input(
+    event: Dict[str, Any], verify: Callable[[str], str | None] | None = None
+) -> Masked | str | None:
+    """What one webhook event asks Rasa to receive, before any masking.
+
+    Args:
+        event: One event of the webhook body.
+        verify: As for `event_intake`.
+
+    Returns:
+        An intent (unmasked: our buttons' postbacks, non-text input), typed text still to be
+        taken in by `guard.intake` (a str), or None for events the assistant does not answer.
+    """
+    kind = event.get("type")
+    if kind == "message":
+        message = _object(event.get("message"))
+        if message.get("type") != "text":
+            return _system(NON_TEXT)
+        text = str(message.get("text") or "")
+        if len(text) > MAX_TYPED_CHARACTERS:
+            return _system(TOO_LONG)
+        return text if text.strip() else _system(NON_TEXT)
+    if kind == "postback":
+        data = str(_object(event.get("postback")).get("data") or "")
+        payload = accepted_postback(data, verify)
+        if payload:
+            return _system(payload)
+        return data[:MAX_TYPED_CHARACTERS] if data.strip() else None
+    if kind == "follow":
+        return _system(GREETING)
+    return None  # unfollow, join, leave, and anything LINE adds later
+
+
 def event_intake(
     event: Dict[str, Any], verify: Callable[[str], str | None] | None = None
 ) -> Masked | None:
@@ -91,25 +124,11 @@ def event_intake(
         the kinds of detail removed; an intent, unmasked, for postbacks of our buttons and for
         non-text input; or None for events the assistant does not answer.
     """
-    kind = event.get("type")
-    if kind == "message":
-        message = _object(event.get("message"))
-        if message.get("type") != "text":
-            return _system(NON_TEXT)
-        text = str(message.get("text") or "")
-        if len(text) > MAX_TYPED_CHARACTERS:
-            return _system(TOO_LONG)
-        return intake(text) if text.strip() else _system(NON_TEXT)
-    if kind == "postback":
-        data = str(_object(event.get("postback")).get("data") or "")
-        payload = accepted_postback(data, verify)
-        if payload:
-            return _system(payload)
-        typed = intake(data[:MAX_TYPED_CHARACTERS])
-        return typed if typed.text else None
-    if kind == "follow":
-        return _system(GREETING)
-    return None  # unfollow, join, leave, and anything LINE adds later
+    taken = event_input(event, verify)
+    if not isinstance(taken, str):
+        return taken
+    typed = intake(taken)
+    return typed if typed.text else None
 
 
 def event_text(
@@ -290,7 +309,7 @@ class LineInput(InputChannel):
         except RuntimeError as error:
             logger.error("LINE event failed: %s", type(error).__name__)
             return False
-        taken = event_intake(event, self._verifier(sender))
+        taken = event_input(event, self._verifier(sender))
         if taken is None:
             logger.info("LINE event ignored: %s", kind)
             return True
@@ -309,7 +328,15 @@ class LineInput(InputChannel):
                 logger.info("LINE event dropped: over the rate limit")
                 answered = True
                 return True
-            texts = [TOO_MANY] if verdict == "tell" else rasa_texts(taken)
+            if verdict == "tell":
+                texts = [TOO_MANY]
+            else:  # masked only once the rate limit let it through, off the event loop
+                typed = await asyncio.to_thread(intake, taken) if isinstance(taken, str) else taken
+                if not typed.text:
+                    logger.info("LINE event ignored: %s", kind)
+                    answered = True
+                    return True
+                texts = rasa_texts(typed)
             await self.api().show_loading(user_id)
             collector = CollectingOutputChannel()  # one reply: the removal notice, then the answer
             for text in texts:

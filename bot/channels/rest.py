@@ -9,24 +9,29 @@ it passes `/intent` text through as Rasa does, so the production profile does no
 Ordinary text is taken in as in the other channels (`guard.intake`, issue 19): personal details
 are masked before Rasa sees, stores or logs the message (Rasa's own error logs of the message
 included), and `/personal_detail_removed` goes first when something was removed. Text starting
-with "/" (after Rasa's strip) is an intent here, as in Rasa's channel, and passes unchanged.
+with "/" (after Rasa's strip) is an intent here, as in Rasa's channel: the intent passes, but
+whatever text it carries is masked too (`mask_intent_message`): each entity value, read with
+Rasa's own pattern and JSON as Rasa reads it, and anything Rasa could not read as an entity.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Dict
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput as RasaRestInput
 from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+from rasa.shared.nlu.constants import ENTITIES, INTENT_NAME_KEY
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.guard import removal_notice
-from bot.privacy import DetailKind, mask_personal
+from bot.privacy import DetailKind, Masked, mask_personal
 
 MAX_MESSAGE_CHARACTERS = 5000
 MAX_SENDER_CHARACTERS = 200
@@ -34,6 +39,65 @@ MAX_SENDER_CHARACTERS = 200
 # handler reads the message (`_extract_message`), read where it hands the message on, both in
 # the request's own task, so no request sees another's.
 _REMOVED: ContextVar[frozenset[DetailKind]] = ContextVar("rest_removed", default=frozenset())
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_\-.]+")
+
+
+def _mask_value(value: Any, kinds: set[DetailKind]) -> Any:
+    """An entity value with the text in it masked (strings, and strings in lists or objects)."""
+    if isinstance(value, str):
+        masked = mask_personal(value)
+        kinds.update(masked.kinds)
+        return masked.text
+    if isinstance(value, list):
+        return [_mask_value(item, kinds) for item in value]
+    if isinstance(value, dict):
+        return {key: _mask_value(item, kinds) for key, item in value.items()}
+    return value
+
+
+def mask_intent_message(text: str) -> Masked:
+    """An "/intent{entities}" message with the text it carries masked, the intent kept.
+
+    Read with Rasa's own pattern (`YAMLStoryReader`): the intent name stays when it is one
+    (letters, digits, "_", "-", "."), each entity value of the JSON object is masked, and what
+    Rasa would not read as an intent or entities (a name that is not one, text after the object,
+    an object that is not JSON) is masked as text.
+
+    Args:
+        text: The message, starting with "/" after Rasa's strip.
+
+    Returns:
+        The message to hand Rasa and the kinds of detail removed.
+    """
+    stripped = text.strip()
+    match = YAMLStoryReader._regex_message_pattern().match(stripped)
+    if match is None:
+        return mask_personal(text)
+    kinds: set[DetailKind] = set()
+
+    def as_text(part: str) -> str:
+        masked = mask_personal(part)
+        kinds.update(masked.kinds)
+        return masked.text
+
+    name = match.group(INTENT_NAME_KEY)
+    if not _IDENTIFIER.fullmatch(name.strip()):
+        name = as_text(name)
+    entities = match.group(ENTITIES) or ""
+    if entities:
+        try:
+            parsed = json.loads(entities)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            entities = json.dumps(_mask_value(parsed, kinds), ensure_ascii=False)
+        else:
+            entities = as_text(entities)
+    confidence = match.group("confidence") or ""
+    rest = as_text(match.group("rest") or "")
+    return Masked(f"{INTENT_MESSAGE_PREFIX}{name}{confidence}{entities}{rest}", frozenset(kinds))
 
 
 def body_problem(raw: bytes) -> tuple[int, str] | None:
@@ -67,14 +131,15 @@ class RestInput(RasaRestInput):
         return cls()
 
     def _extract_message(self, req: Request) -> str | None:
-        """The message Rasa handles: ordinary text masked, an "/intent" unchanged."""
+        """The message Rasa handles: ordinary text masked, an "/intent" with its values masked."""
         text: Any = super()._extract_message(req)
         _REMOVED.set(frozenset())
         if not isinstance(text, str):  # the body check has refused it already
             return None
         if text.strip().startswith(INTENT_MESSAGE_PREFIX):
-            return text
-        masked = mask_personal(text)
+            masked = mask_intent_message(text)
+        else:
+            masked = mask_personal(text)
         _REMOVED.set(masked.kinds)
         return masked.text
 

@@ -38,6 +38,7 @@ must present a session token this server issued.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -373,14 +374,22 @@ class WebChatInput(InputChannel):
                 return Masked(TOO_LONG, frozenset())
             if payload in PAGE_PAYLOADS or await self._was_offered(session, payload):
                 return Masked(payload, frozenset())
-            typed = intake(payload)
+            typed = await asyncio.to_thread(intake, payload)  # Sudachi: off the event loop
             return typed if typed.text else None
         if isinstance(message, str) and message.strip():
             if len(message) > MAX_TYPED_CHARACTERS:
                 return Masked(TOO_LONG, frozenset())
-            typed = intake(message)
+            typed = await asyncio.to_thread(intake, message)
             return typed if typed.text else None
         return None
+
+    @staticmethod
+    def _has_input(data: Dict[str, Any]) -> bool:
+        """Whether a `user_uttered` event carries anything to answer (checked before masking)."""
+        payload, message = data.get("payload"), data.get("message")
+        return (isinstance(payload, str) and bool(payload)) or (
+            isinstance(message, str) and bool(message.strip())
+        )
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The page, its files, the session endpoint and the socket."""
@@ -470,13 +479,19 @@ class WebChatInput(InputChannel):
             session = await self._live_session(sio, sid)
             if not session:
                 return
-            taken = await self._intake_of(session, data)
-            if taken is None:
+            if not self._has_input(data):
                 return
+            # The rate limit first: a flood is refused before any of it is masked.
             verdict = await self._rate_verdict(session)
             if verdict == "drop":
                 return
-            texts = [TOO_MANY] if verdict == "tell" else rasa_texts(taken)
+            if verdict == "tell":
+                texts = [TOO_MANY]
+            else:
+                taken = await self._intake_of(session, data)
+                if taken is None:
+                    return
+                texts = rasa_texts(taken)
             await self._handle(sio, sid, session, texts, on_new_message)
 
         return webchat

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from types import SimpleNamespace
 from typing import Any, Dict, List
 
@@ -18,10 +19,12 @@ from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLSt
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+import bot.channels.guard
 from bot.channels.guard import intake, rasa_texts, removal_notice
 from bot.channels.rest import RestInput
-from bot.privacy import DetailKind
+from bot.privacy import DetailKind, Masked, mask_personal
 from tests.bot.test_channel_line import Line, event, postback, user
+from tests.bot.test_channel_line import settings as line_settings
 from tests.bot.test_webchat_channel import WebChat, offer_levels
 from tests.bot.test_webchat_channel import settings as webchat_settings
 
@@ -54,6 +57,25 @@ def assert_taken_in(texts: List[str]) -> None:
     assert "血圧" in masked  # the words the NLU needs stay
     assert rasa_intent(masked)[0] is None  # still text, not an intent
     assert [raw for raw in RAW if raw in notice + masked] == []
+
+
+class MaskCalls:
+    """The real `mask_personal`, recording each text it was given and the thread it ran on."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.texts: List[str] = []
+        self.threads: List[int] = []
+        monkeypatch.setattr(bot.channels.guard, "mask_personal", self)
+
+    def __call__(self, text: str) -> Masked:
+        self.texts.append(text)
+        self.threads.append(threading.get_ident())
+        return mask_personal(text)
+
+
+@pytest.fixture
+def mask_calls(monkeypatch: pytest.MonkeyPatch) -> MaskCalls:
+    return MaskCalls(monkeypatch)
 
 
 # -- the shared step ------------------------------------------------------------------------------
@@ -114,6 +136,24 @@ async def test_line_masks_a_postback_it_did_not_sign_like_typed_text() -> None:
     assert_taken_in(line.received)
 
 
+async def test_line_refuses_a_rate_limited_message_without_masking_it(
+    mask_calls: MaskCalls,
+) -> None:
+    line = Line(line_settings(rate_limit_messages=1))
+    resident = user()
+    await line.handle(event(resident, message={"type": "text", "id": "1", "text": "こんにちは"}))
+    await line.handle(event(resident, message={"type": "text", "id": "2", "text": TYPED}))
+    assert line.received == ["こんにちは", "/too_many_messages"]
+    assert mask_calls.texts == ["こんにちは"]  # the refused message was never masked
+
+
+async def test_line_masks_off_the_event_loop(mask_calls: MaskCalls) -> None:
+    line = Line()
+    await line.handle(event(user(), message={"type": "text", "id": "1", "text": TYPED}))
+    assert mask_calls.texts == [TYPED]
+    assert mask_calls.threads != [threading.get_ident()]
+
+
 # -- web chat -------------------------------------------------------------------------------------
 
 
@@ -146,6 +186,25 @@ async def test_webchat_rate_limit_notice_replaces_the_message_and_its_notice() -
     await chat.utter("s1", {"message": "こんにちは"})
     await chat.utter("s1", {"message": TYPED})
     assert chat.texts == ["こんにちは", "/too_many_messages"]
+
+
+async def test_webchat_refuses_a_rate_limited_message_without_masking_it(
+    mask_calls: MaskCalls,
+) -> None:
+    chat = WebChat(webchat_settings(rate_limit_messages=1))
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"message": "こんにちは"})
+    await chat.utter("s1", {"message": TYPED})
+    assert chat.texts == ["こんにちは", "/too_many_messages"]
+    assert mask_calls.texts == ["こんにちは"]
+
+
+async def test_webchat_masks_off_the_event_loop(mask_calls: MaskCalls) -> None:
+    chat = WebChat()
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"message": TYPED})
+    assert mask_calls.texts == [TYPED]
+    assert mask_calls.threads != [threading.get_ident()]
 
 
 # -- REST -----------------------------------------------------------------------------------------
@@ -194,6 +253,25 @@ async def test_rest_passes_an_intent_as_before() -> None:
     rest = Rest()
     await rest.post(' /give_consent{"offer_id": "city_health_vitals"}')
     assert rest.texts == ['/give_consent{"offer_id": "city_health_vitals"}']
+
+
+async def test_rest_masks_the_entity_values_of_an_intent() -> None:
+    rest = Rest()
+    await rest.post('/inform{"note": "山田太郎です。電話は047-123-4567", "level": "2"}')
+    notice, text = rest.texts
+    assert notice_kinds(notice) == {"name", "phone"}
+    intent, entities = rasa_intent(text)
+    assert intent == "inform"
+    values = {e["entity"]: e["value"] for e in entities}
+    assert values["level"] == "2"
+    assert "［電話番号］" in values["note"] and "［名前］" in values["note"]
+    assert [raw for raw in RAW if raw in text] == []
+
+
+async def test_rest_masks_what_rasa_would_not_read_as_an_intent() -> None:
+    rest = Rest()
+    await rest.post('/山田太郎です{"a": 1} 電話は047-123-4567')
+    assert [raw for raw in RAW if raw in "".join(rest.texts)] == []
 
 
 async def test_rest_requests_do_not_share_what_was_removed() -> None:
