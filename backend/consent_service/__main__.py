@@ -116,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
                 purged = purge_expired_idempotency(session, idempotency_cutoff(settings, utc_now()))
                 codes = code_attempts.purge(session, code_attempts_cutoff(settings, utc_now()))
                 link_codes = links.purge(session, link_codes_cutoff(settings, utc_now()))
-                analytics = analytics_store.purge(
-                    session, utc_now() - dt.timedelta(days=settings.analytics_retention_days)
-                )
+                cutoff = utc_now() - dt.timedelta(days=settings.analytics_retention_days)
+                analytics = analytics_store.purge(session, cutoff)
+                unlabelled = labels.purge(session, cutoff)
             print(f"Deleted {purged} expired idempotency records.")
             print(f"Deleted {codes} failed receipt-code look-ups older than their window.")
             print(f"Deleted {link_codes} link codes expired for LINK_CODE_TTL_SECONDS.")
             print(f"Deleted {analytics} analytics events older than ANALYTICS_RETENTION_DAYS.")
+            print(f"Deleted {unlabelled} staff labels of messages no longer kept.")
             return 0
         if args.command == "consume":
             return consume(settings, factory)

@@ -57,8 +57,9 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # analytics from Rasa's event broker: `consume` inserts, retention deletes
     "analytics_events": ("SELECT", "INSERT", "DELETE"),
     "analytics_offsets": ("SELECT", "INSERT", "UPDATE"),
-    # the labelling loop (issue 15): a re-label or a check updates the row
-    "staff_labels": ("SELECT", "INSERT", "UPDATE"),
+    # the labelling loop (issue 15): a re-label or a check updates the row; the analytics
+    # retention deletes a label with its message
+    "staff_labels": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 # What the read-only analytics role may read in the consent database.
 READONLY_TABLES = (

@@ -41,6 +41,8 @@ def test_every_table_declares_what_the_app_may_do() -> None:
     for table in ("consents", "receipts", "audit_log", "audit_head"):
         assert "DELETE" not in APP_PRIVILEGES[table], table
     assert not {"staff_users", "staff_sessions", "idempotency_records"} & set(READONLY_TABLES)
+    # the analytics retention deletes labels with the messages they copy (hostile review)
+    assert "DELETE" in APP_PRIVILEGES["staff_labels"]
 
 
 @pytest.fixture
@@ -137,6 +139,9 @@ def test_the_app_role_has_no_ddl_and_cannot_rewrite_the_audit_log(
     ):
         refusal = _refused(app, statement)
         assert refusal.startswith(("permission denied", "must be owner")), (statement, refusal)
+    # retention runs as the app role: it deletes analytics events and the labels copying them
+    assert _scalar(app, "DELETE FROM staff_labels RETURNING id") is None
+    assert _scalar(app, "DELETE FROM analytics_events RETURNING id") is None
     # ... while the owner still can (it runs the migrations).
     owner = role_settings.migration_database_url
     assert _scalar(owner, "SELECT count(*) FROM audit_log") == 3 + 2

@@ -249,7 +249,9 @@ def test_the_export_is_rasa_nlu_yaml_of_masked_texts(console: TestClient) -> Non
     # no entity annotation; NFKC made the question mark ASCII
     assert examples["ask_points"] == "- ［ポイント］（data_item）は何に使える?\n"
     assert OTHER not in str(data)  # a new topic is no example ...
-    assert f'#   new topic: "{OTHER}" — 取り消し後のデータ' in text  # ... but a comment
+    assert f'#   new topic: "{OTHER}"\n' in text  # ... but a comment
+    # ... without the staff's note: notes are for staff, never training data
+    assert "取り消し後のデータ" not in text
     with console.app.state.sessionmaker() as session:  # an intent gone from the domain
         assert "no longer in the domain" in labels.export_yaml(session, ["ask_points"], NOW)
 
@@ -338,3 +340,54 @@ def test_the_models_answers_are_kept_with_the_labels_and_shown(console: TestClie
     with console.app.state.sessionmaker() as session, session.begin():
         assert labels.store_answers(session, answers, NOW) == 1
     assert "未確認" in console.get("/staff/labels").text
+
+
+def test_viewing_the_labels_is_in_the_access_log(console: TestClient) -> None:
+    publish(console, MISSED, "nlu_fallback")
+    log_in(console, "etsuran", "viewer")  # opens the labels page once
+    console.get("/staff/labels?start=2026-11-29&end=2026-11-30")
+    logged = access(console, "view_labels")
+    assert [e.username for e in logged] == ["etsuran", "etsuran"]
+    assert logged[-1].target == "2026-11-29..2026-11-30 all"
+    assert "直せる" not in " ".join(e.target for e in logged)
+
+
+def test_labels_go_with_the_analytics_retention(console: TestClient) -> None:
+    """A label copies a message's text: it is deleted with the message (or when as old)."""
+    from consent_service.analytics import consumer
+
+    old = publish(console, MISSED, "nlu_fallback", minutes_ago=60)
+    recent = publish(console, OTHER, "nlu_fallback", minutes_ago=10)
+    csrf = log_in(console, "henshu", "editor")
+    for event_id in (old, recent):
+        console.post("/staff/labels", data={"event_id": event_id, "intent": "ask_correct_data",
+                                            "csrf": csrf})  # fmt: skip
+    factory = console.app.state.sessionmaker
+    later = NOW + dt.timedelta(days=30, minutes=-30)  # the cutoff: between the two messages
+    consumer.Retention(factory, days=30, clock=lambda: later)()
+    assert [label.analytics_event_id for label in stored_labels(console)] == [recent]
+    with factory() as session, session.begin():  # a label as old as the retention goes too
+        assert labels.purge(session, NOW + dt.timedelta(minutes=1)) == 1
+    assert stored_labels(console) == []
+
+
+def test_the_retention_command_deletes_old_labels(
+    console: TestClient, settings: Settings, monkeypatch
+) -> None:
+    from consent_service.__main__ import main as cli
+    from consent_service.config import get_settings
+
+    old = publish(console, MISSED, "nlu_fallback", minutes_ago=60 * 24 * 30)
+    csrf = log_in(console, "henshu", "editor")
+    console.post("/staff/labels", data={"event_id": old, "intent": "ask_correct_data",
+                                        "csrf": csrf})  # fmt: skip
+    assert len(stored_labels(console)) == 1
+    monkeypatch.setenv("CONSENT_DATABASE_URL", settings.consent_database_url)
+    monkeypatch.setenv("CONSENT_API_TOKEN", settings.consent_api_token.get_secret_value())
+    monkeypatch.setenv("ANALYTICS_RETENTION_DAYS", "7")
+    get_settings.cache_clear()
+    try:
+        assert cli(["retention"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert stored_labels(console) == []

@@ -11,7 +11,8 @@ Two sources, chosen by ANALYTICS_SOURCE:
   dropped connection is recognised by its `event_key` and stored once.
 
 Each event is masked once, here (`staff.masking.mask`, with GiNZA when STAFF_MASK_WITH_GINZA),
-and events older than ANALYTICS_RETENTION_DAYS are deleted once an hour. Nothing of an event
+and events older than ANALYTICS_RETENTION_DAYS are deleted once an hour, with the staff's labels
+of them (`staff.labels.purge`). Nothing of an event
 (text, sender id) is ever logged: only counts.
 """
 
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.analytics import intake, store
 from consent_service.config import Settings
+from consent_service.staff import labels
 from consent_service.staff.masking import MARK, mask
 
 log = logging.getLogger("consent_service.analytics")
@@ -294,7 +296,7 @@ def rabbitmq_session(
 
 
 class Retention:
-    """Deletes events older than ANALYTICS_RETENTION_DAYS, at most once per RETENTION_EVERY."""
+    """Deletes events older than ANALYTICS_RETENTION_DAYS, and their labels, at most hourly."""
 
     def __init__(self, factory: sessionmaker[Session], days: int, clock: Clock) -> None:
         """Nothing runs yet."""
@@ -307,10 +309,15 @@ class Retention:
         if self.last is not None and now - self.last < RETENTION_EVERY:
             return
         self.last = now
+        cutoff = now - dt.timedelta(days=self.days)
         with self.factory() as session, session.begin():
-            deleted = store.purge(session, now - dt.timedelta(days=self.days))
-        if deleted:
-            log.info("Deleted %d analytics events older than %d days", deleted, self.days)
+            deleted = store.purge(session, cutoff)
+            unlabelled = labels.purge(session, cutoff)
+        if deleted or unlabelled:
+            log.info(
+                "Deleted %d analytics events and %d labels older than %d days",
+                deleted, unlabelled, self.days,
+            )  # fmt: skip
 
 
 def run(

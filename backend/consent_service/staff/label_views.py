@@ -2,7 +2,8 @@
 
 Everyone who sees the aggregate views sees the not-understood messages (masked at intake) and
 the labels; editors and admins may label (an intent of the domain, or "new topic" with a note)
-and ask the running assistant again (再確認). Every label and check is in the access log.
+and ask the running assistant again (再確認). Every view of the page, label and check is in the
+access log.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def groups_of(events: list[Any]) -> list[list[Any]]:
 def labels_page(
     request: Request, staff: Staff, filters: Filtered, error: str = "", done: str = ""
 ) -> Response:
-    """The not-understood messages of the range (to label) and the labels so far."""
+    """The not-understood messages of the range (to label) and the labels so far (logged)."""
     low = dt.datetime.combine(filters.start, dt.time.min, JST).timestamp()
     high = dt.datetime.combine(filters.end + dt.timedelta(days=1), dt.time.min, JST).timestamp()
     settings = _settings(request)
@@ -70,6 +71,9 @@ def labels_page(
         ]
         stored = labels.labels(session)
         session.expunge_all()
+    with _db(request) as session, session.begin():  # who saw the messages, like a transcript
+        target = f"{filters.start}..{filters.end} {filters.channel}"
+        auth.log_access(session, staff.user.username, "view_labels", target, _now(request))
     labelled = {label.analytics_event_id: label for label in stored}
     rows = [(label, label.understood(settings.staff_label_min_confidence)) for label in stored]
     return page(request, "labels.html", staff, filters=filters, view="labels",

@@ -8,7 +8,10 @@ review and commit (`make staff-labels`); `check` asks the running assistant (Ras
 the console shows which ones are understood.
 
 Only masked text is ever stored here or exported: the text is copied from `analytics_events`
-(never taken from a form), and the note goes through `masking.mask`.
+(never taken from a form), and the note goes through `masking.mask` (its patterns: the web app
+loads no GiNZA). Notes are for staff only: the export leaves them out, so a name a pattern
+cannot see never reaches training data or a commit; the form asks for no personal details.
+A label lives as long as the message it copies (`purge`, ANALYTICS_RETENTION_DAYS).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Float, Integer, String, Text, select
+from sqlalchemy import Float, Integer, String, Text, delete, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from consent_service.analytics.tables import AnalyticsEvent
@@ -38,11 +41,11 @@ class StaffLabel(Base):
     __tablename__ = "staff_labels"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # not a foreign key: the analytics retention may delete the event, the label stays
+    # not a foreign key; the analytics retention deletes the label with its event (`purge`)
     analytics_event_id: Mapped[int] = mapped_column(Integer, unique=True)
     text: Mapped[str] = mapped_column(Text)  # masked (copied from analytics_events)
     intent: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    note: Mapped[str] = mapped_column(String(NOTE_MAX), default="")  # masked
+    note: Mapped[str] = mapped_column(String(NOTE_MAX), default="")  # masked; never exported
     labelled_by: Mapped[str] = mapped_column(String(64))
     labelled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     # the running assistant's last reading of `text` (`check`)
@@ -116,7 +119,8 @@ def record(
         session: A session in the caller's transaction.
         event_id: The message's row in `analytics_events` (its text is copied from there).
         intent: The intent it should have been; None for a new topic.
-        note: Free text for a new topic (masked before it is stored).
+        note: Free text for a new topic, for staff only (masked with the patterns before
+            it is stored; never exported).
         username: The staff member.
         now: The current time.
         intents: The intents allowed (`label_intents`).
@@ -143,6 +147,25 @@ def record(
     found.checked_at = found.parsed_intent = found.parsed_confidence = None
     session.flush()
     return found
+
+
+def purge(session: Session, cutoff: dt.datetime) -> int:
+    """Delete the labels whose message is gone or which are older than `cutoff`.
+
+    A label copies its message's (masked) text, so it is kept no longer than the message:
+    the analytics retention (ANALYTICS_RETENTION_DAYS) runs this right after deleting events.
+
+    Args:
+        session: A session inside the caller's transaction.
+        cutoff: An aware datetime (now - ANALYTICS_RETENTION_DAYS).
+
+    Returns:
+        How many labels were deleted.
+    """
+    orphan = StaffLabel.analytics_event_id.not_in(select(AnalyticsEvent.id))
+    statement = delete(StaffLabel).where(or_(StaffLabel.labelled_at < cutoff, orphan))
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # ---- asking the running assistant --------------------------------------------------------
@@ -248,7 +271,8 @@ def export_yaml(session: Session, intents: list[str], now: dt.datetime) -> str:
 
     Examples are grouped by intent (the newest label of a text wins when it was labelled
     twice); "new topic" labels and labels with an intent no longer in `intents` are listed as
-    comments only. Every text is masked: it was copied from the analytics tables.
+    comments only, without the staff's note (notes are for staff, not training data). Every
+    text is masked: it was copied from the analytics tables.
 
     Args:
         session: A session of the consent database.
@@ -265,8 +289,7 @@ def export_yaml(session: Session, intents: list[str], now: dt.datetime) -> str:
     comments: list[str] = []
     for text, label in sorted(by_text.items(), key=lambda item: item[1].id):
         if label.intent is None:
-            note = f" — {' '.join(label.note.split())}" if label.note else ""
-            comments.append(f"#   new topic: {json.dumps(text, ensure_ascii=False)}{note}")
+            comments.append(f"#   new topic: {json.dumps(text, ensure_ascii=False)}")
         elif label.intent not in intents:
             comments.append(
                 f"#   intent {label.intent} is no longer in the domain: "
