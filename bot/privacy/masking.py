@@ -91,9 +91,21 @@ def _nfkc(char: str) -> str:
     return unicodedata.normalize("NFKC", char)
 
 
+def _piece(char: str) -> str:
+    if char.isascii():
+        return char
+    if unicodedata.category(char) in ("Cf", "Mn"):
+        return ""  # zero-width and format characters (山\u200b田) do not split a match
+    return _nfkc(char)
+
+
 def _normalise(text: str) -> Tuple[str, List[int], List[int]]:
-    """NFKC per character, with each normalised character's start and end in `text`."""
-    pieces = [char if char.isascii() else _nfkc(char) for char in text]
+    """NFKC per character, with each normalised character's start and end in `text`.
+
+    Format and combining characters (Unicode Cf, Mn: zero-width spaces, joiners) are left out
+    of the copy; what is masked around them in `text` takes them with it.
+    """
+    pieces = [_piece(char) for char in text]
     if all(len(piece) == 1 for piece in pieces):  # the usual case: one for one
         copy = "".join(pieces)
         starts, ends = list(range(len(text))), list(range(1, len(text) + 1))
@@ -111,6 +123,67 @@ def _normalise(text: str) -> Tuple[str, List[int], List[int]]:
     return copy, starts, ends
 
 
+_KANJI_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")}
+_KANJI_NUMERAL_RUN = re.compile(r"[〇一二三四五六七八九十]+")
+# A single kanji numeral is a number only before these (一丁目, 二番, 三号, 五月, 六日); runs of
+# two or more (〇九〇, 三十) always are. 一郎, 一度, 三山 stay words.
+_NUMERAL_AFTER = re.compile(r"丁目|番地|年|月|日|号")
+_NUMERAL_BEFORE = re.compile(r"(?:丁目|番|目)$")
+
+
+def _arabic(copy: str, starts: List[int], ends: List[int]) -> Tuple[str, List[int], List[int]]:
+    """The copy with kanji numerals read as digits (一二三 → 123, 三十 → 30), with its map.
+
+    One character for one where possible: 十 is "0" after a digit and before none (三十),
+    "1" before a digit and after none (十五), left out between two (三十五 → 35), "10" alone.
+    An の between two numerals (〇九〇の一二三四) reads as "-".
+    """
+    if not _KANJI_NUMERAL_RUN.search(copy):
+        return copy, starts, ends
+    chars: List[str] = []
+    new_starts: List[int] = []
+    new_ends: List[int] = []
+    position = 0
+    for run in _KANJI_NUMERAL_RUN.finditer(copy):
+        word = run.group()
+        numeric = (
+            len(word) >= 2
+            or _NUMERAL_AFTER.match(copy, run.end()) is not None
+            or _NUMERAL_BEFORE.search(copy, 0, run.start()) is not None
+        )
+        if not numeric or (word == "十" and not _NUMERAL_AFTER.match(copy, run.end())):
+            continue
+        for index in range(position, run.start()):
+            char = copy[index]
+            joined = (
+                char == "の"
+                and index == run.start() - 1
+                and index > 0
+                and copy[index - 1] in _KANJI_DIGITS
+            )
+            chars.append("-" if joined else char)
+            new_starts.append(starts[index])
+            new_ends.append(ends[index])
+        for index in range(run.start(), run.end()):
+            char = copy[index]
+            if char == "十":
+                before = index > run.start()
+                after = index + 1 < run.end()
+                digits = "" if before and after else "0" if before else "1" if after else "10"
+            else:
+                digits = _KANJI_DIGITS[char]
+            for digit in digits:
+                chars.append(digit)
+                new_starts.append(starts[index])
+                new_ends.append(ends[index])
+        position = run.end()
+    for index in range(position, len(copy)):
+        chars.append(copy[index])
+        new_starts.append(starts[index])
+        new_ends.append(ends[index])
+    return "".join(chars), new_starts, new_ends
+
+
 # ---------------------------------------------------------------------------------------------
 # Pattern layer (on the normalised copy).
 
@@ -125,7 +198,7 @@ _SEP = r"[\s-]?"
 # of its characters (quadratic: 5,000 digits took seconds).
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _POSTAL = re.compile(
-    rf"〒\s*\d{{3}}-?\d{{4}}(?!\d)|(?:郵便番号\s*(?:は|:)?\s*)(?P<v>\d{{3}}-?\d{{4}})(?![\d-])"
+    rf"〒\s*\d{{3}}-?\d{{4}}(?!\d)|(?:郵便番号\s*(?:は|:)?\s*)(?P<v>\d{{3}}[-\s]?\d{{4}})(?![\d-])"
     rf"|(?<![\d-]){_NOT_ALNUM_BEFORE}\d{{3}}-\d{{4}}(?![\d-]){_NOT_ALNUM_AFTER}"
 )
 _MY_NUMBER = re.compile(
@@ -134,8 +207,8 @@ _MY_NUMBER = re.compile(
 # Japanese numbers: 0 + 9 or 10 digits (047-123-4567, 090-1234-5678, 047(123)4567), or the
 # same after +81 without the 0; the digit count is checked in `_pattern_spans`.
 _PHONE = re.compile(
-    rf"{_NOT_ALNUM_BEFORE}(?<!\d-)(?:\+81[\s-]?\(?0?\d{{1,4}}\)?|\(?0\d{{1,4}}\)?)[\s-]?"
-    rf"\(?\d{{1,4}}\)?[\s-]?\d{{3,4}}(?!-\d){_NOT_ALNUM_AFTER}"
+    rf"{_NOT_ALNUM_BEFORE}(?<![\d.]-)(?<!\d\.)(?:\+81[\s.-]?\(?0?\d{{1,4}}\)?|\(?0\d{{1,4}}\)?)"
+    rf"[\s.-]?\(?\d{{1,4}}\)?[\s.-]?\d{{3,4}}(?![.-]\d){_NOT_ALNUM_AFTER}"
 )
 _ERA = r"(?:明治|大正|昭和|平成|令和|[MTSHRmtshr])"
 # A date that something starts or ends on, or happened on, is not a birthday.
@@ -173,13 +246,28 @@ _UNIT = (
 )
 # A number that counts things is not a value: 薬を2種類, 3日, 5年前.
 _NOT_COUNT = r"(?!\s*(?:種類|日|年|ヶ月|か月|カ月|週|人|錠|つ|個|時間|歳|番|位|件|社|本|枚))"
+# Values that follow the first one: 6.5から7.2, 120とか130, 150、160.
+_JOINED = (
+    rf"(?:\s*(?:から|とか|、|,|→|->|や|~|〜)\s*{_NUM}(?![\d.]){_NOT_COUNT}(?:\s*(?:{_UNIT}))?)"
+)
 _HEALTH = re.compile(
-    rf"(?:(?:{_HEALTH_TERMS})[^\d。!?\n]{{0,8}}?|(?:{_HEALTH_SHORT})(?:の値)?\s*(?:が|は|も|:)?\s*)"
-    rf"(?P<v>{_NUM}(?![\d.]){_NOT_COUNT}(?:\s*(?:/|の|-)\s*{_NUM})?(?:\s*(?:{_UNIT}))?)"
+    rf"(?:(?:{_HEALTH_TERMS})[^\dA-Za-z。!?\n]{{0,8}}?|(?:{_HEALTH_SHORT})(?:の値)?\s*(?:が|は|も|:)?\s*)"
+    rf"(?P<v>{_NUM}(?![\d.]){_NOT_COUNT}(?:\s*(?:/|の|-)\s*{_NUM})?(?:\s*(?:{_UNIT}))?"
+    rf"{_JOINED}{{0,4}})"
     rf"|(?P<u>(?<![\d.]){_NUM}(?:\s*/\s*{_NUM})?\s*(?:mmHg|mg/dl|mg/dL|kg|キロ(?:グラム)?|℃|cm|センチ))"
-    rf"|(?P<b>(?<![\d/.]){_NOT_ALNUM_BEFORE}\d{{2,3}}\s*/\s*\d{{2,3}}(?![\d/.]))",
+    rf"|(?P<b>(?<![\d/.]){_NOT_ALNUM_BEFORE}\d{{2,3}}\s*/\s*\d{{2,3}}(?![\d/.])"
+    rf"(?!\s*(?:に|から|まで|頃|ごろ|日|以降|の予約)))",
     re.IGNORECASE,
 )
+# Values the health term follows in brackets: "去年は7.1、今年は6.8（HbA1c）".
+_HEALTH_AFTER = re.compile(
+    rf"(?<![\d.])(?:{_NUM}[^\d。!?\n(]{{1,6}}?){{0,3}}{_NUM}\s*\(\s*(?:{_HEALTH_TERMS})\s*\)",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(_NUM)
+# Counts right after a block-like number: 3-4人, 1-2日.
+_COUNT_AFTER = re.compile(r"(?:人|名|日|年|ヶ月|か月|カ月|週|時間|歳|回|個|件|枚|錠|分|秒)")
+_ISO_DATE = re.compile(r"(?:19|20)\d{2}-\d{1,2}-\d{1,2}")
 # Addresses: block numbers (1-2-3, 2-15, 1丁目2番3号, 12番地) with the town name before them.
 _BLOCK = (
     r"\d+\s*丁目(?:\s*\d+\s*(?:番地?|-))?(?:\s*\d+\s*号?)?"
@@ -250,6 +338,10 @@ def _pattern_spans(text: str) -> List[_Span]:
     add(_INSURANCE, DetailKind.INSURANCE_NUMBER, "v")
     add(_INSURANCE, DetailKind.INSURANCE_NUMBER, "w")
     add(_HEALTH, DetailKind.HEALTH_VALUE, "v")
+    for match in _HEALTH_AFTER.finditer(text):
+        bracket = text.rfind("(", match.start(), match.end())
+        for number in _NUMBER.finditer(text, match.start(), bracket):
+            spans.append((number.start(), number.end(), DetailKind.HEALTH_VALUE))
     numbers = list(spans)
 
     def taken(start: int, end: int) -> bool:
@@ -258,7 +350,11 @@ def _pattern_spans(text: str) -> List[_Span]:
     for match in _ADDRESS.finditer(text):
         if taken(*match.span()) or re.fullmatch(r"\d{4}-\d{4}(?:-\d)?", match.group()):
             continue  # a phone or My Number; a linking code (4-4) or a receipt code (4-4-1)
+        if _ISO_DATE.fullmatch(match.group()) or _COUNT_AFTER.match(text, match.end()):
+            continue  # 2024-12-01, 3-4人: a date, a count
         start = _town_before(text, match.start())
+        if start == match.start() and re.fullmatch(r"\d+-\d+", match.group()):
+            continue  # "12-3" alone: two numbers, not an address without its town
         spans.append((start, match.end(), DetailKind.ADDRESS))
     for match in _LIVES.finditer(text):
         end = match.end("v")
@@ -284,6 +380,7 @@ def _pattern_spans(text: str) -> List[_Span]:
 
 _local = threading.local()
 _SUDACHI_MAX_CHARS = 4_000
+_SUDACHI_OVERLAP = 32
 _KANJI = re.compile(r"[一-龥々〆ヶ]")
 _KATAKANA_RUN = r"[ァ-ヴー](?:[ァ-ヴー]|・(?=[ァ-ヴ])){1,15}?"  # ジョンソン・マイケル
 _HIRAGANA_RUN = r"[ぁ-ゖー]{2,12}?"
@@ -296,6 +393,17 @@ _NAME_FOLLOWERS = (
 _NAME_BEFORE = re.compile(
     r"(?:名前は|氏名は|名前[:、]|氏名[:、]?|わたしは|私は|僕は|ぼくは|わたし、|私、|[母父妻夫娘]の|"
     rf"息子の|家族の|主人の)\s*(?P<v>{_FULL_NAME})(?=\s*(?:{_NAME_FOLLOWERS}))"
+)
+# A name in Latin letters where residents give one: "名前はTaro Yamadaです".
+_ROMAJI_NAME = re.compile(
+    r"(?:名前は|氏名は|名前[:、]|氏名[:、]?|わたしは|私は|僕は|ぼくは|わたし、|私、|[母父妻夫娘]の)"
+    r"\s*(?P<v>[A-Z][a-z]+(?:[ 　][A-Z][a-z]+){0,2})"
+    r"(?=\s|です|でした|と申し|とい|と言|って言|の代わり|さん|様|。|、|,|!|\?|$)"
+)
+# Without a cue before it, two capitalised words a self-introduction follows: "Taro Yamadaです".
+_ROMAJI_FULL_NAME = re.compile(
+    r"(?<![A-Za-z])(?P<v>[A-Z][a-z]+[ 　][A-Z][a-z]+)"
+    r"(?=\s*(?:です|でした|と申し|とい|と言|って言|の代わり|の家族|さん|様))"
 )
 _NAME_AFTER = re.compile(
     rf"(?:^|(?<=[、。,.!?\s])|(?<=[ぁ-ゖ])(?=[一-龥々]))(?P<v>{_FULL_NAME})"
@@ -509,13 +617,18 @@ def _script(char: str) -> str:
 def _name_spans(text: str) -> List[_Span]:
     spans: List[_Span] = []
     tokenizer = _sudachi()
-    for offset in range(0, len(text), _SUDACHI_MAX_CHARS):
+    # Chunks overlap, so a name a chunk's end cuts is read whole by the next chunk.
+    step = _SUDACHI_MAX_CHARS - _SUDACHI_OVERLAP
+    for offset in range(0, max(1, len(text) - _SUDACHI_OVERLAP), step):
         piece = text[offset : offset + _SUDACHI_MAX_CHARS]
         morphemes = list(tokenizer.tokenize(piece))
         for index in range(len(morphemes)):
             span = _token_name(text, offset, morphemes, index)
-            if span is not None:
+            if span is not None and (span[0], span[1], DetailKind.NAME) not in spans:
                 spans.append((span[0], span[1], DetailKind.NAME))
+    for pattern in (_ROMAJI_NAME, _ROMAJI_FULL_NAME):
+        for match in pattern.finditer(text):
+            spans.append((match.start("v"), match.end("v"), DetailKind.NAME))
     for pattern in (_NAME_BEFORE, _NAME_AFTER):
         for match in pattern.finditer(text):
             start, end = match.span("v")
@@ -676,11 +789,27 @@ def mask_personal(text: str) -> Masked:
     if not text or not text.strip():
         return Masked(text, frozenset())
     copy, starts, ends = _normalise(text)
-    codes = _code_spans(copy)
+    # Patterns read kanji numerals as digits (〇九〇, 一丁目); names read the copy as it is.
+    numeric, numeric_starts, numeric_ends = _arabic(copy, starts, ends)
+
+    def original(spans: List[_Span], where: str, s: List[int], e: List[int]) -> List[_Span]:
+        found = []
+        for start, end, kind in spans:
+            # Whitespace at the edges of a span stays.
+            while start < end and where[start].isspace():
+                start += 1
+            while end > start and where[end - 1].isspace():
+                end -= 1
+            if start < end:
+                found.append((s[start], e[end - 1], kind))
+        return found
+
+    codes = [(starts[a], ends[b - 1]) for a, b in _code_spans(copy)]
     spans = _resolve(
         [
             span
-            for span in _pattern_spans(copy) + _name_spans(copy)
+            for span in original(_pattern_spans(numeric), numeric, numeric_starts, numeric_ends)
+            + original(_name_spans(copy), copy, starts, ends)
             if not any(start < span[1] and span[0] < end for start, end in codes)
         ]
     )
@@ -690,19 +819,12 @@ def mask_personal(text: str) -> Masked:
     last = 0
     kinds = set()
     for start, end, kind in spans:
-        # Whitespace at the edges of a span stays.
-        while start < end and copy[start].isspace():
-            start += 1
-        while end > start and copy[end - 1].isspace():
-            end -= 1
+        start = max(start, last)
         if start >= end:
             continue
-        original_start, original_end = starts[start], ends[end - 1]
-        if original_start < last:
-            original_start = last
-        out.append(text[last:original_start])
+        out.append(text[last:start])
         out.append(MARKERS[kind])
-        last = original_end
+        last = end
         kinds.add(kind)
     out.append(text[last:])
     return Masked("".join(out), frozenset(kinds))

@@ -125,6 +125,41 @@ AGES = ["75歳", "68歳", "80歳", "42歳"]
 _FULL = str.maketrans("0123456789-", "０１２３４５６７８９－")
 
 
+ROMAJI_NAMES = [("Yamada", "Taro"), ("Sato", "Hanako"), ("Suzuki", "Kenji"), ("Tanaka", "Yumi")]
+_KANJI_DIGITS = "〇一二三四五六七八九"
+ZERO_WIDTH = "\u200b"
+
+
+def _kanji_number(value: int) -> str:
+    """1-99 as written in kanji numerals: 3 → 三, 10 → 十, 32 → 三十二."""
+    tens, ones = divmod(value, 10)
+    text = ("" if tens < 2 else _KANJI_DIGITS[tens]) + ("十" if tens else "")
+    return text + (_KANJI_DIGITS[ones] if ones else "")
+
+
+def _kanji_digits(digits: str) -> str:
+    """Digits one by one in kanji numerals: 090 → 〇九〇."""
+    return "".join(_KANJI_DIGITS[int(d)] for d in digits)
+
+
+def _zero_width(rng: random.Random, text: str, detail: Detail) -> tuple[str, Detail]:
+    """`text` with a zero-width space inside it, the detail's parts as they now read."""
+    if len(text) < 2:
+        return text, detail
+    at = rng.randint(1, len(text) - 1)
+    noisy = text[:at] + ZERO_WIDTH + text[at:]
+    parts: list[str] = []
+    for part in detail.parts:
+        where = text.find(part)
+        if where < 0 or not where < at < where + len(part):
+            parts.append(part)
+            continue
+        cut = at - where
+        parts.append(part[:cut] + ZERO_WIDTH + part[cut:])
+        parts.extend(half for half in (part[:cut], part[cut:]) if len(half) >= 2)
+    return noisy, Detail(detail.kind, noisy, tuple(parts))
+
+
 def _full(text: str) -> str:
     return text.translate(_FULL)
 
@@ -137,7 +172,11 @@ def _name(rng: random.Random) -> tuple[str, Detail]:
     surname = rng.choice(SURNAMES)
     given = rng.choice(GIVEN_NAMES)
     script = rng.choices([0, 1, 2], weights=[6, 2, 2])[0]
-    shape = rng.choice(["full", "full", "full_space", "surname"])
+    shape = rng.choice(["full", "full", "full_space", "surname", "full", "romaji"])
+    if shape == "romaji":  # written in Latin letters, given name first
+        surname_latin, given_latin = rng.choice(ROMAJI_NAMES)
+        text = f"{given_latin} {surname_latin}"
+        return text, Detail("name", text, (given_latin, surname_latin))
     if shape == "surname":
         text = surname[script]
         parts: tuple[str, ...] = (surname[script],)
@@ -147,6 +186,8 @@ def _name(rng: random.Random) -> tuple[str, Detail]:
             space = "　"
         text = surname[script] + space + given[script]
         parts = (surname[script], given[script])
+    if rng.random() < 0.05:
+        return _zero_width(rng, text, Detail("name", text, parts))
     return text, Detail("name", text, parts)
 
 
@@ -157,6 +198,8 @@ def _block(rng: random.Random) -> str:
         f"{b}番地{c}", f"{a}－{b}－{c}", f"{b}番{c}号",
     ]  # fmt: skip
     block = rng.choice(forms)
+    if rng.random() < 0.08:  # in kanji numerals: 一丁目二番三号
+        return f"{_kanji_number(a)}丁目{_kanji_number(b)}番{_kanji_number(c)}号"
     return _full(block) if rng.random() < 0.2 else block
 
 
@@ -179,7 +222,9 @@ def _phone(rng: random.Random) -> tuple[str, Detail]:
         groups = [rng.choice(["090", "080", "070"]), digits(4), digits(4)]
     else:
         groups = ["050", digits(4), digits(4)]
-    form = rng.choice(["hyphen", "hyphen", "plain", "paren", "space", "full", "long_dash", "intl"])
+    form = rng.choice(
+        ["hyphen", "hyphen", "plain", "paren", "space", "full", "long_dash", "intl", "dot", "kanji"]
+    )
     if form == "hyphen":
         text = "-".join(groups)
     elif form == "plain":
@@ -192,10 +237,18 @@ def _phone(rng: random.Random) -> tuple[str, Detail]:
         text = _full("-".join(groups))
     elif form == "long_dash":
         text = "ー".join(groups)
+    elif form == "dot":
+        text = ".".join(groups)
+    elif form == "kanji":  # 〇九〇の一二三四の五六七八
+        groups = [_kanji_digits(g) for g in groups]
+        text = "の".join(groups)
     else:
         text = "+81-" + groups[0][1:] + "-" + groups[1] + "-" + groups[2]
     shown = [_full(g) for g in groups] if form == "full" else groups
-    return text, Detail("phone", text, (text, *shown[1:]))
+    detail = Detail("phone", text, (text, *shown[1:]))
+    if form in ("hyphen", "plain") and rng.random() < 0.1:
+        return _zero_width(rng, text, detail)
+    return text, detail
 
 
 def _email(rng: random.Random) -> tuple[str, Detail]:
@@ -207,7 +260,7 @@ def _email(rng: random.Random) -> tuple[str, Detail]:
 
 def _postal(rng: random.Random) -> tuple[str, Detail]:
     code = f"27{rng.randint(3, 4)}-{rng.randint(0, 9999):04d}"
-    form = rng.choice(["mark", "mark", "label", "full", "plain_label"])
+    form = rng.choice(["mark", "mark", "label", "full", "plain_label", "space"])
     if form == "mark":
         text, raw = f"〒{code}", code
     elif form == "label":
@@ -215,6 +268,10 @@ def _postal(rng: random.Random) -> tuple[str, Detail]:
     elif form == "full":
         raw = _full(code)
         text = f"〒{raw}"
+    elif form == "space":
+        raw = code.replace("-", " ")
+        text = f"郵便番号は{raw}"
+        return text, Detail("postal_code", raw, (raw, *raw.split()))
     else:
         raw = code.replace("-", "")
         text = f"郵便番号{raw}"
@@ -238,6 +295,10 @@ def _birth(rng: random.Random) -> tuple[str, Detail]:
     raw = rng.choice(forms)
     if rng.random() < 0.15:
         raw = _full(raw)
+    elif rng.random() < 0.1:  # 昭和三十年五月六日
+        raw = f"{era}{_kanji_number(year)}年{_kanji_number(month)}月{_kanji_number(day)}日"
+        parts = (raw, f"{_kanji_number(year)}年", f"{_kanji_number(month)}月{_kanji_number(day)}日")
+        return raw, Detail("birth_date", raw, parts)
     return raw, Detail("birth_date", raw, (raw,))
 
 
@@ -277,6 +338,7 @@ def _insurance(rng: random.Random) -> tuple[str, Detail]:
 def _health(rng: random.Random) -> tuple[str, Detail]:
     high, low = rng.randint(110, 190), rng.randint(60, 110)
     a1c = f"{rng.randint(5, 9)}.{rng.randint(0, 9)}"
+    later = f"{rng.randint(5, 9)}.{rng.randint(0, 9)}"
     weight = rng.randint(40, 95)
     sugar = rng.randint(80, 200)
     temp = f"{rng.randint(35, 39)}.{rng.randint(0, 9)}"
@@ -304,6 +366,11 @@ def _health(rng: random.Random) -> tuple[str, Detail]:
         (f"腹囲{rng.randint(70, 110)}cm", ()),
         (f"BMI {rng.randint(18, 32)}.{rng.randint(0, 9)}", ()),
         (f"血圧{_full(str(high))}／{_full(str(low))}", (_full(str(high)), _full(str(low)))),
+        # Several values after one term, or the term after the values.
+        (f"HbA1cが{a1c}から{later}に上がった", (a1c, later)),
+        (f"血糖値が{sugar}とか{sugar + 10}くらい", (str(sugar), str(sugar + 10))),
+        (f"体重が{weight}→{weight - 2}kg", (str(weight), str(weight - 2))),
+        (f"去年は{a1c}、今年は{later}（HbA1c）", (a1c, later)),
     ]
     text, parts = rng.choice(forms)
     if not parts:

@@ -151,6 +151,19 @@ def test_the_words_the_nlu_needs_survive() -> None:
         ("保険証 記号 千葉 123 番号 45", ("123", "45"), ("記号",), {"insurance_number"}),
         ("血圧152-94、熱は37度5分", ("152", "94", "37", "5分"), ("血圧", "熱"), {"health_value"}),
         ("ヘモグロビンエーワンシーが7.1%", ("7.1",), ("ヘモグロビン",), {"health_value"}),
+        # The hostile review's misses (issue 19).
+        ("名前はTaro Yamadaです", ("Taro", "Yamada"), ("名前は", "です"), {"name"}),
+        ("私は Taro Yamada です", ("Taro", "Yamada"), ("私は",), {"name"}),
+        ("電話は090\u200b-1234-5678", ("090", "1234", "5678"), ("電話は",), {"phone"}),
+        ("山\u200b田花子です", ("山", "田", "花子"), ("です",), {"name"}),
+        ("HbA1cが6.5から7.2に上がった", ("6.5", "7.2"), ("HbA1c", "に上がった"), {"health_value"}),
+        ("血糖値が120とか130くらい", ("120", "130"), ("血糖値", "くらい"), {"health_value"}),
+        ("去年は7.1、今年は6.8（HbA1c）", ("7.1", "6.8"), ("去年", "HbA1c"), {"health_value"}),
+        ("電話は090.1234.5678", ("090", "1234", "5678"), ("電話は",), {"phone"}),
+        ("郵便番号は273 0011", ("273", "0011"), ("郵便番号は",), {"postal_code"}),
+        ("〇九〇の一二三四の五六七八", ("〇九〇", "一二三四", "五六七八"), (), {"phone"}),
+        ("船橋市本町一丁目二番三号", ("本町", "一丁目", "二番", "三号"), ("船橋市",), {"address"}),
+        ("昭和三十年五月六日生まれ", ("三十年", "五月六日"), ("生まれ",), {"birth_date"}),
     ],
 )
 def test_examples(text: str, gone: tuple[str, ...], kept: tuple[str, ...], kinds: set[str]) -> None:
@@ -190,6 +203,11 @@ def test_examples(text: str, gone: tuple[str, ...], kept: tuple[str, ...], kinds
         "受付番号は1234-5678-9です",
         "血圧の薬を2種類飲んでいます",
         "値段は500円ですか",
+        # Precision nits of the review.
+        "3-4人で行きます",
+        "2024-12-01に同意した",
+        "12-3",
+        "10/20に予約した",
         "",
     ],
 )
@@ -208,6 +226,18 @@ def test_the_rest_of_the_text_is_kept_as_typed() -> None:
 def test_any_text_is_masked_without_error(text: str) -> None:
     masked = mask_personal(text)
     assert "花子" not in masked.text and "1-2-3" not in masked.text
+
+
+@pytest.mark.parametrize("name", ["長谷川一郎", "小野寺", "山田花子"])
+def test_a_name_across_sudachis_chunk_boundary_is_found(name: str) -> None:
+    # Sudachi reads long text in chunks of 4,000 characters; a name a chunk's end cuts
+    # (長谷|川一郎, 小|野寺) is still read whole.
+    filler = "今日は良い天気ですね。"
+    for cut in range(1, len(name)):
+        head = filler * 363  # 3,993 characters
+        head += "。" * (4_000 - cut - len(head) - 3) + "昨日、"  # the name starts at 4,000 - cut
+        masked = mask_personal(head + name + "に会いました。" + filler).text
+        assert all(name[i : i + 2] not in masked for i in range(len(name) - 1)), (cut, masked[-40:])
 
 
 def test_masking_twice_changes_nothing_more() -> None:
