@@ -52,7 +52,7 @@ DATE = r"\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}\s*日?"
 PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
     (re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+"), None),  # e-mail
     (re.compile(r"〒?\s?\d{3}-\d{4}(?![\d-])"), None),  # postal code
-    (re.compile(r"郵便番号\s*(?:は|:)?\s*(?P<v>\d{7})"), "v"),
+    (re.compile(r"郵便番号\s*(?:は|:)?\s*(?P<v>\d{3}\s?\d{4})"), "v"),
     # dates of birth: 昭和30年5月1日, S30.5.1, 1955/5/1, 平成2年生まれ
     (
         re.compile(rf"{ERA}\s*(?:\d{{1,2}}|元)\s*[年./-]\s*\d{{1,2}}\s*[月./-]\s*\d{{1,2}}\s*日?"),
@@ -73,7 +73,7 @@ PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
     # addresses: the town right before a block number goes with it (船橋市 stays)
     (re.compile(rf"(?:(?<![市県都府郡区])(?P<t>{TOWN}))?\s*(?P<b>{BLOCK})"), "address"),
     (re.compile(rf"(?P<v>{TOWN})(?=\s*(?:に住|在住|に暮ら))"), "town"),
-    (re.compile(r"\d(?:[\s-]?\d){9,}"), None),  # phone, My Number-like, other long digit runs
+    (re.compile(r"\d(?:[\s.-]?\d){9,}"), None),  # phone, My Number-like, other long digit runs
     (re.compile(r"\d{2,}|\d+\.\d+"), None),  # any other number of two digits or more
     # names where residents give them (GiNZA finds the rest)
     (
@@ -87,10 +87,24 @@ PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
         "v",
     ),
     (re.compile(rf"[母父妻夫娘]の(?P<v>{NAME_RUN})(?=の代わり)"), "v"),
+    # names in Latin letters: after 名前は/私は, or two capitalised words before です
+    (
+        re.compile(
+            r"(?:名前|氏名|私|わたし|僕)[はが:、]?\s*(?P<v>[A-Z][a-z]+(?:[ 　][A-Z][a-z]+){0,2})"
+            r"|(?<![A-Za-z])(?P<w>[A-Z][a-z]+[ 　][A-Z][a-z]+)(?=\s*(?:です|と申|とい|って言|の))"
+        ),
+        "romaji",
+    ),
     # disease names (糖尿病, 高血圧症, 胃炎, 肺がん ...), not 病院 or 病棟
     (re.compile(r"[一-龥ァ-ヶー]{1,8}(?:病(?!院|棟|室|気)|症|炎|癌|がん|腫瘍)"), None),
 ]
 AREA_SUFFIX = ("市", "県", "都", "府", "区", "郡")
+KANJI_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")}
+KANJI_NUMERAL_RUN = re.compile(r"[〇一二三四五六七八九十]+")
+# A single kanji numeral is a number only before or after these (一丁目, 二番, 三号, 五月);
+# runs of two or more (〇九〇, 三十) always are; 一郎, 一度, 三山 stay words.
+NUMERAL_AFTER = re.compile(r"丁目|番地|年|月|日|号")
+NUMERAL_BEFORE = re.compile(r"(?:丁目|番|目)$")
 SURROGATE = re.compile("[\ud800-\udfff]")
 # The channels' markers for what they removed at intake (bot/privacy), kept as they are.
 INTAKE_MARKER = re.compile(r"\[(名前|住所|電話番号|メール|郵便番号|生年月日|番号|数値)\]")
@@ -115,6 +129,31 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _kanji_numerals(text: str) -> str:
+    """Kanji numerals read as digits where they are numbers (〇九〇の一二三四 → 090-1234)."""
+
+    def digits(match: re.Match[str]) -> str:
+        word = match.group()
+        numeric = (
+            len(word) >= 2
+            or NUMERAL_AFTER.match(text, match.end()) is not None
+            or NUMERAL_BEFORE.search(text, 0, match.start()) is not None
+        )
+        if not numeric or (word == "十" and not NUMERAL_AFTER.match(text, match.end())):
+            return word
+        out = []
+        for index, char in enumerate(word):
+            if char == "十":
+                before, after = index > 0, index + 1 < len(word)
+                out.append("" if before and after else "0" if before else "1" if after else "10")
+            else:
+                out.append(KANJI_DIGITS[char])
+        return "".join(out)
+
+    converted = KANJI_NUMERAL_RUN.sub(digits, text)
+    return re.sub(r"(?<=\d)の(?=\d)", "-", converted) if converted != text else text
+
+
 def _pattern_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for pattern, group in PATTERNS:
@@ -133,6 +172,8 @@ def _pattern_spans(text: str) -> list[tuple[int, int]]:
                 cut = max(town.rfind(suffix) for suffix in AREA_SUFFIX)
                 if not town.endswith(AREA_SUFFIX) and town[cut + 1 :] not in ("船橋", "千葉"):
                     spans.append((start + cut + 1, end))
+            elif group == "romaji":
+                spans.append(match.span("v") if match.group("v") else match.span("w"))
             else:
                 spans.append(match.span(group or 0))
     return spans
@@ -171,6 +212,10 @@ def mask(text: str, nlp: Pipeline | None = None) -> str:
     """
     text = INTAKE_MARKER.sub(r"［\1］", unicodedata.normalize("NFKC", text))
     text = SURROGATE.sub("\ufffd", text)  # a lone surrogate (from JSON) would stop GiNZA
+    # Zero-width and format characters (山\u200b田) would split a match; kanji numerals are
+    # read as digits (〇九〇, 一丁目) so the number patterns see them.
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Mn"))
+    text = _kanji_numerals(text)
     spans = _pattern_spans(text)
     if nlp is not None:
         doc = nlp(text)
