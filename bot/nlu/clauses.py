@@ -48,6 +48,9 @@ _BEFORE_CONNECTIVE = (
 )
 _SPLIT = re.compile(f"{_AFTER_PUNCTUATION}|{_BEFORE_CONNECTIVE}")
 _EDGE = " \t\r\n　、，,。．？！?!"
+# The connective that starts a clause is not part of its question ("あと同意もしたい" is classified
+# as "同意もしたい": the connective alone makes the classifier much less sure).
+_LEADING_CONNECTIVE = re.compile(r"^(?:あと|それと|ついでに|それから)[、，,\s　]*")
 
 
 def split_clauses(text: str, min_chars: int = 3) -> List[str]:
@@ -61,8 +64,11 @@ def split_clauses(text: str, min_chars: int = 3) -> List[str]:
         The clauses in order: one for a message that does not split, none for a short one.
     """
     clauses = []
-    for part in _SPLIT.split(text):
+    parts = _SPLIT.split(text)
+    for part in parts:
         clause = part.strip()
+        if len(parts) > 1:
+            clause = _LEADING_CONNECTIVE.sub("", clause)
         if len(clause.strip(_EDGE)) >= min_chars:
             clauses.append(clause)
     return clauses
