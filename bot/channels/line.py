@@ -58,7 +58,7 @@ from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
 from bot.shared_state import Claim, SharedState, rate_verdict, shared_state, wait_for_claim
 from bot.webchat.memo import PAYLOAD_KEY as MEMO_PAYLOAD
-from bot.webchat.memo import is_memo, keep_memo
+from bot.webchat.memo import is_memo, keep_memo, memo_store
 
 logger = logging.getLogger(__name__)
 
@@ -365,9 +365,8 @@ class LineInput(InputChannel):
             if not origins or not origins[0].startswith(("https://", "http://")):
                 continue
             try:
-                token = await keep_memo(
-                    self.state(), custom[MEMO_PAYLOAD], self.settings.memo_ttl_seconds
-                )
+                store = memo_store(self.state(), self.settings.redis_url)
+                token = await keep_memo(store, custom[MEMO_PAYLOAD], self.settings.memo_ttl_seconds)
             except Exception as error:  # the memo still goes out, without its link
                 logger.error("Memo not kept: %s", type(error).__name__)
                 continue

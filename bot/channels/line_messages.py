@@ -348,7 +348,7 @@ def memo_flex(memo: Dict[str, Any], url: str | None = None) -> Dict[str, Any]:
 
     Args:
         memo: The `doctor_memo` payload of action_doctor_memo (actions/memo.py): texts only.
-        url: The https link of its print page, if there is one.
+        url: The link of its print page (https in production; http or https only), if any.
 
     Returns:
         One LINE Flex message (a bubble of size giga: title, intro, sections, terms, date, note,
@@ -373,7 +373,7 @@ def memo_flex(memo: Dict[str, Any], url: str | None = None) -> Dict[str, Any]:
         "size": "giga",
         "body": {"type": "box", "layout": "vertical", "contents": body},
     }
-    if url and url.startswith("https://") and len(url) <= MAX_URI:
+    if url and url.startswith(("https://", "http://")) and len(url) <= MAX_URI:
         label = str(memo["link_label"])[:MAX_LABEL]
         bubble["footer"] = {
             "type": "box",

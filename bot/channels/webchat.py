@@ -64,7 +64,7 @@ from bot.settings import Settings, get_settings
 from bot.shared_state import SharedState, rate_verdict, shared_state, within_budget
 from bot.webchat.furigana import with_furigana
 from bot.webchat.memo import PAYLOAD_KEY as MEMO_PAYLOAD
-from bot.webchat.memo import add_memo_routes, is_memo, keep_memo
+from bot.webchat.memo import add_memo_routes, is_memo, keep_memo, memo_store
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +235,9 @@ async def send_memo_link(output: WebChatOutput, memo: Any) -> None:
     if not is_memo(memo):
         return
     try:
-        token = await keep_memo(output.state, memo, get_settings().memo_ttl_seconds)
+        settings = get_settings()
+        store = memo_store(output.state, settings.redis_url)
+        token = await keep_memo(store, memo, settings.memo_ttl_seconds)
     except Exception as error:  # no link rather than a broken one
         logger.error("Memo not kept: %s", type(error).__name__)
         return

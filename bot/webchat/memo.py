@@ -32,7 +32,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.shared_state import SharedState
+from bot.settings import get_settings
+from bot.shared_state import MemoryState, SharedState
 from bot.webchat.furigana import furigana
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,31 @@ def is_memo(payload: Any) -> bool:
         and all(isinstance(line, str) for line in s["lines"])
         for s in sections
     )
+
+
+_process_memos: MemoryState | None = None
+
+
+def memo_store(state: SharedState, redis_url: str) -> SharedState:
+    """Where memos are kept: the channels' shared state with Redis, else one store per process.
+
+    Without Redis (`make run`) each channel has its own in-memory state; the memo a LINE answer
+    links to must still be found by the web chat's page in the same process, as Redis makes it
+    found across replicas in production.
+
+    Args:
+        state: The channel's shared state.
+        redis_url: `REDIS_URL` ("" when unset).
+
+    Returns:
+        The state to keep and read memos in.
+    """
+    global _process_memos
+    if redis_url:
+        return state
+    if _process_memos is None:
+        _process_memos = MemoryState()
+    return _process_memos
 
 
 def new_token() -> str:
@@ -175,7 +201,7 @@ def add_memo_routes(
                 headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
             )
         try:
-            memo = await kept_memo(state(), token)
+            memo = await kept_memo(memo_store(state(), get_settings().redis_url), token)
         except Exception as error:  # the shared state is down: say so rather than "expired"
             logger.error("Memo not read: %s", type(error).__name__)
             return response.json({"reason": "unavailable"}, status=503)
