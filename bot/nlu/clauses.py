@@ -14,8 +14,10 @@ intent, so the second question would be lost. Two components around the pipeline
   two different intents that can be answered (not in `ignore_intents`: greetings, yes/no and the
   like), the message's intent becomes the first clause's — the resident's first question is
   answered first — and the second clause's intent is recorded in the parse data as
-  `second_intent` ({"name", "confidence", "clause"}). Otherwise the message is left exactly as
-  the pipeline parsed it.
+  `second_intent` ({"name", "confidence", "clause"}). When the whole message was read as a
+  greeting, thanks or not understood (`lead_in_intents`) and exactly one clause asks something
+  confidently, that question becomes the intent (「こんにちは。情報銀行について知りたい」).
+  Otherwise the message is left exactly as the pipeline parsed it.
 
 Training is untouched (both components pass the training data through): the classifier never
 sees a split message. The dialogue offers `second_intent` as a button after the first answer
@@ -144,13 +146,21 @@ class SecondIntentCollector(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         """`threshold`: a clause's least confidence; `ignore_intents`: never a question."""
-        return {"threshold": 0.7, "ignore_intents": [], "answer_first_clause": True}
+        return {
+            "threshold": 0.7,
+            "ignore_intents": [],
+            "answer_first_clause": True,
+            # A message read as one of these (a greeting before a question, or not understood
+            # as a whole) takes the intent of its one clause that asks something confidently.
+            "lead_in_intents": ["greet", "thank", FALLBACK_INTENT],
+        }
 
     def __init__(self, config: Dict[str, Any]) -> None:
         """Keeps the configuration."""
         self._threshold = float(config["threshold"])
         self._ignore = {FALLBACK_INTENT, *config["ignore_intents"]}
         self._answer_first = bool(config["answer_first_clause"])
+        self._lead_in = set(config.get("lead_in_intents", []))
 
     @classmethod
     def create(
@@ -196,9 +206,13 @@ class SecondIntentCollector(GraphComponent):
                 continue
             if all(name != seen for seen, _, _ in questions):
                 questions.append((name, confidence, clause))
+        whole = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        if len(questions) == 1 and whole in self._lead_in:
+            # 「こんにちは。情報銀行について知りたい」: the question, not the greeting.
+            self._set_intent(message, *questions[0])
+            return
         if len(questions) < 2:
             return
-        whole = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
         if not self._answer_first:
             # The whole message's intent stays; the first clause asking something else is offered.
             other = [q for q in questions if q[0] != whole]
@@ -207,13 +221,18 @@ class SecondIntentCollector(GraphComponent):
             return
         (first, first_confidence, first_clause), (second, confidence, clause) = questions[:2]
         if whole != first:
-            message.set(
-                INTENT,
-                {INTENT_NAME_KEY: first, PREDICTED_CONFIDENCE_KEY: first_confidence},
-                add_to_output=True,
-            )
-            message.set("intent_ranking", first_clause.get("intent_ranking"), add_to_output=True)
+            self._set_intent(message, first, first_confidence, first_clause)
         self._set_second(message, second, confidence, clause)
+
+    @staticmethod
+    def _set_intent(message: Message, name: str, confidence: float, clause: Message) -> None:
+        """Makes one clause's question the message's intent, with the clause's ranking."""
+        message.set(
+            INTENT,
+            {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: confidence},
+            add_to_output=True,
+        )
+        message.set("intent_ranking", clause.get("intent_ranking"), add_to_output=True)
 
     @staticmethod
     def _set_second(message: Message, second: str, confidence: float, clause: Message) -> None:

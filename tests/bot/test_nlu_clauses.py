@@ -156,3 +156,37 @@ def test_whole_message_mode_keeps_the_intent_and_offers_the_other_clause() -> No
     parsed = SecondIntentCollector(config).process(batch)[0].as_dict(only_output_properties=True)
     assert parsed[INTENT] == {"name": "ask_benefits", "confidence": 0.8}
     assert parsed[SECOND_INTENT]["name"] == "give_consent"
+
+
+@pytest.mark.parametrize("lead_in", ["greet", "thank", "nlu_fallback"])
+def test_a_question_after_a_greeting_is_the_message_intent(lead_in: str) -> None:
+    """「こんにちは。情報銀行について知りたい」 read as greet lost the question (hostile review)."""
+    parsed = _parse(
+        "こんにちは。情報銀行について知りたい",
+        [(lead_in, 0.59), ("ask_info_bank", 0.3)],
+        [("greet", 0.99)],
+        [("ask_info_bank", 0.95), ("greet", 0.01)],
+    )
+    assert parsed[INTENT] == {"name": "ask_info_bank", "confidence": 0.95}
+    assert SECOND_INTENT not in parsed
+
+
+@pytest.mark.parametrize("whole", ["affirm", "deny", "answer_family_doctor", "inform_receipt_code"])
+def test_other_whole_intents_stay_when_one_clause_asks(whole: str) -> None:
+    parsed = _parse(
+        "はい、わかりました。レベル2って何？",
+        [(whole, 0.8)],
+        [(whole, 0.9)],
+        [("ask_data_levels", 0.95)],
+    )
+    assert parsed[INTENT] == {"name": whole, "confidence": 0.8}
+
+
+def test_a_greeting_with_an_unclear_question_stays_a_greeting() -> None:
+    parsed = _parse(
+        "こんにちは。えーと、なんだっけ",
+        [("greet", 0.9)],
+        [("greet", 0.99)],
+        [("ask_info_bank", 0.4)],
+    )
+    assert parsed[INTENT] == {"name": "greet", "confidence": 0.9}
