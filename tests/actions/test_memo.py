@@ -161,3 +161,12 @@ def test_in_plain_mode_every_memo_line_meets_the_plain_target(domain) -> None:
         plain = [v for v in variants if v.get("condition")] or variants[:1]
         text = readability.readable_text(str(plain[0]["text"]))
         assert compute_readability(text, tagger) >= PLAIN_MIN_TARGET, name
+
+
+def test_in_plain_mode_the_memo_carries_the_plain_notice_s_facts(api, domain) -> None:
+    """The memo in plain mode states the items as the plain notice does (one builder)."""
+    _, messages = memo_for(api, domain, LEVEL2, {"plain_japanese": True})
+    written = memo_text(messages[0]["custom"]["doctor_memo"])
+    facts = offer_facts(domain, LEVEL2, TERMS, plain=True)
+    assert all(item.text in written and item.source in written for item in facts.items)
+    assert facts.benefits in written
