@@ -54,6 +54,12 @@ DETAILS: List[tuple[str, str, List[str]]] = [
     ("health_value", "血圧は163/97で体重は71.3kgです。血圧はレベルいくつ？", ["163/97", "71.3kg"]),
 ]
 RAW = sorted({raw for _, _, raws in DETAILS for raw in raws})
+# Each figure of the health values alone, so that a partial leak ("163" kept, "97" masked) fails;
+# matched as a whole number (not inside a longer number, an id or a timestamp).
+FIGURES = ["163", "97", "71.3"]
+_FIGURE = re.compile(
+    "|".join(rf"(?<![0-9A-Za-z.]){re.escape(f)}(?![0-9A-Za-z]|\.[0-9])" for f in FIGURES)
+)
 NOTICE_START = "メッセージに"
 NOTICE_MARK = "その部分を取り除きました"
 RECORDED = "同意を記録しました"
@@ -86,7 +92,7 @@ def notices(answers: List[str]) -> List[str]:
 def raw_in(text: str) -> List[str]:
     """The raw details in `text`, also where JSON wrote them as \\u escapes."""
     both = text + "\n" + log_check.unescaped(text)
-    return [raw for raw in RAW if raw in both]
+    return [raw for raw in RAW if raw in both] + sorted(set(_FIGURE.findall(both)))
 
 
 def sender() -> str:
@@ -200,11 +206,18 @@ def test_webchat_masks_every_kind_and_warns_once(
 
 
 def database_text(path: Path) -> str:
-    """Every value of every table of an SQLite database, as text."""
+    """Every text and blob value of every table of an SQLite database, as text.
+
+    Numbers (row ids, timestamps) are left out: a row id 97 is not the figure 97 of a message.
+    """
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         return "\n".join(
-            " ".join(str(value) for value in row)
+            " ".join(
+                value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+                for value in row
+                if isinstance(value, (str, bytes))
+            )
             for table in tables
             for row in db.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - names from SQLite
         )
@@ -241,8 +254,8 @@ def create_staff_user(env: Dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def console(
     assistant: Assistant, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    """A staff console showing this e2e run's conversations: its URL and a TOTP secret.
+) -> Iterator[tuple[str, str, Dict[str, str]]]:
+    """A staff console showing this e2e run's conversations: its URL, a TOTP secret, its env.
 
     With the analytics consumer of issue 20 in the e2e stack, the stack's own consent service
     shows what the consumer stored from Rasa's event broker; before it, a console reads the run's
@@ -252,7 +265,7 @@ def console(
     if hasattr(e2e, "wait_consumed"):
         secret = create_staff_user(assistant.consent.env)
         e2e.wait_consumed(work / "events.db", work / "consent.db")
-        yield assistant.consent.url, secret
+        yield assistant.consent.url, secret, assistant.consent.env
         return
     own = tmp_path_factory.mktemp("privacy-console")
     env = {
@@ -273,7 +286,7 @@ def console(
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(f"{url}/health", process, log)
-        yield url, secret
+        yield url, secret, env
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -296,13 +309,15 @@ def staff_cookies(url: str, secret: str) -> Dict[str, str]:
     return dict(answer.cookies)
 
 
-def test_no_staff_page_or_export_shows_a_raw_detail(console: tuple[str, str]) -> None:
-    url, secret = console
+def test_no_staff_page_or_export_shows_a_raw_detail(
+    console: tuple[str, str, Dict[str, str]], tmp_path: Path
+) -> None:
+    url, secret, env = console
     cookies = staff_cookies(url, secret)
     today = dt.datetime.now(JST).date()  # the console counts days in Japan time
     week = f"start={today - dt.timedelta(days=14)}&end={today}"
     pages = [f"/staff/{v}?{week}" for v in ("", "intents", "fallbacks", "funnel")]
-    pages += [f"/staff/conversations?{week}", "/staff/access-log"]
+    pages += [f"/staff/conversations?{week}", "/staff/access-log", f"/staff/labels?{week}"]
     seen: Dict[str, str] = {}
     for path in pages:
         answer = requests.get(url + path, cookies=cookies, timeout=30)
@@ -317,5 +332,12 @@ def test_no_staff_page_or_export_shows_a_raw_detail(console: tuple[str, str]) ->
         assert answer.status_code == 200, path
         seen[path] = answer.text
     assert any("personal_detail_removed" in seen[t] for t in transcripts)
+    # The label export (`make staff-labels`): what staff labelled goes into data/ and the model.
+    out = tmp_path / "staff_labels.yml"
+    subprocess.run(
+        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "export-labels", "--out", str(out)],
+        env=env, check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    seen["export-labels"] = out.read_text(encoding="utf-8") if out.exists() else ""
     for path, html in seen.items():
         assert raw_in(html) == [], path
