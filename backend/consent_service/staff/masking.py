@@ -37,7 +37,7 @@ NUMBER = r"\d+(?:[.,/]\d+)*"
 ERA = r"(?:明治|大正|昭和|平成|令和|[MTSHR])"
 # Bounded (a town name is short): unbounded, a long kanji run was tried from each of its
 # characters to its end (quadratic: 5,000 kanji took seconds).
-TOWN = r"[一-龥々ヶ](?:[一-龥々ヶ]|(?<=[一-龥々])[がケヶノ](?=[一-龥々])){0,15}"
+TOWN = r"[一-龥々ヶ](?:[一-龥々ヶ]|(?<=[一-龥々])[がケヶノ](?=[一-龥々])){0,9}"
 # A block number: 1-2-3, 2-15, 1丁目2番3号, 12番地.
 BLOCK = (
     r"(?<!\d)\d+\s*丁目(?:\s*\d+\s*(?:番地?|-))?(?:\s*\d+\s*号?)?"
