@@ -71,10 +71,10 @@ PATTERNS: list[tuple[re.Pattern[str], str | None]] = [
         None,
     ),
     # addresses: the town right before a block number goes with it (船橋市 stays)
-    (re.compile(rf"(?:(?<![市県都府郡区])(?P<t>{TOWN}))?\s*(?P<b>{BLOCK})"), "address"),
+    (re.compile(rf"(?:(?<![市県都府郡区])(?P<t>{TOWN}))?(?<!\s)\s*(?P<b>{BLOCK})"), "address"),
     (re.compile(rf"(?P<v>{TOWN})(?=\s*(?:に住|在住|に暮ら))"), "town"),
     (re.compile(r"\d(?:[\s.-]?\d){9,}"), None),  # phone, My Number-like, other long digit runs
-    (re.compile(r"\d{2,}|\d+\.\d+"), None),  # any other number of two digits or more
+    (re.compile(r"\d{2,}|(?<!\d)\d+\.\d+"), None),  # any other number of two digits or more
     # names where residents give them (GiNZA finds the rest)
     (
         re.compile(rf"(?:名前|氏名)[はが:、]?\s*(?P<v>{NAME_RUN})(?=\s*(?:です|と申|、|。|\s|$))"),
