@@ -242,7 +242,14 @@ async def test_messages_over_the_replica_s_capacity_get_busy() -> None:
         assert await chat.connect(sid, ip=f"192.0.2.{sid[-1]}")
     first = asyncio.ensure_future(chat.utter("s1", {"message": "一つ目"}))
     second = asyncio.ensure_future(chat.utter("s2", {"message": "二つ目"}))
-    await asyncio.sleep(0.05)
+
+    # Masked off the event loop first (issue 19): wait until both are with Rasa, however long
+    # the worker threads take to open Sudachi's dictionary.
+    async def both_with_rasa() -> None:
+        while len(chat.texts) < 2:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(both_with_rasa(), 30)
     try:  # refused at once (before the fix it waited for the slow answers)
         await asyncio.wait_for(chat.utter("s3", {"message": "三つ目"}), 2)
     finally:
