@@ -44,8 +44,17 @@ _REMOVED: ContextVar[frozenset[DetailKind]] = ContextVar("rest_removed", default
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_\-.]+")
 
 
+# The assistant's own ids in its button payloads: a consent id (canonical lower-case UUID) and a
+# catalogue id (offer, item). They are never personal and must reach the actions whole.
+_OWN_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z][a-z0-9_]{0,63}"
+)
+
+
 def _mask_value(value: Any, kinds: set[DetailKind]) -> Any:
     """An entity value with the text in it masked (strings, and strings in lists or objects)."""
+    if isinstance(value, str) and _OWN_ID.fullmatch(value):
+        return value
     if isinstance(value, str):
         masked = mask_personal(value)
         kinds.update(masked.kinds)

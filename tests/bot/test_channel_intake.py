@@ -298,3 +298,23 @@ async def test_rest_logs_none_of_the_typed_text_when_rasa_fails(
     logged = caplog.text + "".join(capsys.readouterr())  # Rasa's structlog writes to the console
     assert "rest.message.received.failure" in logged
     assert [raw for raw in RAW if raw in logged] == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '/withdraw_consent{"consent_id": "0c2f9a4e-1234-4d5e-8a9b-123456789012"}',
+        '/give_consent{"offer_id": "city_health_vitals"}',
+    ],
+)
+def test_rest_keeps_the_assistants_own_ids_in_button_payloads(payload: str) -> None:
+    from bot.channels.rest import mask_intent_message
+
+    assert mask_intent_message(payload).text == payload
+
+
+def test_rest_still_masks_a_phone_number_in_an_entity() -> None:
+    from bot.channels.rest import mask_intent_message
+
+    masked = mask_intent_message('/inform{"x": "090-1234-5678"}').text
+    assert "1234" not in masked
