@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from consent_service import audit, catalog, code_attempts, links, migrations, roles
+from consent_service.api import notices as notices_api
 from consent_service.api.deps import admin_credential_ok
 from consent_service.api.routes import health_router, router
 from consent_service.config import Settings, get_settings
@@ -148,6 +149,7 @@ def create_app(
         _install_docs(app)
     app.include_router(health_router)
     app.include_router(router)
+    app.include_router(notices_api.router)
     app.include_router(staff_router)
     _install_error_handlers(app)
     return app

@@ -678,3 +678,9 @@ def stylesheet() -> Response:
 from consent_service.staff import label_views  # noqa: E402
 
 router.include_router(label_views.router)
+
+# ---- health notices (issue 17) and the counter's consultation memo (issue 18) -------------
+from consent_service.staff import memo_views, notice_views  # noqa: E402
+
+router.include_router(notice_views.router)
+router.include_router(memo_views.router)
