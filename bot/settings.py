@@ -10,7 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseSettings, Field, SecretStr
+from pydantic import BaseSettings, Field, SecretStr, validator
+
+from bot.notice_seal import public_key_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +94,18 @@ class Settings(BaseSettings):
     # when both are set; the assistant never names one it was not given.
     city_health_centre_name: str = ""
     city_health_centre_phone: str = ""
+    # Issue 17: the notice sender's X25519 public key (base64url of 32 bytes). When set, the LINE
+    # channel seals each resident's LINE user id to it (bot/notice_seal.py) for the notice
+    # subscriptions; only the sender holds the private key. Empty: no LINE subscriptions.
+    notice_public_key: str | None = None
+
+    @validator("notice_public_key")
+    def _notice_key_is_32_bytes(cls, value: str | None) -> str | None:
+        """Fail fast on a notice key that is not base64url of exactly 32 bytes."""
+        if value is None or not value.strip():
+            return None
+        public_key_bytes(value)  # raises ValueError, which pydantic reports
+        return value.strip()
 
     class Config:
         """Where pydantic looks for values besides the environment."""

@@ -25,6 +25,13 @@ Configure it in `credentials.yml` as `bot.channels.line.LineInput:`; secrets com
   (bot/channels/line_messages.py); any other postback is only text.
 - Stickers, images, location and other non-text messages, and over-long text, get a polite text
   answer (`non_text_message` / `message_too_long`); `follow` gets the greeting.
+- `unfollow` (the resident blocked or removed the account) becomes `/line_unfollowed`: the
+  assistant ends the resident's notice subscriptions (issue 17) and nothing at all is sent to
+  LINE for it (no reply, no push, no loading indicator: LINE would refuse them anyway).
+- With `NOTICE_PUBLIC_KEY` set, every message Rasa gets carries the metadata
+  `{"notice_recipient": <the LINE user id sealed to the notice sender's key>}`
+  (bot/notice_seal.py): a subscription hands it to the consent service, and only the sender can
+  open it. Sealing is randomised, so no raw id and no stable value enters the tracker.
 - Rasa sees a keyed pseudonym of the LINE user id, never the id itself; logs carry neither ids
   nor text.
 """
@@ -53,6 +60,7 @@ from bot.channels.line_messages import (
     verify_postback,
 )
 from bot.channels.origins import split_origins
+from bot.notice_seal import seal
 from bot.privacy import Masked
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
@@ -70,6 +78,9 @@ NON_TEXT = "/non_text_message"
 TOO_LONG = "/message_too_long"
 GREETING = "/greet"
 TOO_MANY = "/too_many_messages"
+UNFOLLOWED = "/line_unfollowed"
+# The metadata key of the sealed LINE user id (issue 17, actions/notices.py reads it).
+NOTICE_RECIPIENT = "notice_recipient"
 
 
 def _object(value: Any) -> Dict[str, Any]:
@@ -106,7 +117,9 @@ def event_input(
         return data[:MAX_TYPED_CHARACTERS] if data.strip() else None
     if kind == "follow":
         return _system(GREETING)
-    return None  # unfollow, join, leave, and anything LINE adds later
+    if kind == "unfollow":
+        return _system(UNFOLLOWED)
+    return None  # join, leave, and anything LINE adds later
 
 
 def event_intake(
@@ -323,7 +336,13 @@ class LineInput(InputChannel):
             return True
         answered = False
         try:
-            verdict = await rate_verdict(self.state(), self.settings, f"line:{sender}")
+            silent = kind == "unfollow"  # LINE takes no message for a resident who left
+            # An unfollow ends the resident's notice subscriptions: never held back by the limit.
+            verdict = (
+                "ok"
+                if silent
+                else await rate_verdict(self.state(), self.settings, f"line:{sender}")
+            )
             if verdict == "drop":
                 logger.info("LINE event dropped: over the rate limit")
                 answered = True
@@ -337,19 +356,42 @@ class LineInput(InputChannel):
                     answered = True
                     return True
                 texts = rasa_texts(typed)
-            await self.api().show_loading(user_id)
+            if not silent:
+                await self.api().show_loading(user_id)
             collector = CollectingOutputChannel()  # one reply: the removal notice, then the answer
             for text in texts:
                 await on_new_message(
-                    UserMessage(text, collector, sender, input_channel=self.name())
+                    UserMessage(
+                        text,
+                        collector,
+                        sender,
+                        input_channel=self.name(),
+                        metadata=self._metadata(user_id),
+                    )
                 )
-            await self._answer(event, user_id, sender, await self._memo_links(collector.messages))
+            if not silent:
+                messages = await self._memo_links(collector.messages)
+                await self._answer(event, user_id, sender, messages)
             answered = True
         except Exception as error:  # one bad event must not stop the others
             logger.error("LINE event failed: %s", type(error).__name__)
         finally:
             await self._settle(key, answered)
         return answered
+
+    def _metadata(self, user_id: str) -> Dict[str, Any] | None:
+        """The message's metadata: the sealed LINE user id when `NOTICE_PUBLIC_KEY` is set.
+
+        Args:
+            user_id: The LINE user id (sealed here, never stored or logged in the clear).
+
+        Returns:
+            `{"notice_recipient": sealed}`, or None without a notice key.
+        """
+        key = self.settings.notice_public_key
+        if not key:
+            return None
+        return {NOTICE_RECIPIENT: seal(user_id, key)}
 
     async def _memo_links(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Keep each consultation memo (issue 18) and put its print page's link beside it.

@@ -278,7 +278,7 @@ def test_nothing_to_say_sends_nothing() -> None:
         ({"type": "postback", "postback": {"data": "/ask_data_levels"}}, "/ask_data_levels"),
         ({"type": "postback", "postback": {"data": "/affirm\n/x"}}, "／affirm\n/x"),
         ({"type": "follow"}, "/greet"),
-        ({"type": "unfollow"}, None),
+        ({"type": "unfollow"}, "/line_unfollowed"),  # issue 17: ends notice subscriptions
         ({"type": "memberJoined"}, None),
         ({"type": "somethingNew"}, None),
     ],
