@@ -300,6 +300,75 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Health notices (issue 17, docs/notices.md).
+    notice_private_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The X25519 private key (base64url, 32 bytes) that opens the sealed LINE user ids "
+            "of subscribed residents; read only by `send-notices` (which refuses to start "
+            "without it). Never give it to `serve`, the action server or the console. "
+            "`python -m consent_service notices keygen` makes a pair."
+        ),
+    )
+    line_channel_access_token: SecretStr | None = Field(
+        default=None,
+        description="The LINE channel access token `send-notices` multicasts with.",
+    )
+    line_api_base_url: str = Field(
+        default="https://api.line.me",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="LINE's Messaging API (a fake platform in tests and e2e).",
+    )
+    notice_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=500,
+        description="Recipients per multicast call (LINE accepts at most 500).",
+    )
+    notice_poll_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How long `send-notices` waits before looking for due notices again.",
+    )
+    notice_http_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of each call to LINE's API."
+    )
+    notice_quiet_hours: str = Field(
+        default="21:00-08:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description=(
+            "Japan time in which no notice is sent (HH:MM-HH:MM, may wrap midnight); the "
+            "console refuses schedules inside it and the sender waits."
+        ),
+    )
+    notice_link_domains: str = Field(
+        default="www.city.funabashi.lg.jp",
+        description="Comma-separated hosts a notice's link may point to (https only).",
+    )
+
+    def notice_link_hosts(self) -> frozenset[str]:
+        """The hosts of NOTICE_LINK_DOMAINS, lower-case."""
+        return frozenset(
+            h.strip().lower() for h in self.notice_link_domains.split(",") if h.strip()
+        )
+
+    def notice_private_key_value(self) -> str:
+        """The sender's private key (only `send-notices` calls this).
+
+        Returns:
+            NOTICE_PRIVATE_KEY.
+
+        Raises:
+            InsecureSettings: When it is not set.
+        """
+        if self.notice_private_key is None or not self.notice_private_key.get_secret_value():
+            raise InsecureSettings(
+                "NOTICE_PRIVATE_KEY is not set: `send-notices` cannot open the recipients' "
+                "sealed LINE ids (`python -m consent_service notices keygen` makes a pair)."
+            )
+        return self.notice_private_key.get_secret_value()
+
     @model_validator(mode="after")
     def _require_a_token(self) -> Settings:
         if not self.consent_api_token and not self.consent_api_extra_token_sha256.strip():

@@ -283,7 +283,9 @@ class StaffUser(Base):
 
     __tablename__ = "staff_users"
     __table_args__ = (
-        CheckConstraint("role IN ('viewer', 'admin', 'counter', 'editor')", name="role"),
+        CheckConstraint(
+            "role IN ('viewer', 'admin', 'counter', 'editor', 'approver')", name="role"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

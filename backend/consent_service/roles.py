@@ -60,6 +60,13 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # the labelling loop (issue 15): a re-label or a check updates the row; the analytics
     # retention deletes a label with its message
     "staff_labels": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # health notices (issue 17): a sealed recipient is deleted with the last LINE subscription
+    "notice_topics": _CATALOGUE_WRITE,
+    "notice_subscriptions": ("SELECT", "INSERT", "UPDATE"),
+    "notice_recipients": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "notices": ("SELECT", "INSERT", "UPDATE"),
+    "notice_batches": ("SELECT", "INSERT", "UPDATE"),
+    "notice_web_deliveries": ("SELECT", "INSERT"),
 }
 # What the read-only analytics role may read in the consent database.
 READONLY_TABLES = (

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from consent_service import audit
 from consent_service.audit import canonical_json
+from consent_service.catalog.notice_topics import load_topics, topics_path
 from consent_service.models import (
     DataItem,
     EthicsApproval,
@@ -143,7 +144,8 @@ def load(session: Session, path: Path, now: dt.datetime) -> CatalogSpec:
     """Insert or update the catalogue in the database, inside the caller's transaction.
 
     Existing consents keep their terms version; a new terms version becomes the current one.
-    Every new ethics approval is written to the audit log.
+    Every new ethics approval is written to the audit log. The notice topics
+    (notice_topics.yml beside the file, when there) are loaded too.
 
     Args:
         session: The open session.
@@ -180,6 +182,9 @@ def load(session: Session, path: Path, now: dt.datetime) -> CatalogSpec:
     session.flush()
     for offer_spec in spec.offers:
         _load_offer(session, offer_spec, now)
+    # The notice topics beside the catalogue (a catalogue copied alone keeps the loaded ones).
+    if topics_path(path).is_file():
+        load_topics(session, topics_path(path))
     return spec
 
 
