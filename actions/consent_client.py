@@ -41,6 +41,10 @@ CATALOG_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 SUBJECT_ID = re.compile(r"[0-9a-f]{64}")
 # A link code as the service takes it: eight ASCII digits (shown as 1234-5678).
 LINK_CODE = re.compile(r"[0-9]{8}")
+# A LINE user id sealed by the LINE channel (bot/notice_seal.py): base64url, no padding;
+# 32 + 12 + 16 bytes at least (a user id of 33 characters seals to 124 characters).
+SEALED = re.compile(r"[A-Za-z0-9_-]{80,512}")
+END_REASONS = ("resident", "unfollow")
 
 
 class Refusal(str, Enum):
@@ -85,6 +89,9 @@ class Refusal(str, Enum):
     ALREADY_LINKED = "already_linked"
     NOT_LINKED = "not_linked"
     NO_LINK_CODE = "no_link_code"
+    LINE_RECIPIENT_REQUIRED = "line_recipient_required"
+    LINE_RECIPIENT_NOT_ALLOWED = "line_recipient_not_allowed"
+    UNKNOWN_TOPIC = "unknown_topic"
 
 
 class ConsentServiceUnavailable(Exception):
@@ -158,6 +165,21 @@ def valid_consent_id(value: object) -> bool:
 def valid_subject_id(value: object) -> bool:
     """Tell whether `value` is a subject pseudonym (64 lower-case hex digits)."""
     return isinstance(value, str) and SUBJECT_ID.fullmatch(value) is not None
+
+
+def valid_topic_id(value: object) -> bool:
+    """Tell whether `value` has the shape of a notice topic id (lower-case snake_case)."""
+    return valid_offer_id(value)
+
+
+def valid_notice_id(value: object) -> bool:
+    """Tell whether `value` has the shape of a notice id (a UUID, as consent ids)."""
+    return valid_consent_id(value)
+
+
+def valid_sealed(value: object) -> bool:
+    """Tell whether `value` has the shape of a sealed LINE user id (base64url)."""
+    return isinstance(value, str) and SEALED.fullmatch(value) is not None
 
 
 def _segment(value: str) -> str:
@@ -428,6 +450,145 @@ class ConsentClient:
         if not valid_subject_id(subject):
             raise ValueError("not a subject pseudonym")
         return dict(self._call("DELETE", f"/v1/subjects/{_segment(subject)}/links"))
+
+    # -- health notices (issue 17, docs/notices.md) ------------------------------------------
+
+    def notice_topics(self) -> List[Dict[str, Any]]:
+        """The topics residents may subscribe to, in the catalogue's order.
+
+        Returns:
+            `[{"topic_id", "title_ja", "description_ja", "max_per_month"}]`.
+        """
+        return list(self._call("GET", "/v1/notice-topics"))
+
+    def subscribe(
+        self,
+        subject: str,
+        topic_ids: List[str],
+        channel: str,
+        sealed_line_user_id: str | None,
+        idempotency_key: str,
+    ) -> Dict[str, Any]:
+        """Subscribe a subject to notice topics (retried with the same key; never twice).
+
+        Args:
+            subject: The resident's pseudonym.
+            topic_ids: At least one topic id.
+            channel: The consent channel ("line", "web" or "rest").
+            sealed_line_user_id: For "line", the sealed LINE user id from the message's
+                metadata; None for the other channels.
+            idempotency_key: The same key for every retry of this one subscription.
+
+        Returns:
+            `{"subscriptions": [...], "receipt": {"receipt_id", "kind", "created_at"}}`.
+
+        Raises:
+            ConsentRefused: 422 `unknown_topic` without a call for a topic id of the wrong
+                shape, `line_recipient_required` / `line_recipient_not_allowed` without a call
+                for a recipient that does not fit the channel; else the service's refusal.
+            ValueError: `subject` is not a pseudonym or `channel` not a consent channel.
+        """
+        self._check_subject_and_channel(subject, channel)
+        if not topic_ids or not all(valid_topic_id(t) for t in topic_ids):
+            raise ConsentRefused(422, Refusal.UNKNOWN_TOPIC.value)
+        if channel == "line" and not valid_sealed(sealed_line_user_id):
+            raise ConsentRefused(422, Refusal.LINE_RECIPIENT_REQUIRED.value)
+        if channel != "line" and sealed_line_user_id is not None:
+            raise ConsentRefused(422, Refusal.LINE_RECIPIENT_NOT_ALLOWED.value)
+        body = {
+            "subject_id": subject,
+            "topic_ids": list(dict.fromkeys(topic_ids)),
+            "channel": channel,
+            "sealed_line_user_id": sealed_line_user_id,
+        }
+        return dict(
+            self._call("POST", "/v1/subscriptions", json=body, idempotency_key=idempotency_key)
+        )
+
+    def subscriptions(self, subject: str) -> List[Dict[str, Any]]:
+        """A subject's notice subscriptions, active first.
+
+        Raises:
+            ValueError: `subject` is not a pseudonym.
+        """
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        return list(self._call("GET", f"/v1/subjects/{_segment(subject)}/subscriptions"))
+
+    def end_subscriptions(
+        self,
+        subject: str,
+        topic_ids: List[str] | None,
+        reason: str,
+        idempotency_key: str,
+    ) -> Dict[str, Any]:
+        """End a subject's subscriptions to some topics, or to all (`topic_ids` None).
+
+        Args:
+            subject: The resident's pseudonym.
+            topic_ids: The topics to stop, or None for all of them.
+            reason: "resident" (asked to stop) or "unfollow" (blocked the LINE account).
+            idempotency_key: The same key for every retry of this one request.
+
+        Returns:
+            `{"ended": [topic ids], "receipt": {...} | None}` (None when nothing was active).
+
+        Raises:
+            ConsentRefused: 422 `unknown_topic`, without a call, for a topic id of the wrong
+                shape; else the service's refusal.
+            ValueError: `subject` is not a pseudonym or `reason` not one of the contract's.
+        """
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        if reason not in END_REASONS:
+            raise ValueError("not an end reason")
+        if topic_ids is not None and (
+            not topic_ids or not all(valid_topic_id(t) for t in topic_ids)
+        ):
+            raise ConsentRefused(422, Refusal.UNKNOWN_TOPIC.value)
+        body = {
+            "topic_ids": None if topic_ids is None else list(dict.fromkeys(topic_ids)),
+            "reason": reason,
+        }
+        return dict(
+            self._call(
+                "POST",
+                f"/v1/subjects/{_segment(subject)}/subscriptions/end",
+                json=body,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def unseen_notices(self, subject: str) -> List[Dict[str, Any]]:
+        """The sent notices of a web/REST subscriber's topics not shown yet (oldest first, ≤ 3).
+
+        Raises:
+            ValueError: `subject` is not a pseudonym.
+        """
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        return list(self._call("GET", f"/v1/subjects/{_segment(subject)}/notices/unseen"))
+
+    def notices_seen(self, subject: str, notice_ids: List[str]) -> Dict[str, Any]:
+        """Record that notices were shown to the subject (so they are never shown again).
+
+        Ids of the wrong shape are left out; with none left, nothing is called.
+
+        Raises:
+            ValueError: `subject` is not a pseudonym.
+        """
+        if not valid_subject_id(subject):
+            raise ValueError("not a subject pseudonym")
+        ids = [n for n in dict.fromkeys(notice_ids) if valid_notice_id(n)]
+        if not ids:
+            return {"seen": 0}
+        return dict(
+            self._call(
+                "POST",
+                f"/v1/subjects/{_segment(subject)}/notices/seen",
+                json={"notice_ids": ids},
+            )
+        )
 
     @staticmethod
     def _check_subject_and_channel(subject: str, channel: str) -> None:
