@@ -16,6 +16,7 @@ Rasa's own pattern and JSON as Rasa reads it, and anything Rasa could not read a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from contextvars import ContextVar
@@ -109,6 +110,21 @@ def mask_intent_message(text: str) -> Masked:
     return Masked(f"{INTENT_MESSAGE_PREFIX}{name}{confidence}{entities}{rest}", frozenset(kinds))
 
 
+def taken_in(text: str) -> Masked:
+    """A typed message as Rasa should receive it.
+
+    Args:
+        text: The body's `message`.
+
+    Returns:
+        An "/intent" with the values it carries masked (`mask_intent_message`), else the text
+        masked (`mask_personal`), with the kinds of detail removed.
+    """
+    if text.strip().startswith(INTENT_MESSAGE_PREFIX):
+        return mask_intent_message(text)
+    return mask_personal(text)
+
+
 def body_problem(raw: bytes) -> tuple[int, str] | None:
     """Why a webhook body cannot be handled, as (status, reason), or None if it can."""
     try:
@@ -140,15 +156,18 @@ class RestInput(RasaRestInput):
         return cls()
 
     def _extract_message(self, req: Request) -> str | None:
-        """The message Rasa handles: ordinary text masked, an "/intent" with its values masked."""
+        """The message Rasa handles: ordinary text masked, an "/intent" with its values masked.
+
+        The masking was done off the event loop by the body check (`taken_in`); it is done here
+        only for a request that did not pass through it.
+        """
         text: Any = super()._extract_message(req)
         _REMOVED.set(frozenset())
         if not isinstance(text, str):  # the body check has refused it already
             return None
-        if text.strip().startswith(INTENT_MESSAGE_PREFIX):
-            masked = mask_intent_message(text)
-        else:
-            masked = mask_personal(text)
+        masked = getattr(req.ctx, "taken_in", None)
+        if not isinstance(masked, Masked):
+            masked = taken_in(text)
         _REMOVED.set(masked.kinds)
         return masked.text
 
@@ -177,7 +196,9 @@ class RestInput(RasaRestInput):
             if request.method != "POST":
                 return None
             problem = body_problem(request.body)
-            if problem is None:
+            if problem is None:  # masked in a worker thread: long text never stalls the loop
+                message = json.loads(request.body).get("message")
+                request.ctx.taken_in = await asyncio.to_thread(taken_in, message)
                 return None
             status, reason = problem
             return response.json({"reason": reason}, status=status)

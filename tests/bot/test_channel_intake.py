@@ -20,6 +20,7 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 import bot.channels.guard
+import bot.channels.rest
 from bot.channels.guard import intake, rasa_texts, removal_notice
 from bot.channels.rest import RestInput
 from bot.privacy import DetailKind, Masked, mask_personal
@@ -224,6 +225,7 @@ class Rest:
         self.received: List[UserMessage] = []
         blueprint = RestInput().blueprint(self._on_new_message)
         [self.webhook] = [r.handler for r in blueprint._future_routes if r.uri == "/webhook"]
+        [self.check] = [m.middleware for m in blueprint._future_middleware]
 
     async def _on_new_message(self, message: UserMessage) -> None:
         self.received.append(message)
@@ -231,7 +233,15 @@ class Rest:
 
     async def post(self, message: str, **body: Any) -> List[Dict[str, Any]]:
         payload = {"sender": "rest-sender", "message": message, **body}
-        request = FakeRequest(json=payload, args={}, headers={})
+        request = FakeRequest(
+            json=payload,
+            body=json.dumps(payload).encode(),
+            method="POST",
+            args={},
+            headers={},
+            ctx=SimpleNamespace(),
+        )
+        assert await self.check(request) is None  # the body check, as Sanic runs it first
         answer = await self.webhook(request)
         return list(json.loads(answer.body))
 
@@ -247,6 +257,20 @@ async def test_rest_masks_text_and_sends_the_notice_first() -> None:
     assert len(answers) == 2  # the notice's answer and the message's, in one response
     assert {m.sender_id for m in rest.received} == {"rest-sender"}
     assert all(m.metadata == {"m": 1} for m in rest.received)
+
+
+async def test_rest_masks_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: List[int] = []
+
+    def recording(text: str) -> Masked:
+        threads.append(threading.get_ident())
+        return mask_personal(text)
+
+    monkeypatch.setattr(bot.channels.rest, "mask_personal", recording)
+    rest = Rest()
+    await rest.post(TYPED)
+    assert_taken_in(rest.texts)
+    assert threads and threading.get_ident() not in threads
 
 
 async def test_rest_passes_an_intent_as_before() -> None:
@@ -292,7 +316,9 @@ async def test_rest_logs_none_of_the_typed_text_when_rasa_fails(
 
     blueprint = RestInput().blueprint(failing)
     [webhook] = [r.handler for r in blueprint._future_routes if r.uri == "/webhook"]
-    request = FakeRequest(json={"sender": "s", "message": TYPED}, args={}, headers={})
+    request = FakeRequest(
+        json={"sender": "s", "message": TYPED}, args={}, headers={}, ctx=SimpleNamespace()
+    )
     with caplog.at_level(logging.DEBUG):
         await webhook(request)
     logged = caplog.text + "".join(capsys.readouterr())  # Rasa's structlog writes to the console
