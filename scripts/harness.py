@@ -11,7 +11,8 @@ fixtures and the benchmarks all start the same programs; they do it through this
   `stop()` sends SIGTERM to the whole group, then SIGKILL.
 - `Group`: several processes started in order, waited for while checking that none has died,
   stopped together (last started, first stopped).
-- `consent_spec`, `consumer_spec`, `actions_spec`, `rasa_spec`: the project's servers, and
+- `consent_spec`, `consumer_spec`, `sender_spec`, `actions_spec`, `rasa_spec`: the project's
+  servers and workers, and
   `dev_specs()`: the set `make run` starts (consent service, analytics consumer, action server,
   Rasa).
 
@@ -344,6 +345,18 @@ def consumer_spec(
     """The analytics consumer (`python -m consent_service consume`); it has no port."""
     return Spec(
         name, [str(BACKEND_PYTHON), "-m", "consent_service", "consume"], log,
+        env={**env, "PYTHONPATH": str(ROOT / "backend")},
+        **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def sender_spec(env: Mapping[str, str], log: Path, name: str = "sender", **options: object) -> Spec:
+    """The notice sender (`python -m consent_service send-notices`, issue 17); it has no port.
+
+    Only its environment may hold NOTICE_PRIVATE_KEY (the key that opens the sealed LINE ids).
+    """
+    return Spec(
+        name, [str(BACKEND_PYTHON), "-m", "consent_service", "send-notices"], log,
         env={**env, "PYTHONPATH": str(ROOT / "backend")},
         **options,  # type: ignore[arg-type]
     )  # fmt: skip

@@ -239,7 +239,8 @@ class FakeLineApi:
     ) -> None:  # fmt: skip
         """Answer `times` multicast calls with `status`, after `after` normal ones (see `Fault`).
 
-        `after` counts the multicast calls received from now on that passed validation.
+        `after` counts the valid multicast calls from now on whose key was not accepted yet
+        (a 409 is no call LINE would fail).
         """
         with self._lock:
             fault = Fault(status, times, self._multicasts + after, accept, retry_after)
@@ -273,14 +274,14 @@ class FakeLineApi:
         key = call.headers["x-line-retry-key"].lower()
         request_id = str(uuid.uuid4())
         with self._lock:
-            number = self._multicasts
-            self._multicasts += 1
             if key in self.accepted:
                 headers = {
                     "x-line-request-id": request_id,
                     "x-line-accepted-request-id": self.accepted[key],
                 }
                 return 409, {"message": "The retry key is already accepted"}, headers
+            number = self._multicasts  # calls with a key not accepted yet, as faults count
+            self._multicasts += 1
             fault = next((f for f in self._faults if f.after <= number < f.after + f.times), None)
             hold = next((h for h in self._holds if h.after == number), None)
             if (fault is None or fault.accept) and (hold is None or hold.accept):

@@ -138,3 +138,11 @@ def test_a_held_call_that_is_not_accepted_delivers_nothing(fake: FakeLineApi) ->
     key = str(uuid.uuid4())
     assert multicast(fake, key).status_code == 500 and fake.delivered == []
     assert multicast(fake, key).status_code == 200 and len(fake.delivered) == 1
+
+
+def test_a_409_does_not_use_up_an_injected_fault(fake: FakeLineApi) -> None:
+    key = str(uuid.uuid4())
+    assert multicast(fake, key).status_code == 200
+    fake.fail_multicast(429)
+    assert multicast(fake, key).status_code == 409  # LINE fails nothing it already accepted
+    assert multicast(fake, str(uuid.uuid4())).status_code == 429

@@ -2,16 +2,25 @@
 
 Each run uses free ports and its own SQLite tracker store in a temporary folder, so it never
 touches a running `make run` or its data.
+
+Issue 17: the run has its own notice key pair. Rasa (the LINE channel) gets the public key and
+seals each resident's LINE user id with it; only the notice sender (`python -m consent_service
+send-notices`, `NoticeSender`) gets the private key. The sender multicasts to the fake LINE
+platform outside the quiet hours of the run (`quiet_hours_away_from`) and can be killed and
+started again by a test.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -54,6 +63,10 @@ CITY_CONTACT = {
 }
 
 
+# Issue 17: the sender looks for due notices this often in the e2e stack (seconds).
+NOTICE_POLL_SECONDS = "0.5"
+
+
 __all__ = ["free_port", "wait_until_up"]  # also used by e2e tests that start a server of their own
 
 
@@ -76,7 +89,10 @@ class ConsentService:
             "PYTHONPATH": str(PROJECT_ROOT / "backend"),
             "CONSENT_DATABASE_URL": f"sqlite+pysqlite:///{work / 'consent.db'}",
             "CONSENT_API_TOKEN": CONSENT_TOKEN,
+            # The console refuses schedules inside them and sends "now" outside (issue 17).
+            "NOTICE_QUIET_HOURS": NOTICE_QUIET_HOURS,
         }
+        self.env.pop("NOTICE_PRIVATE_KEY", None)  # only the sender holds it
         self.process: harness.Process | None = None
 
     def start(self) -> None:
@@ -100,6 +116,80 @@ class ConsentService:
         )
         response.raise_for_status()
         return list(response.json())
+
+
+def notice_keypair() -> tuple[str, str]:
+    """A fresh X25519 key pair as the notices contract encodes it (docs/notices.md).
+
+    Returns:
+        (private, public): base64url without padding of the 32 raw bytes each.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    raw = serialization.Encoding.Raw
+    key = X25519PrivateKey.generate()
+    private = key.private_bytes(raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    public = key.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
+    encode = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()  # noqa: E731
+    return encode(private), encode(public)
+
+
+NOTICE_PRIVATE_KEY, NOTICE_PUBLIC_KEY = notice_keypair()
+JST = dt.timezone(dt.timedelta(hours=9))
+
+
+def quiet_hours_away_from(now: dt.datetime, hours_ahead: int = 8) -> str:
+    """NOTICE_QUIET_HOURS (JST, "HH:MM-HH:MM") one hour long, `hours_ahead` after `now`.
+
+    The run (a few minutes) is then outside the quiet hours, whenever it starts.
+    """
+    start = (now.astimezone(JST) + dt.timedelta(hours=hours_ahead)).replace(minute=0)
+    end = start + dt.timedelta(hours=1)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+NOTICE_QUIET_HOURS = quiet_hours_away_from(dt.datetime.now(dt.timezone.utc))
+
+
+class NoticeSender:
+    """`python -m consent_service send-notices` on the consent service's database, multicasting
+    to the fake LINE platform; a test may kill it (SIGKILL, mid-send) and start it again."""
+
+    def __init__(self, work: Path, consent: ConsentService, line_url: str) -> None:
+        self.log = work / "sender.log"
+        self.env = {
+            **consent.env,
+            "NOTICE_PRIVATE_KEY": NOTICE_PRIVATE_KEY,
+            "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN,
+            "LINE_API_BASE_URL": line_url,
+            "NOTICE_POLL_SECONDS": NOTICE_POLL_SECONDS,
+            "NOTICE_QUIET_HOURS": NOTICE_QUIET_HOURS,
+            "NOTICE_HTTP_TIMEOUT_SECONDS": "10",
+        }
+        self.process: harness.Process | None = None
+
+    def start(self, **overrides: str) -> None:
+        """Start it (again), with `overrides` of its environment (e.g. NOTICE_BATCH_SIZE)."""
+        if self.process is not None and self.process.alive():
+            raise RuntimeError("the sender is already running")
+        self.process = harness.start(harness.sender_spec({**self.env, **overrides}, self.log))
+
+    def alive(self) -> bool:
+        """Whether it runs."""
+        return self.process is not None and self.process.alive()
+
+    def kill(self) -> None:
+        """SIGKILL it: no goodbye, whatever it was doing (a crash or a power cut)."""
+        if self.process is not None:
+            self.process.kill(signal.SIGKILL)
+            self.process = None
+
+    def stop(self) -> None:
+        """Stop it as at the end of the run (SIGTERM, then SIGKILL)."""
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
 
 
 # The staff console's analytics (issue 20): the consumer of Rasa's SQL event broker (the
@@ -144,6 +234,8 @@ class Assistant:
     tracker_db: Path
     consent: ConsentService
     logs: List[Path]
+    # Issue 17: the notice sender (None in stacks that do not run it).
+    sender: NoticeSender | None = None
 
     def say(self, sender: str, message: str) -> List[Dict[str, Any]]:
         """Send one message through the REST channel and return the answers."""
@@ -194,6 +286,9 @@ def assistant(
     consent = ConsentService(work)
     consent.start()
     consumer = harness.start(consumer_spec(consent.env, work / "events.db", work / "consumer.log"))
+    sender = NoticeSender(work, consent, fake_line.url)
+    sender.start()
+    log_check.forbid("notice private key", [NOTICE_PRIVATE_KEY])
     env = {
         **os.environ,
         **CITY_CONTACT,
@@ -215,7 +310,10 @@ def assistant(
         "PYTHONPATH": str(PROJECT_ROOT),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # Issue 17: the LINE channel seals user ids to the sender's key; it cannot open them.
+        "NOTICE_PUBLIC_KEY": NOTICE_PUBLIC_KEY,
     }
+    env.pop("NOTICE_PRIVATE_KEY", None)
     logs = {name: work / f"{name}.log" for name in ("actions", "rasa")}
     group = harness.Group()
     group.start(
@@ -240,12 +338,15 @@ def assistant(
             url=f"http://127.0.0.1:{rasa_port}",
             tracker_db=work / "rasa.db",
             consent=consent,
-            logs=[*logs.values(), consent.log, work / "consumer.log"],
+            logs=[*logs.values(), consent.log, work / "consumer.log", sender.log],
+            sender=sender,
         )
         yield running
         # The whole session has run, in any order: the logs' check (tests/e2e/log_check.py).
         canary = log_check.send_canaries(running.url, LINE_SECRET, fake_line)
     finally:
+        fake_line.release_all()
+        sender.stop()
         consent.stop()
         consumer.stop()
         group.stop()

@@ -8,6 +8,10 @@ user id. Pseudonyms are allowed; what identifies or describes a resident is not.
 
 Issue 19: tests that send personal details (tests/e2e/test_privacy_intake.py) list the raw
 details with `forbid`; the channels mask them at intake, so any of them in any log is a leak too.
+
+Issue 17: the notice sender's log is checked too (it opens the sealed LINE user ids); the notice
+test forbids its residents' user ids by name (`forbid_line_users`, in any spelling a log might
+use), and the stack forbids the run's notice private key.
 """
 
 from __future__ import annotations
@@ -43,6 +47,21 @@ def forbid(kind: str, raws: Iterable[str]) -> None:
         raws: Raw texts that must appear in no log.
     """
     FORBIDDEN.extend((kind, raw) for raw in raws)
+
+
+def forbid_line_users(users: Iterable[str]) -> None:
+    """Make these LINE user ids leaks in any log, also upper-case or without the leading "U".
+
+    The generic `RAW_LINE_ID` pattern finds the usual spelling of any id; this also finds the
+    ids the notice sender opened in spellings that pattern misses.
+
+    Args:
+        users: Raw LINE user ids ("U" and 32 hexadecimal digits).
+    """
+    spellings = []
+    for user in users:
+        spellings += [user, user.upper(), user[1:]]
+    forbid("LINE user id", spellings)
 
 
 def send_canaries(url: str, line_secret: str, fake_line: FakeLineApi) -> str:
