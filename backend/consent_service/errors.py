@@ -60,6 +60,10 @@ class Reason(StrEnum):
     ALREADY_LINKED = "already_linked"
     NOT_LINKED = "not_linked"
     NO_LINK_CODE = "no_link_code"
+    # Health notices (issue 17, docs/notices.md).
+    LINE_RECIPIENT_REQUIRED = "line_recipient_required"
+    LINE_RECIPIENT_NOT_ALLOWED = "line_recipient_not_allowed"
+    UNKNOWN_TOPIC = "unknown_topic"
 
 
 # The one status of each reason (`http_error` keeps the status Starlette raised: any other 4xx
@@ -99,6 +103,9 @@ STATUS: dict[Reason, int] = {
     Reason.ALREADY_LINKED: 409,
     Reason.NOT_LINKED: 404,
     Reason.NO_LINK_CODE: 503,
+    Reason.LINE_RECIPIENT_REQUIRED: 422,
+    Reason.LINE_RECIPIENT_NOT_ALLOWED: 422,
+    Reason.UNKNOWN_TOPIC: 422,
 }
 # The status of a refusal whose reason names the resource of the request's path, and the
 # reasons that may be answered so.

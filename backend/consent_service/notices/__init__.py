@@ -1,2 +1,4 @@
-"""Health notices residents opt into (issue 17): topics, subscriptions, sealed LINE recipients,
-staff-approved notices and their sending (docs/notices.md)."""
+"""Health notices residents opt into (issue 17, docs/notices.md).
+
+Topics, subscriptions, sealed LINE recipients, staff-approved notices and their sending.
+"""
