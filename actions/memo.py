@@ -23,7 +23,12 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import consent_common as c
-from actions.consent_client import ConsentRefused, ConsentServiceUnavailable, get_client
+from actions.consent_client import (
+    ConsentClient,
+    ConsentRefused,
+    ConsentServiceUnavailable,
+    get_client,
+)
 from actions.consent_states import Stage
 from actions.offer_facts import OfferFacts, offer_facts
 from actions.worker import ServiceAction
@@ -116,6 +121,52 @@ def memo_text(memo: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def offer_memo(
+    domain: Dict[str, Any],
+    client: ConsentClient,
+    offer_id: str,
+    today: dt.date,
+    plain: bool = False,
+) -> Dict[str, Any] | None:
+    """The memo of one level-2 offer, read from the consent service: the chat's and the counter's.
+
+    `action_doctor_memo` (the resident's chat) and the counter's print page (`/staff`, through
+    `bot/webchat/memo_counter.py`) both make their memo here, from the offer as
+    `GET /v1/offers/{id}` serves it and the terms in force, so the two sheets, the notice and
+    the read-back state the same facts.
+
+    Args:
+        domain: The domain (the memo's wording).
+        client: The consent service's client.
+        offer_id: The offer's id.
+        today: The date written on the memo.
+        plain: Whether to use the plain variants.
+
+    Returns:
+        The memo (see :func:`build_memo`), or None for an unknown offer, one without level-2
+        data, or one that cannot be consented to now (no memo is made for it).
+
+    Raises:
+        ConsentServiceUnavailable: The service could not be reached.
+        ConsentRefused: The service refused for another reason than an unknown offer.
+    """
+    try:
+        offer = client.offer(offer_id)
+    except ConsentRefused as refused:
+        if refused.status == 404:  # the offer is gone, or never was
+            return None
+        raise
+    if not c.needs_doctor(offer) or not offer.get("consentable"):
+        return None  # no memo to decide on an offer nobody can consent to
+    facts = offer_facts(domain, offer, client.terms_version(), plain)
+    return build_memo(domain, facts, today, plain)
+
+
+def city_today() -> dt.date:
+    """The city's (Japan's) date, written on the memo."""
+    return dt.datetime.now(CITY_TIME).date()
+
+
 class ActionDoctorMemo(ServiceAction):
     """`request_doctor_memo`: the consultation memo for the level-2 offer under way."""
 
@@ -128,21 +179,21 @@ class ActionDoctorMemo(ServiceAction):
     ) -> List[Dict[str, Any]]:
         """Send the memo (custom payload and a short text), or say when it can be made."""
         offer_id = tracker.get_slot(c.OFFER)
-        client = get_client()
+        plain = tracker.get_slot(PLAIN_SLOT) is True
         try:
-            offer = client.offer(str(offer_id)) if offer_id else None
-            if offer is None or not c.needs_doctor(offer):
-                dispatcher.utter_message(response="utter_doctor_memo_no_offer")
-                return []
-            facts = offer_facts(domain, offer, client.terms_version(), c.plain_mode(tracker))
-        except ConsentRefused:  # the offer is gone
-            dispatcher.utter_message(response="utter_doctor_memo_no_offer")
-            return []
+            memo = (
+                offer_memo(domain, get_client(), str(offer_id), city_today(), plain)
+                if offer_id
+                else None
+            )
+        except ConsentRefused:  # refused for another reason: no memo either
+            memo = None
         except ConsentServiceUnavailable:
             dispatcher.utter_message(response="utter_consent_service_down_generic")
             return []
-        plain = tracker.get_slot(PLAIN_SLOT) is True
-        memo = build_memo(domain, facts, dt.datetime.now(CITY_TIME).date(), plain)
+        if memo is None:
+            dispatcher.utter_message(response="utter_doctor_memo_no_offer")
+            return []
         # One message: the short text, then the memo as the channel lays it out.
         dispatcher.utter_message(response="utter_doctor_memo", json_message={PAYLOAD_KEY: memo})
         if Stage.of(tracker.get_slot(c.STAGE)) is Stage.DOCTOR_NOT_YET:

@@ -65,6 +65,7 @@ from bot.shared_state import SharedState, rate_verdict, shared_state, within_bud
 from bot.webchat.furigana import with_furigana
 from bot.webchat.memo import PAYLOAD_KEY as MEMO_PAYLOAD
 from bot.webchat.memo import add_memo_routes, is_memo, keep_memo, memo_store
+from bot.webchat.memo_counter import add_counter_memo_route
 
 logger = logging.getLogger(__name__)
 
@@ -419,6 +420,7 @@ class WebChatInput(InputChannel):
             )
 
         add_memo_routes(webchat, self.state, self._security_headers)  # issue 18
+        add_counter_memo_route(webchat)  # issue 18: the same memo, printed at the city counter
 
         @webchat.route("/session", methods=["POST"])  # type: ignore[misc]
         async def session(request: Request) -> HTTPResponse:
