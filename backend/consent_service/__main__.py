@@ -6,9 +6,11 @@ python -m consent_service catalog load [FILE]
 python -m consent_service audit verify
 python -m consent_service retention
 python -m consent_service consume
-python -m consent_service staff create-user NAME [--role admin|viewer|counter|editor]
+python -m consent_service staff create-user NAME [--role admin|viewer|counter|editor|approver]
 python -m consent_service staff export-labels --out data/nlu/staff_labels.yml
 python -m consent_service db create-roles [--admin-url URL]
+python -m consent_service notices keygen
+python -m consent_service send-notices [--once]
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ from consent_service.main import (
     prepare_database,
     utc_now,
 )
+from consent_service.notices import seal, sender
 from consent_service.staff import auth, labels
+
+# The console's roles (staff/auth.py) and `approver` (migration 0009), which may approve notices.
+STAFF_ROLES = sorted({*auth.ROLES, "approver"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     staff_cmd = commands.add_parser("staff", help="manage staff accounts of the console")
     staff_cmd.add_argument("action", choices=["create-user", "export-labels"])
     staff_cmd.add_argument("username", nargs="?", help="the account (create-user)")
-    staff_cmd.add_argument("--role", choices=list(auth.ROLES), default="admin")
+    staff_cmd.add_argument("--role", choices=STAFF_ROLES, default="admin")
     staff_cmd.add_argument(
         "--out", type=Path, help="export-labels: the Rasa NLU file to write (masked texts only)"
     )
@@ -82,9 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     db_cmd.add_argument(
         "--admin-url", help="a superuser's PostgreSQL URL (default: CONSENT_DB_ADMIN_URL)"
     )
+    notices_cmd = commands.add_parser("notices", help="health notices (docs/notices.md)")
+    notices_cmd.add_argument("action", choices=["keygen"])
+    send_cmd = commands.add_parser(
+        "send-notices", help="send approved notices on LINE (needs NOTICE_PRIVATE_KEY)"
+    )
+    send_cmd.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
 
+    if args.command == "notices":
+        private, public = seal.generate_keypair()
+        print(f"NOTICE_PRIVATE_KEY={private}")
+        print(f"NOTICE_PUBLIC_KEY={public}")
+        return 0
     settings = get_settings()
+    if args.command == "send-notices":
+        return send_notices(settings, once=args.once)
     if args.command == "serve":
         import uvicorn
 
@@ -196,6 +215,37 @@ def consume(settings: Settings, factory: sessionmaker[Session]) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
     consumer.run(settings, factory, stop, utc_now)
+    return 0
+
+
+def send_notices(settings: Settings, *, once: bool) -> int:
+    """Run the notice sender until SIGTERM or Ctrl-C (or one pass with `once`).
+
+    Reads NOTICE_PRIVATE_KEY (the only command that does) and fails fast without it.
+
+    Args:
+        settings: The service's settings.
+        once: Send what is due now, then return.
+
+    Returns:
+        0 once stopped; 2 without NOTICE_PRIVATE_KEY or LINE_CHANNEL_ACCESS_TOKEN.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        config = sender.SenderConfig.from_settings(settings)
+    except InsecureSettings as error:
+        print(error, file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_sessionmaker(engine, settings.audit_key())
+        stop = threading.Event()
+        if not once:
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, lambda *_: stop.set())
+        sender.run(factory, config, stop, utc_now, once=once)
+    finally:
+        engine.dispose()
     return 0
 
 
