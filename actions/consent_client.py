@@ -227,8 +227,9 @@ class ConsentClient:
         *,
         json: Dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        attempts: int | None = None,
     ) -> Any:
-        attempts = max(1, self.settings.consent_api_attempts)
+        attempts = max(1, self.settings.consent_api_attempts if attempts is None else attempts)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         timeout = (
             self.settings.consent_api_connect_timeout,
@@ -562,12 +563,16 @@ class ConsentClient:
     def unseen_notices(self, subject: str) -> List[Dict[str, Any]]:
         """The sent notices of a web/REST subscriber's topics not shown yet (oldest first, ≤ 3).
 
+        Asked at the start of every web chat session, so it is tried once: a slow service
+        delays a session by one call at most, and the notices wait for the next session.
+
         Raises:
             ValueError: `subject` is not a pseudonym.
         """
         if not valid_subject_id(subject):
             raise ValueError("not a subject pseudonym")
-        return list(self._call("GET", f"/v1/subjects/{_segment(subject)}/notices/unseen"))
+        path = f"/v1/subjects/{_segment(subject)}/notices/unseen"
+        return list(self._call("GET", path, attempts=1))
 
     def notices_seen(self, subject: str, notice_ids: List[str]) -> Dict[str, Any]:
         """Record that notices were shown to the subject (so they are never shown again).

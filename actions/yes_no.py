@@ -22,6 +22,7 @@ from actions.consent_states import (
     state_of,
     transition,
 )
+from actions.notices import notice_answer
 from actions.privacy import NOTICE as PRIVACY_NOTICE
 from actions.session import same_person_step
 from actions.withdrawal import withdrawal_step
@@ -60,6 +61,10 @@ class ActionHandleYesNo(ServiceAction):
         # Only affirm and deny come here (data/rules.yml). Should the policy send anything else,
         # it takes its own row of the table (a give_consent at the read-back is read back
         # again, never submitted), and a message the flow does not take counts as a no.
+        # Issue 17: a yes or no to the notice of a subscription, while it is the latest question.
+        answered = notice_answer(dispatcher, tracker, domain)
+        if answered is not None:
+            return answered
         event = event_of(tracker) or Event.NO
         row = transition(state_of(tracker, last_question(tracker)), event)
         if row.step is Step.CONFIRM_SAME_PERSON or row.step is Step.NOT_SAME_PERSON:

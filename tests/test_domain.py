@@ -161,6 +161,15 @@ PLACEHOLDERS = {
     "utter_link_code_issued": {"link_code", "until", "minutes", "other_channel"},
     "utter_link_done": {"other_channel"},
     "utter_personal_detail_removed": {"details"},
+    # Health notices (issue 17, actions/notices.py, actions/session.py).
+    "utter_notice_confirm": {"topics", "where"},
+    "utter_notice_subscribed": {"topics", "receipt_id"},
+    "utter_notice_stopped": {"topics", "receipt_id"},
+    "utter_notice_list": {"topics"},
+    "utter_notice_unseen": {"title", "month", "day", "notice_text"},
+    "utter_notice_unseen_link": {"title", "month", "day", "notice_text", "link_url"},
+    "utter_fragment_notice_topic_line": {"title", "max_per_month", "description"},
+    "utter_fragment_notice_topic_name": {"title"},
 }  # fmt: skip
 
 

@@ -31,6 +31,8 @@ EXTRA_INTENTS = [
     "plain_japanese_on", "plain_japanese_off",
     # issue 18
     "request_doctor_memo",
+    # issue 17
+    "stop_notifications", "list_notifications",
 ]  # fmt: skip
 MIN_TEST_EXAMPLES = 5
 LEVEL_MENTION = re.compile(r"(レベル|れべる)[0-3０-３]")
