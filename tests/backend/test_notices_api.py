@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from consent_service.models import StaffUser
 from consent_service.notices import seal
 from consent_service.notices.tables import Notice, NoticeRecipient
-from tests.backend.conftest import AUTH, START, Clock, subject
+from tests.backend.conftest import ADMIN, AUTH, START, Clock, subject
 
 PRIVATE, PUBLIC = seal.generate_keypair()
 LINE_USER = "U0123456789abcdef0123456789abcdef"
@@ -184,6 +184,7 @@ def test_unfollow_ends_everything_and_forgets_the_recipient(
     listed = client.get(f"/v1/subjects/{subject('a')}/subscriptions", headers=AUTH).json()
     assert {(s["status"], s["end_reason"]) for s in listed} == {("ended", "unfollow")}
     assert set(recipients(engine)) == {subject("b")}
+    assert client.get("/v1/audit/verify", headers=ADMIN).json()["ok"] is True
 
 
 def test_a_line_subscription_on_a_web_topic_stores_no_recipient(
