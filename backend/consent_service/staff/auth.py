@@ -36,8 +36,10 @@ from consent_service.models import StaffAccessLog, StaffSession, StaffUser
 COOKIE = "staff_session"
 # viewer: the aggregate views and transcripts; admin: also the access log; counter (窓口): only
 # looking consents up by receipt code and withdrawing them on a resident's behalf; editor: a
-# viewer who may also label what the assistant did not understand (issue 15; admins may too).
-ROLES = ("viewer", "admin", "counter", "editor")
+# viewer who may also label what the assistant did not understand (issue 15; admins may too) and
+# draft health notices (issue 17); approver: a viewer who may also approve a notice another
+# account drafted (admins may too; nobody approves their own).
+ROLES = ("viewer", "admin", "counter", "editor", "approver")
 SEALED = "v1:"
 _hasher = PasswordHasher()
 # Compared against when the user does not exist or is locked, so timing tells nothing apart.
