@@ -8,6 +8,7 @@ On SQLite and the real PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -23,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service import __main__ as cli
@@ -477,3 +479,22 @@ def test_send_notices_once_from_the_command_line(
     assert cli.main(["send-notices", "--once"]) == 0
     assert [sorted(c["to"]) for c in fake_line.calls] == [sorted(expected)]
     assert notice(engine, notice_id).status == "sent"
+
+
+def test_the_loop_survives_a_database_outage_and_stops_on_request(
+    line_sender: Sender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop = threading.Event()
+    passes: list[str] = []
+
+    def flaky(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        passes.append("pass")
+        if len(passes) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("gone"))
+        stop.set()
+        return {"quiet": False, "planned": 0, "calls": 0, "completed": 0}
+
+    monkeypatch.setattr(sender, "run_once", flaky)
+    config = dataclasses.replace(line_sender.config, poll_seconds=0.01)
+    sender.run(line_sender.factory, config, stop, line_sender.clock, http=line_sender.http)
+    assert passes == ["pass", "pass"]

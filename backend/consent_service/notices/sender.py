@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.catalog.notice_topics import read_topics, topics_path
@@ -530,7 +531,17 @@ def run(
     state = SenderState()
     try:
         while not stop.is_set():
-            result = run_once(factory, config, client, now, state, stop)
+            try:
+                result = run_once(factory, config, client, now, state, stop)
+            except OperationalError as error:
+                # The database is away (restarting, network): what was committed stays planned
+                # with its keys; try again after the poll interval. Only the error's class is
+                # logged (its message would carry the statement and its parameters).
+                log.warning("The database does not answer (%s); trying again", type(error).__name__)
+                if once:
+                    raise
+                stop.wait(config.poll_seconds)
+                continue
             if result["quiet"]:
                 log.info(
                     "Quiet hours: no notice is sent until %s",
