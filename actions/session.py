@@ -59,17 +59,20 @@ def show_unseen_notices(
     """
     if tracker.get_latest_input_channel() in (None, "line"):
         return
-    channel, subject = c.resident(tracker)
-    if channel == "line":
-        return
-    client = get_client()
     try:
+        channel, subject = c.resident(tracker)
+        if channel == "line":
+            return
+        client = get_client()
         notices = client.unseen_notices(subject)
-    except (ConsentServiceUnavailable, ConsentRefused) as error:
+    except (ConsentServiceUnavailable, ConsentRefused, RuntimeError, ValueError) as error:
+        # A session always starts: the notices wait for the next one.
         logger.warning("Unseen notices not read: %s", type(error).__name__)
         return
     shown = []
     for notice in notices:
+        if not isinstance(notice, dict):
+            continue
         try:
             sent = dt.datetime.fromisoformat(str(notice["sent_at"]).replace("Z", "+00:00"))
             values = {
