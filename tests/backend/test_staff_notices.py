@@ -190,6 +190,27 @@ def test_text_without_personal_parts_passes(console: TestClient) -> None:
     assert len(notices(console)) == 1
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12月10日（水）10時30分から、保健センターで健診の相談会を開きます。",
+        "受付は午前9時半から、9:30〜11:45です。",
+        "令和8年度の予防接種のお知らせです。1月と2月に行います。",
+    ],
+)
+def test_dates_and_times_of_a_schedule_pass(console: TestClient, text: str) -> None:
+    csrf = log_in(console, "henshu", "editor")
+    draft(console, csrf, text=text)
+    assert len(notices(console)) == 1
+
+
+def test_a_full_date_with_a_year_is_still_refused(console: TestClient) -> None:
+    csrf = log_in(console, "henshu", "editor")
+    answer = console.post("/staff/notices/new", data=form(csrf, text="2026年12月10日に開きます"))
+    assert "個人の情報に見える部分" in answer.text
+    assert notices(console) == []
+
+
 def test_text_too_long_is_refused(console: TestClient) -> None:
     csrf = log_in(console, "henshu", "editor")
     answer = console.post("/staff/notices/new", data=form(csrf, text="あ" * 1001))

@@ -60,6 +60,16 @@ _UNIT_NUMBER = re.compile(
     r"(?![a-z])",
     re.IGNORECASE,
 )
+# Dates and times a notice needs (12月10日（水）, 10時30分, 9:30, 令和8年度): a schedule, not a
+# resident's detail, so taken out before the masking looks. A full date with a year (昭和30年
+# 5月1日, 2026/12/10) stays refused: it reads as a date of birth.
+_CALENDAR = re.compile(
+    r"(?<![\d年./-])\d{1,2}\s*月\s*\d{1,2}\s*日(?:\s*[（(][月火水木金土日][）)])?"
+    r"|(?:午前|午後)?\s*\d{1,2}\s*時(?:\s*\d{1,2}\s*分|半)?"
+    r"|(?<![\d:])\d{1,2}:\d{2}(?![\d:])"
+    r"|(?:令和|平成)\s*\d{1,2}\s*年度"
+    r"|(?<![\d年./-])\d{1,2}\s*月(?!\s*\d)"
+)
 STATUS_JA = {
     "draft": "承認待ち",
     "approved": "承認済み（送信予定）",
@@ -95,13 +105,14 @@ def personal_parts(text: str) -> tuple[str | None, list[str]]:
         text: A notice's text as typed.
 
     Returns:
-        (the text as the console's masking shows it when masking would change it, else None;
-        the numbers with units found).
+        (the text as the console's masking shows it when masking would change it, with the
+        dates and times it may carry shown as 〔日時〕, else None; the numbers with units found).
     """
-    masked = mask(text)
+    normal = unicodedata.normalize("NFKC", text)
     # mask() normalises first (NFKC), so a marker in the output is always one it put there.
+    masked = mask(_CALENDAR.sub("〔日時〕", normal))
     changed = masked if MARK in masked or NUMBER_MARK in masked else None
-    units = [m.group() for m in _UNIT_NUMBER.finditer(unicodedata.normalize("NFKC", text))]
+    units = [m.group() for m in _UNIT_NUMBER.finditer(normal)]
     return changed, units
 
 
