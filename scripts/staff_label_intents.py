@@ -30,6 +30,7 @@ NOT_LABELS = frozenset(
         "message_too_long",
         "too_many_messages",
         "personal_detail_removed",
+        "line_unfollowed",  # LINE's unfollow event, never typed
     }
 )
 HEADER = (
