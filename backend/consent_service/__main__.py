@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent_service import audit, catalog, code_attempts, links, roles
 from consent_service.analytics import consumer
 from consent_service.analytics import store as analytics_store
-from consent_service.config import InsecureSettings, Settings, get_settings
+from consent_service.config import InsecureSettings, Settings, get_sender_secrets, get_settings
 from consent_service.consents import purge_expired_idempotency
 from consent_service.db import make_engine, make_sessionmaker
 from consent_service.main import (
@@ -232,7 +232,7 @@ def send_notices(settings: Settings, *, once: bool) -> int:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        config = sender.SenderConfig.from_settings(settings)
+        config = sender.SenderConfig.from_settings(settings, get_sender_secrets())
     except InsecureSettings as error:
         print(error, file=sys.stderr)
         return 2

@@ -300,16 +300,8 @@ class Settings(BaseSettings):
         ),
     )
 
-    # Health notices (issue 17, docs/notices.md).
-    notice_private_key: SecretStr | None = Field(
-        default=None,
-        description=(
-            "The X25519 private key (base64url, 32 bytes) that opens the sealed LINE user ids "
-            "of subscribed residents; read only by `send-notices` (which refuses to start "
-            "without it). Never give it to `serve`, the action server or the console. "
-            "`python -m consent_service notices keygen` makes a pair."
-        ),
-    )
+    # Health notices (issue 17, docs/notices.md). NOTICE_PRIVATE_KEY is not a setting of the
+    # service: only `send-notices` reads it (SenderSecrets below).
     line_channel_access_token: SecretStr | None = Field(
         default=None,
         description="The LINE channel access token `send-notices` multicasts with.",
@@ -352,22 +344,6 @@ class Settings(BaseSettings):
         return frozenset(
             h.strip().lower() for h in self.notice_link_domains.split(",") if h.strip()
         )
-
-    def notice_private_key_value(self) -> str:
-        """The sender's private key (only `send-notices` calls this).
-
-        Returns:
-            NOTICE_PRIVATE_KEY.
-
-        Raises:
-            InsecureSettings: When it is not set.
-        """
-        if self.notice_private_key is None or not self.notice_private_key.get_secret_value():
-            raise InsecureSettings(
-                "NOTICE_PRIVATE_KEY is not set: `send-notices` cannot open the recipients' "
-                "sealed LINE ids (`python -m consent_service notices keygen` makes a pair)."
-            )
-        return self.notice_private_key.get_secret_value()
 
     @model_validator(mode="after")
     def _require_a_token(self) -> Settings:
@@ -536,3 +512,45 @@ def get_settings() -> Settings:
         The settings of this process.
     """
     return Settings()
+
+
+class SenderSecrets(BaseSettings):
+    """The secret only `python -m consent_service send-notices` reads (issue 17).
+
+    Kept out of :class:`Settings` (which ignores the variable), so that `serve`, the staff
+    console and every other command never hold the key, even when it is in `.env`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    notice_private_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The X25519 private key (base64url, 32 bytes) that opens the sealed LINE user ids "
+            "of subscribed residents; `send-notices` refuses to start without it. "
+            "`python -m consent_service notices keygen` makes a pair."
+        ),
+    )
+
+    def private_key(self) -> str:
+        """NOTICE_PRIVATE_KEY.
+
+        Returns:
+            The key (base64url).
+
+        Raises:
+            InsecureSettings: When it is not set.
+        """
+        if self.notice_private_key is None or not self.notice_private_key.get_secret_value():
+            raise InsecureSettings(
+                "NOTICE_PRIVATE_KEY is not set: `send-notices` cannot open the recipients' "
+                "sealed LINE ids (`python -m consent_service notices keygen` makes a pair)."
+            )
+        return self.notice_private_key.get_secret_value()
+
+
+def get_sender_secrets() -> SenderSecrets:
+    """Read NOTICE_PRIVATE_KEY from the environment and `.env` (only `send-notices` calls this)."""
+    return SenderSecrets()

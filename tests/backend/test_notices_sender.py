@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service import __main__ as cli
-from consent_service.config import InsecureSettings, Settings
+from consent_service.config import InsecureSettings, SenderSecrets, Settings
 from consent_service.db import make_sessionmaker
 from consent_service.models import StaffAccessLog
 from consent_service.notices import seal, sender
@@ -146,10 +146,13 @@ class Sender:
         return sender.run_once(self.factory, self.config, self.http, self.clock, self.state)
 
 
+SECRETS = SenderSecrets(_env_file=None, notice_private_key=SecretStr(PRIVATE))
+NO_SECRETS = SenderSecrets(_env_file=None)
+
+
 def sender_settings(settings: Settings, fake: FakeLine, batch_size: int = 2) -> Settings:
     return settings.model_copy(
         update={
-            "notice_private_key": SecretStr(PRIVATE),
             "line_channel_access_token": SecretStr(ACCESS_TOKEN),
             "line_api_base_url": fake.url,
             "notice_batch_size": batch_size,
@@ -161,7 +164,7 @@ def sender_settings(settings: Settings, fake: FakeLine, batch_size: int = 2) -> 
 def line_sender(
     client: TestClient, settings: Settings, engine: Engine, fake_line: FakeLine, clock: Clock
 ) -> Iterator[Sender]:
-    config = sender.SenderConfig.from_settings(sender_settings(settings, fake_line))
+    config = sender.SenderConfig.from_settings(sender_settings(settings, fake_line), SECRETS)
     with httpx.Client(timeout=httpx.Timeout(5.0)) as http:
         yield Sender(make_sessionmaker(engine, settings.audit_key()), config, clock, http)
 
@@ -449,20 +452,16 @@ def test_a_notice_cancelled_before_its_time_is_not_sent(
 def test_send_notices_fails_fast_without_the_private_key(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    with_token = settings.model_copy(update={"line_channel_access_token": SecretStr("t")})
+    monkeypatch.setattr(cli, "get_settings", lambda: with_token)
+    monkeypatch.setattr(cli, "get_sender_secrets", lambda: NO_SECRETS)
     assert cli.main(["send-notices", "--once"]) == 2
     assert "NOTICE_PRIVATE_KEY" in capsys.readouterr().err
-    no_token = settings.model_copy(update={"notice_private_key": SecretStr(PRIVATE)})
     with pytest.raises(InsecureSettings, match="LINE_CHANNEL_ACCESS_TOKEN"):
-        sender.SenderConfig.from_settings(no_token)
-    bad_key = settings.model_copy(
-        update={
-            "notice_private_key": SecretStr("short"),
-            "line_channel_access_token": SecretStr("t"),
-        }
-    )
+        sender.SenderConfig.from_settings(settings, SECRETS)
+    bad_key = SenderSecrets(_env_file=None, notice_private_key=SecretStr("short"))
     with pytest.raises(InsecureSettings, match="NOTICE_PRIVATE_KEY"):
-        sender.SenderConfig.from_settings(bad_key)
+        sender.SenderConfig.from_settings(with_token, bad_key)
 
 
 def test_send_notices_once_from_the_command_line(
@@ -475,6 +474,7 @@ def test_send_notices_once_from_the_command_line(
     expected = residents(client)
     notice_id = add_notice(engine)
     monkeypatch.setattr(cli, "get_settings", lambda: sender_settings(settings, fake_line, 500))
+    monkeypatch.setattr(cli, "get_sender_secrets", lambda: SECRETS)
     monkeypatch.setattr(cli, "utc_now", lambda: START)
     assert cli.main(["send-notices", "--once"]) == 0
     assert [sorted(c["to"]) for c in fake_line.calls] == [sorted(expected)]

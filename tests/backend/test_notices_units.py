@@ -9,7 +9,7 @@ import pytest
 
 from consent_service import __main__ as cli
 from consent_service.catalog.notice_topics import read_topics, topics_path
-from consent_service.config import Settings
+from consent_service.config import SenderSecrets, Settings
 from consent_service.notices import seal
 from consent_service.notices.quiet_hours import in_quiet_hours, next_allowed
 
@@ -119,10 +119,17 @@ def test_the_topics_file_refuses_a_repeated_topic(tmp_path: Path) -> None:
         read_topics(tmp_path / "notice_topics.yml")
 
 
-def test_only_send_notices_needs_the_private_key() -> None:
+def test_only_send_notices_reads_the_private_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    private, _ = seal.generate_keypair()
+    monkeypatch.setenv("NOTICE_PRIVATE_KEY", private)
     settings = Settings(_env_file=None, consent_api_token="t" * 43)
+    # The service's settings (serve, the console, every other command) never hold it.
+    assert private not in repr(settings.model_dump())
+    assert not any("private" in name for name in Settings.model_fields)
+    assert SenderSecrets(_env_file=None).private_key() == private
+    monkeypatch.delenv("NOTICE_PRIVATE_KEY")
     with pytest.raises(ValueError, match="NOTICE_PRIVATE_KEY"):
-        settings.notice_private_key_value()
+        SenderSecrets(_env_file=None).private_key()
     assert settings.notice_link_hosts() == frozenset({"www.city.funabashi.lg.jp"})
     assert settings.notice_batch_size == 500
     with pytest.raises(ValueError):

@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_service.catalog.notice_topics import read_topics, topics_path
-from consent_service.config import InsecureSettings, Settings
+from consent_service.config import InsecureSettings, SenderSecrets, Settings
 from consent_service.models import StaffAccessLog
 from consent_service.notices import seal
 from consent_service.notices.quiet_hours import JST, in_quiet_hours, next_allowed
@@ -68,11 +68,12 @@ class SenderConfig:
     stop_line_ja: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SenderConfig:
+    def from_settings(cls, settings: Settings, secrets: SenderSecrets) -> SenderConfig:
         """The sender's configuration.
 
         Args:
             settings: The service's settings.
+            secrets: NOTICE_PRIVATE_KEY (read by `send-notices` alone).
 
         Returns:
             The configuration.
@@ -81,7 +82,7 @@ class SenderConfig:
             InsecureSettings: Without NOTICE_PRIVATE_KEY (or with a malformed one), or without
                 LINE_CHANNEL_ACCESS_TOKEN.
         """
-        private_key = settings.notice_private_key_value()
+        private_key = secrets.private_key()
         try:
             seal.public_key_of(private_key)
         except (seal.SealError, ValueError) as error:
