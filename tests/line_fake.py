@@ -16,6 +16,7 @@ waiting, e.g. to kill the sender in the middle of a send). `delivered` lists wha
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import threading
@@ -45,12 +46,18 @@ RETRY_KEY_APIS = (PUSH, MULTICAST)
 HOLD_TIMEOUT = 120.0
 
 
+@functools.cache
+def _parsed(path: Path) -> tuple[Dict[str, Any], Dict[str, Any]]:
+    """A spec and its copy with discriminators resolved, parsed once per process (read only)."""
+    spec: Dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return spec, OpenApi._with_discriminators(spec)
+
+
 class OpenApi:
     """JSON validation against one OpenAPI 3.0 document's component schemas."""
 
     def __init__(self, path: Path) -> None:
-        self.spec: Dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-        self._resolvable = self._with_discriminators(self.spec)
+        self.spec, self._resolvable = _parsed(path)
 
     @staticmethod
     def _with_discriminators(spec: Dict[str, Any]) -> Dict[str, Any]:
