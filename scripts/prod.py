@@ -228,6 +228,10 @@ class ProdStack:
         self.run_dir.chmod(0o700)  # logs of residents' conversations' plumbing: owner only
         self.model = model
         base = dict(os.environ if env is None else env)
+        # The key that opens the sealed LINE user ids (issue 17) goes to the notice sender alone:
+        # `make run PROFILE=prod` exports all of .env, so it is taken out of every other part's
+        # environment here.
+        self.notice_private_key = base.pop("NOTICE_PRIVATE_KEY", "")
         missing = [name for name in REQUIRED_SECRETS if not base.get(name)]
         if missing:
             raise SystemExit(
@@ -359,6 +363,19 @@ class ProdStack:
         self.group.start(harness.consumer_spec(self.env, self._log("consumer"),
                                                umask=PRIVATE_UMASK))  # fmt: skip
 
+    def start_sender(self) -> bool:
+        """The notice sender (issue 17), the only part given NOTICE_PRIVATE_KEY.
+
+        Returns:
+            Whether it was started: it needs NOTICE_PRIVATE_KEY and LINE_CHANNEL_ACCESS_TOKEN
+            (without them there is no one to send to, and the stack runs without it).
+        """
+        if not (self.notice_private_key and self.env.get("LINE_CHANNEL_ACCESS_TOKEN")):
+            return False
+        env = {**self.env, "NOTICE_PRIVATE_KEY": self.notice_private_key}
+        self.group.start(harness.sender_spec(env, self._log("sender"), umask=PRIVATE_UMASK))
+        return True
+
     def start_actions(self, index: int) -> None:
         """Action server `index` (loopback, token required)."""
         name = f"actions-{index}"
@@ -403,6 +420,7 @@ class ProdStack:
         self.prepare_consent_database()
         self.start_consent()
         self.start_consumer()
+        self.start_sender()
         for index in range(len(self.ports.actions)):
             self.start_actions(index)
         for index in range(len(self.ports.rasa)):

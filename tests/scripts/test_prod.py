@@ -8,12 +8,13 @@ import secrets
 import stat
 import sys
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 from urllib.parse import urlsplit
 
 import pytest
 from redis.connection import parse_url
 
+from scripts.harness import Spec
 from scripts.prod import Ports, ProdStack
 
 REDIS_PASSWORD = "r/ed@is:" + secrets.token_urlsafe(24)  # characters a URL must escape
@@ -139,3 +140,34 @@ def test_the_profile_needs_the_staff_totp_key_before_starting_anything(
     # prepared; the profile names it first, with the other secrets it cannot generate.
     with pytest.raises(SystemExit, match="STAFF_TOTP_KEY"):
         ProdStack(Ports.free(), tmp_path / "run", _env(STAFF_TOTP_KEY=value))
+
+
+def test_the_notice_private_key_reaches_the_sender_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = secrets.token_urlsafe(32)
+    stack = ProdStack(
+        Ports.free(),
+        tmp_path / "run",
+        _env(NOTICE_PRIVATE_KEY=key, LINE_CHANNEL_ACCESS_TOKEN="line-token"),
+    )
+    assert "NOTICE_PRIVATE_KEY" not in stack.env  # Rasa, actions, consent service, nginx ...
+    started: List[Spec] = []
+    monkeypatch.setattr(stack.group, "start", started.append)
+    assert stack.start_sender()
+    [spec] = started
+    assert spec.name == "sender" and spec.env is not None
+    assert spec.env["NOTICE_PRIVATE_KEY"] == key
+    assert spec.argv[-2:] == ["consent_service", "send-notices"]
+
+
+@pytest.mark.parametrize("missing", ["NOTICE_PRIVATE_KEY", "LINE_CHANNEL_ACCESS_TOKEN"])
+def test_no_sender_without_its_key_or_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    values = {"NOTICE_PRIVATE_KEY": secrets.token_urlsafe(32), "LINE_CHANNEL_ACCESS_TOKEN": "t"}
+    values[missing] = "<unset>"
+    stack = ProdStack(Ports.free(), tmp_path / "run", _env(**values))
+    started: List[Spec] = []
+    monkeypatch.setattr(stack.group, "start", started.append)
+    assert not stack.start_sender() and started == []
