@@ -9,13 +9,20 @@
   receipt id is shown. On LINE the subscription carries the resident's LINE user id as the
   LINE channel sealed it into the yes message's metadata (`notice_recipient`,
   bot/notice_seal.py); the action server cannot open it.
-- 「お知らせをやめる」 (`stop_notifications`): with one active topic, or all asked for (the
-  「すべてやめる」 button, or 全部 / すべて typed), it stops at once; with several, the active
-  ones are offered as buttons (`stop_notifications` with `notice_topic`). Stopping needs no
-  yes: it is the safe direction, and one message, as every notice says.
+- 「お知らせをやめる」 (`stop_notifications`): one message, as every notice says. With no topic
+  named it stops every active topic at once; the receipt lists what stopped, with buttons to
+  subscribe again to one of them (or to all), which go through the notice and the yes again.
+  A message that names topics (the entity `notice_topic` of a button, or a topic's title typed,
+  e.g. 「健診だけやめたい」) stops only those; a named topic wins over 全部 / すべて. An
+  all-word taken back (「全部じゃなくて…」), a request for some (「一部だけ」) or one that keeps
+  some (「予防接種以外」) with no topic to stop named gets the active topics as buttons.
+  Stopping needs no yes: it is the safe direction.
 - 「どのお知らせを受け取っている？」 (`list_notifications`): the active topics.
 - `line_unfollowed` (the LINE channel, when the resident unfollows): every subscription ends
-  with reason `unfollow`, and nothing is said (LINE would not deliver it).
+  with reason `unfollow`, and nothing is said (LINE would not deliver it). With the consent
+  service down, a Rasa reminder (`ReminderScheduled`, same intent, one name per conversation so
+  retries never stack) tries again later, at most `UNFOLLOW_TRIES` times in all (slot
+  `notice_unfollow_tries`); a resident who wrote again since the unfollow is not retried for.
 
 The open question lives in slots only this module sets (`notice_pending`, `notice_topic_ids`,
 `notice_request_key`); where a message goes is one table, :data:`TRANSITIONS`. A yes or no
@@ -25,6 +32,8 @@ the assistant's latest question (or its apology that nothing was recorded).
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 import unicodedata
 import uuid
@@ -32,7 +41,7 @@ from enum import Enum
 from typing import Any, Callable, Dict, List, Tuple
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ReminderScheduled, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import consent_common as c
@@ -45,7 +54,7 @@ from actions.consent_client import (
     valid_topic_id,
 )
 from actions.linking import resumed_elsewhere
-from actions.privacy import NOTICE as PRIVACY_NOTICE
+from actions.session import SAID_IN_PASSING
 from actions.worker import ServiceAction
 
 logger = logging.getLogger(__name__)
@@ -61,12 +70,39 @@ ALL = "all"
 RECIPIENT = "notice_recipient"
 CONFIRM = "utter_notice_confirm"
 SERVICE_DOWN = "utter_notice_service_down"
+NOT_ACCEPTED = "utter_notice_not_accepted"  # the consent service refused (401, 422)
 # The answers after which a yes or no still belongs to the open notice.
 QUESTIONS = (CONFIRM, SERVICE_DOWN)
 WHERE = {"line": "notice_where_line", "web": "notice_where_web", "rest": "notice_where_web"}
 MAX_TOPIC_BUTTONS = 12  # LINE quick replies: 13 at most, one is the "all" button
 # Typed words that ask for every topic at once (after NFKC). Matching input, never wording.
 ALL_WORDS = ("全部", "ぜんぶ", "全て", "すべて", "ゼンブ", "スベテ", "全テーマ", "全件")
+# Words right after an all-word that take it back (「全部じゃなくて」, 「すべてではなく」,
+# 「全部はやめないで」), and words that ask for some topics only: with no topic named, these get
+# the active topics as buttons instead of stopping everything.
+NOT_ALL_WORDS = ("じゃな", "じゃあな", "ではな", "でな", "やめない", "止めない", "とめない")
+SOME_WORDS = ("一部", "いちぶ", "ひとつだけ", "一つだけ", "1つだけ", "どれか", "いくつか")
+# Words that keep some topics (「予防接種以外やめたい」): a named topic is then the one to keep, so
+# nothing is guessed; the active topics are offered as buttons.
+EXCEPT_WORDS = (
+    "以外",
+    "除いて",
+    "のぞいて",
+    "残して",
+    "のこして",
+    "続けて",
+    "つづけて",
+    "はそのまま",
+)
+NEGATION_REACH = 8  # characters after an all-word that may take it back
+# Unfollow with the consent service down: tried again by a Rasa reminder (never a message).
+UNFOLLOW_TRIES_SLOT = "notice_unfollow_tries"
+UNFOLLOW_TRIES = 8  # calls in all, the first included
+UNFOLLOW_FIRST_DELAY = dt.timedelta(minutes=5)
+# Below the session expiry (domain.yml, 60 minutes): a reminder that fires after a new session
+# started is dropped by Rasa.
+UNFOLLOW_MAX_DELAY = dt.timedelta(minutes=30)
+UNFOLLOW_REMINDER = "notice_unfollow_retry"
 
 
 class State(str, Enum):
@@ -135,11 +171,15 @@ def clear() -> Events:
 
 
 def last_response(tracker: Tracker) -> str | None:
-    """The response name of the assistant's latest message (the privacy notice skipped)."""
+    """The response name of the assistant's latest message.
+
+    The privacy notice and the unseen notices of a new session (said in passing, between a
+    question and its answer) are skipped.
+    """
     for event in reversed(tracker.events):
         if event.get("event") == "bot":
             utter = (event.get("metadata") or {}).get("utter_action")
-            if utter == PRIVACY_NOTICE:
+            if utter in SAID_IN_PASSING:
                 continue
             return str(utter) if utter else None
     return None
@@ -160,12 +200,105 @@ def chosen_topic(tracker: Tracker) -> str | None:
     return None
 
 
-def asks_for_all(tracker: Tracker) -> bool:
-    """Whether the message asks for every topic (the 「すべて」 buttons, or 全部 typed)."""
-    if chosen_topic(tracker) == ALL:
+def typed_text(tracker: Tracker) -> str:
+    """The latest message's text after NFKC (for matching input only)."""
+    return unicodedata.normalize("NFKC", str(tracker.latest_message.get("text") or ""))
+
+
+def all_taken_back(text: str) -> bool:
+    """Whether `text` takes an all-word back (「全部じゃなくて」) or keeps some (「…以外」)."""
+    if excepts_some(text):
         return True
-    text = unicodedata.normalize("NFKC", str(tracker.latest_message.get("text") or ""))
-    return any(word in text for word in ALL_WORDS)
+    for word in ALL_WORDS:
+        start = text.find(word)
+        while start >= 0:
+            after = text[start + len(word) : start + len(word) + NEGATION_REACH]
+            if any(negation in after for negation in NOT_ALL_WORDS):
+                return True
+            start = text.find(word, start + 1)
+    return False
+
+
+def excepts_some(text: str) -> bool:
+    """Whether `text` asks to keep some topics (「予防接種以外」, 「防災は残して」)."""
+    return any(word in text for word in EXCEPT_WORDS)
+
+
+def asks_for_all(tracker: Tracker) -> bool:
+    """Whether the message asks for every topic: the 「すべて」 buttons, or 全部 typed.
+
+    A typed all-word counts only when nothing takes it back: not negated (「全部じゃなくて」)
+    and no topic named (「全部じゃなくて健診だけ」 names one; :func:`named_topics` decides).
+    """
+    chosen = chosen_topic(tracker)
+    if chosen is not None:
+        return chosen == ALL
+    text = typed_text(tracker)
+    return any(word in text for word in ALL_WORDS) and not all_taken_back(text)
+
+
+def asks_for_some(tracker: Tracker) -> bool:
+    """Whether a typed message asks for some topics only (「一部だけ」, 「全部じゃなくて」)."""
+    if chosen_topic(tracker) is not None:
+        return False
+    text = typed_text(tracker)
+    return all_taken_back(text) or any(word in text for word in SOME_WORDS)
+
+
+def named_topics(tracker: Tracker, topics: List[Dict[str, Any]]) -> List[str]:
+    """The topic ids the latest message names: its button's entity, or titles typed.
+
+    A title counts by any of its parts (「健診・保健指導」: 健診 or 保健指導), so 「健診だけ
+    やめたい」 names `checkups`.
+    """
+    chosen = chosen_topic(tracker)
+    if chosen is not None:
+        return [] if chosen == ALL else [chosen]
+    text = typed_text(tracker)
+    if excepts_some(text):
+        return []  # a topic named here is one to keep: nothing is guessed
+    named = []
+    for topic in topics:
+        title = unicodedata.normalize("NFKC", str(topic.get("title_ja") or ""))
+        parts = [p for p in title.replace("・", "/").replace("、", "/").split("/") if p]
+        if any(part in text for part in parts):
+            named.append(str(topic["topic_id"]))
+    return named
+
+
+def is_reminder(tracker: Tracker) -> bool:
+    """Whether the latest message is Rasa's external message of a reminder, not the resident's."""
+    metadata = tracker.latest_message.get("metadata")
+    return isinstance(metadata, dict) and metadata.get("is_external") is True
+
+
+def wrote_since_unfollow(tracker: Tracker) -> bool:
+    """Whether the resident sent anything (a follow, a message) since their latest unfollow."""
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        metadata = event.get("metadata") or {}
+        if isinstance(metadata, dict) and metadata.get("is_external") is True:
+            continue  # a reminder's message, not the resident's
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        return intent != "line_unfollowed"
+    return False
+
+
+def unfollow_retry_delay(tries: int) -> dt.timedelta:
+    """How long to wait after `tries` failed calls: 5, 10, 20, then 30 minutes."""
+    factor: int = 2 ** max(0, tries - 1)
+    return min(UNFOLLOW_FIRST_DELAY * factor, UNFOLLOW_MAX_DELAY)
+
+
+def unfollow_reminder_name(tracker: Tracker) -> str:
+    """One reminder name per conversation (Rasa replaces a job of the same name: no stacking).
+
+    Rasa's scheduler keys jobs by this name alone, across conversations, so it carries a hash
+    of the conversation's sender (itself a pseudonym on LINE).
+    """
+    digest = hashlib.sha256(tracker.sender_id.encode()).hexdigest()[:24]
+    return f"{UNFOLLOW_REMINDER}_{digest}"
 
 
 def event_of(tracker: Tracker) -> Event | None:
@@ -234,6 +367,11 @@ class NoticeFlow:
             # A yes that could not be recorded keeps its question, key and topics: はい again
             # tries again with the same Idempotency-Key (never recorded twice).
             return [] if step is Step.SUBMIT else clear()
+        except ConsentRefused as refusal:
+            # The service refused the call (e.g. 401, 422): the resident still gets an answer.
+            logger.error("Notice step %s refused: %s", step.value, refusal.reason)
+            self.utter(NOT_ACCEPTED)
+            return clear()
 
     # -- subscribing ----------------------------------------------------------------------
 
@@ -344,18 +482,22 @@ class NoticeFlow:
         return known + [{"topic_id": t, "title_ja": t} for t in missing]
 
     def stop(self) -> Events:
-        """Stop one topic or all; with several active and none named, ask which."""
+        """Stop in one message: the topics named, else every active one.
+
+        Only a message that asks for some topics without naming any (「一部だけ」), or names
+        none that is active, gets the active topics as buttons.
+        """
         active = self.active_topics()
         if not active:
             self.utter("utter_notice_none_active")
             return clear()
-        wanted = chosen_topic(self.tracker)
-        if asks_for_all(self.tracker):
-            return self.end(None, active)
-        if wanted is not None:  # a topic's button: that topic only, if it is active
-            if wanted in {t["topic_id"] for t in active}:
-                return self.end([wanted], active)
-        elif len(active) == 1:  # 「お知らせをやめる」 with one topic: stopped in one message
+        active_ids = [t["topic_id"] for t in active]
+        named = [] if asks_for_all(self.tracker) else self.named_for_stop(active)
+        if named:
+            wanted = [t for t in active_ids if t in named]
+            if wanted:
+                return self.end(wanted, active)
+        elif asks_for_all(self.tracker) or not asks_for_some(self.tracker):
             return self.end(None, active)
         buttons = [
             {
@@ -368,6 +510,15 @@ class NoticeFlow:
         self.dispatcher.utter_message(response="utter_notice_stop_choose", buttons=buttons)
         return clear()
 
+    def named_for_stop(self, active: List[Dict[str, Any]]) -> List[str]:
+        """The topics the message names, looked up in the catalogue (and the active ones)."""
+        if chosen_topic(self.tracker) is not None:
+            return named_topics(self.tracker, active)
+        catalogue = self.client.notice_topics()
+        known = {t["topic_id"] for t in catalogue}
+        extra = [t for t in active if t["topic_id"] not in known]
+        return named_topics(self.tracker, catalogue + extra)
+
     def end(self, topic_ids: List[str] | None, active: List[Dict[str, Any]]) -> Events:
         """End the topics (None: all) and show the receipt."""
         result = self.client.end_subscriptions(
@@ -379,13 +530,35 @@ class NoticeFlow:
             self.utter("utter_notice_none_active")
             return clear()
         stopped = [t for t in active if t["topic_id"] in ended]
-        stopped += [{"title_ja": t} for t in sorted(ended - {t["topic_id"] for t in active})]
-        self.utter(
-            "utter_notice_stopped",
+        stopped += [
+            {"topic_id": t, "title_ja": t} for t in sorted(ended - {t["topic_id"] for t in active})
+        ]
+        self.dispatcher.utter_message(
+            response="utter_notice_stopped",
             topics=self.topic_lines(stopped, with_details=False),
             receipt_id=receipt["receipt_id"],
+            buttons=self.subscribe_again_buttons(stopped),
         )
         return clear()
+
+    def subscribe_again_buttons(self, stopped: List[Dict[str, Any]]) -> List[Dict[str, str]]:
+        """Buttons to subscribe again to a stopped topic (or to all): the notice and yes again."""
+        buttons = [
+            {
+                "title": str(t["title_ja"]),
+                "payload": f'/subscribe_notifications{{"{TOPIC_ENTITY}": "{t["topic_id"]}"}}',
+            }
+            for t in stopped[:MAX_TOPIC_BUTTONS]
+            if valid_topic_id(t.get("topic_id"))
+        ]
+        if len(stopped) > 1:
+            buttons.append(
+                {
+                    "title": c.fragment(self.domain, "notice_subscribe_again_all"),
+                    "payload": f'/subscribe_notifications{{"{TOPIC_ENTITY}": "{ALL}"}}',
+                }
+            )
+        return buttons
 
     def list(self) -> Events:
         """Say which topics the resident receives."""
@@ -397,16 +570,45 @@ class NoticeFlow:
         return clear()
 
     def unfollow(self) -> Events:
-        """End every subscription of a LINE resident who unfollowed; say nothing."""
+        """End every subscription of a LINE resident who unfollowed; say nothing.
+
+        With the consent service down, a reminder tries again later (see the module's
+        docstring); nothing is ever sent to LINE.
+        """
         if self.channel != "line":
             return clear()
+        retry = is_reminder(self.tracker)
+        if retry and wrote_since_unfollow(self.tracker):
+            # The resident came back (followed again and wrote): what they do now is theirs.
+            logger.info("Notice unfollow retry dropped: the resident wrote again")
+            return [*clear(), SlotSet(UNFOLLOW_TRIES_SLOT, None)]
+        tries = self.tracker.get_slot(UNFOLLOW_TRIES_SLOT) if retry else 0
+        tries = int(tries) if isinstance(tries, (int, float)) else 0
         try:
             self.client.end_subscriptions(self.subject, None, "unfollow", str(uuid.uuid4()))
-        except (ConsentServiceUnavailable, ConsentRefused) as error:
-            # Nothing can be said to a resident who left; the sender's pushes to them fail at
-            # LINE, and a later follow and stop ends it. Never the ids in the log.
-            logger.error("Notice subscriptions not ended on unfollow: %s", type(error).__name__)
-        return clear()
+        except ConsentServiceUnavailable as error:
+            tries += 1
+            if tries >= UNFOLLOW_TRIES:
+                logger.error(
+                    "Notice subscriptions not ended on unfollow after %d tries: %s",
+                    tries,
+                    type(error).__name__,
+                )
+                return [*clear(), SlotSet(UNFOLLOW_TRIES_SLOT, None)]
+            # Never the ids in the log.
+            logger.warning("Notice unfollow failed (%d), tried again later", tries)
+            when = dt.datetime.now(dt.timezone.utc) + unfollow_retry_delay(tries)
+            reminder = ReminderScheduled(
+                "line_unfollowed",
+                trigger_date_time=when,
+                name=unfollow_reminder_name(self.tracker),
+                kill_on_user_message=False,
+            )
+            return [*clear(), SlotSet(UNFOLLOW_TRIES_SLOT, tries), reminder]
+        except ConsentRefused as error:
+            # A refusal does not get better by waiting; nothing can be said to one who left.
+            logger.error("Notice subscriptions not ended on unfollow: %s", error.reason)
+        return [*clear(), SlotSet(UNFOLLOW_TRIES_SLOT, None)]
 
 
 def notice_answer(

@@ -6,7 +6,13 @@ pushed to), shows the notices staff sent on the resident's topics since they sub
 have not seen (`GET .../notices/unseen`, at most 3, oldest first) and records them as seen
 (`POST .../notices/seen`), so each is shown once. LINE residents get notices on LINE instead.
 A slow or absent consent service delays nobody's session by more than one call: the notices wait
-for the next session.
+for the next session. Nothing in the notice lookup ever fails the session start: whatever goes
+wrong, the session starts as Rasa's own would, without the notices.
+
+The unseen notices (and the privacy notice) are said in passing: a question the assistant asked
+before them (a read-back, the notice of a subscription) is still the open one, so a resident who
+comes back after the session expired can answer it (`SAID_IN_PASSING`, read by
+actions/yes_no.py and actions/notices.py).
 
 A web chat session resumed from an earlier visit:
 
@@ -30,6 +36,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import consent_common as c
 from actions.consent_client import ConsentRefused, ConsentServiceUnavailable, get_client
 from actions.consent_common import RESUMED, clear_flow
+from actions.privacy import NOTICE as PRIVACY_NOTICE
 from actions.withdrawal import WITHDRAW_CODE
 from actions.worker import ServiceAction
 
@@ -38,6 +45,10 @@ JST = ZoneInfo("Asia/Tokyo")
 # Rasa sets this slot to the first message's metadata before the session starts; it is not
 # carried over (on LINE it holds the sealed recipient of that message, fresh every time).
 SESSION_METADATA = "session_started_metadata"
+UNSEEN = "utter_notice_unseen"
+UNSEEN_LINK = "utter_notice_unseen_link"
+# Responses said between a question and its answer: never the assistant's latest question.
+SAID_IN_PASSING = (PRIVACY_NOTICE, UNSEEN, UNSEEN_LINK)
 
 
 def carried_over_slots(tracker: Tracker) -> List[Dict[str, Any]]:
@@ -85,9 +96,9 @@ def show_unseen_notices(
             continue
         link = notice.get("link_url")
         if isinstance(link, str) and link.startswith("https://"):
-            dispatcher.utter_message(response="utter_notice_unseen_link", link_url=link, **values)
+            dispatcher.utter_message(response=UNSEEN_LINK, link_url=link, **values)
         else:
-            dispatcher.utter_message(response="utter_notice_unseen", **values)
+            dispatcher.utter_message(response=UNSEEN, **values)
         shown.append(str(notice["notice_id"]))
     if not shown:
         return
@@ -118,8 +129,15 @@ class ActionSessionStart(ServiceAction):
         Returns:
             `session_started`, the carried-over slots and `action_listen`, as Rasa's own.
         """
-        show_unseen_notices(dispatcher, tracker, domain)
-        return [SessionStarted(), *carried_over_slots(tracker), ActionExecuted("action_listen")]
+        started = [SessionStarted(), *carried_over_slots(tracker), ActionExecuted("action_listen")]
+        notices = CollectingDispatcher()
+        try:
+            show_unseen_notices(notices, tracker, domain)
+        except Exception as error:  # the session starts, whatever went wrong
+            logger.error("Unseen notices not shown: %s", type(error).__name__)
+            return started
+        dispatcher.messages.extend(notices.messages)
+        return started
 
 
 class ActionSessionResumed(Action):

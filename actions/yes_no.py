@@ -23,8 +23,7 @@ from actions.consent_states import (
     transition,
 )
 from actions.notices import notice_answer
-from actions.privacy import NOTICE as PRIVACY_NOTICE
-from actions.session import same_person_step
+from actions.session import SAID_IN_PASSING, same_person_step
 from actions.withdrawal import withdrawal_step
 from actions.worker import ServiceAction
 
@@ -41,7 +40,9 @@ def last_question(tracker: Tracker) -> str | None:
     for event in reversed(tracker.events):
         if event.get("event") == "bot":
             utter = (event.get("metadata") or {}).get("utter_action")
-            if utter == PRIVACY_NOTICE:  # said between a question and its answer (issue 19)
+            # Said between a question and its answer: the privacy notice (issue 19), and the
+            # unseen notices of a new session (issue 17).
+            if utter in SAID_IN_PASSING:
                 continue
             return str(utter) if utter else None
     return None

@@ -5,6 +5,7 @@ message, unfollow says nothing, and the web chat shows unseen notices once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import itertools
@@ -18,9 +19,9 @@ from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent_client import ConsentRefused, get_client
-from actions.notices import TRANSITIONS, ActionNotices, Event, State
+from actions.notices import TRANSITIONS, UNFOLLOW_TRIES, ActionNotices, Event, State
 from actions.session import ActionSessionStart
-from actions.yes_no import ActionHandleYesNo
+from actions.yes_no import ActionHandleYesNo, last_question
 from tests.actions.conftest import FAKE_API, FAKE_PSEUDONYM_KEY, run_action
 from tests.actions.conftest import responses as sent
 
@@ -148,7 +149,12 @@ def test_a_topic_shows_the_notice_and_waits_for_a_yes(
     message = dispatcher.messages[0]
     assert "健診・保健指導" in message["topics"] and "月2回" in message["topics"]
     assert "受診期間" in message["topics"] and "防災" not in message["topics"]
-    assert "一度だけ" in message["where"]  # the web chat: shown at the next visit
+    assert "一度だけ" in message["where"]  # the web chat: shown when the resident comes back
+    # ...only to this conversation on a device that keeps it, and for 30 days at most; LINE
+    # is the way to receive notices as messages (docs/webchat.md "Shared screens").
+    assert "「この端末で続きを保存する」" in message["where"]
+    assert "30日" in message["where"] and "LINE" in message["where"]
+    assert "次にこのチャットを開いたとき" not in message["where"]
     slots = slots_of(events)
     assert slots["notice_pending"] == "subscribe"
     assert slots["notice_topic_ids"] == ["checkups"]
@@ -346,25 +352,76 @@ def test_stop_with_one_topic_stops_it_in_one_message(
 
 
 @responses.activate
-def test_stop_with_several_asks_which_then_stops_the_chosen_one(
+def test_a_plain_stop_with_several_topics_stops_all_in_one_message(
     dispatcher: CollectingDispatcher, domain: Dict[str, Any]
 ) -> None:
+    """Every notice says 「お知らせをやめる」 stops them: no button step in between."""
     responses.get(url("/subscriptions"), json=active("checkups", "disaster"))
     responses.get(f"{FAKE_API}/v1/notice-topics", json=TOPICS)
+    responses.post(url("/subscriptions/end"), json=stop_receipt(["checkups", "disaster"]))
     run_action(
         ActionNotices(), dispatcher, tracker(user("お知らせをやめる", "stop_notifications")), domain
     )
-    assert sent(dispatcher) == ["utter_notice_stop_choose"]
+    assert sent(dispatcher) == ["utter_notice_stopped"]
+    assert json.loads(responses.calls[-1].request.body) == {"topic_ids": None, "reason": "resident"}
+    message = dispatcher.messages[0]
+    assert message["topics"] == "・健診・保健指導\n・防災・避難"
+    # A resident who meant one topic subscribes again to the other (the notice and yes again).
+    assert [(b["title"], b["payload"]) for b in message["buttons"]] == [
+        ("健診・保健指導", '/subscribe_notifications{"notice_topic": "checkups"}'),
+        ("防災・避難", '/subscribe_notifications{"notice_topic": "disaster"}'),
+        ("すべてのテーマを受け取る", '/subscribe_notifications{"notice_topic": "all"}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("全部じゃなくて健診だけやめたい", None),
+        ("すべてではなく健診のお知らせをやめたい", None),
+        ("健診のお知らせはもういらない", None),
+        ("/stop_notifications", "checkups"),
+    ],
+)
+@responses.activate
+def test_a_named_topic_stops_only_that_one(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any], text: str, topic: str | None
+) -> None:
+    responses.get(url("/subscriptions"), json=active("checkups", "disaster"))
+    responses.get(f"{FAKE_API}/v1/notice-topics", json=TOPICS)
+    responses.post(url("/subscriptions/end"), json=stop_receipt(["checkups"]))
+    message = user(text, "stop_notifications", topic=topic)
+    run_action(ActionNotices(), dispatcher, tracker(message), domain)
+    assert sent(dispatcher) == ["utter_notice_stopped"]
+    assert json.loads(responses.calls[-1].request.body)["topic_ids"] == ["checkups"]
+    assert dispatcher.messages[0]["topics"] == "・健診・保健指導"
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == [
+        '/subscribe_notifications{"notice_topic": "checkups"}'
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "全部じゃなくて一部だけやめたい",
+        "お知らせをひとつだけやめたい",
+        "予防接種以外は全部やめたい",  # names the topic to keep: nothing is guessed
+        "健診は続けて、ほかはやめたい",
+    ],
+)
+@responses.activate
+def test_some_topics_without_a_name_asks_which(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any], text: str
+) -> None:
+    responses.get(url("/subscriptions"), json=active("checkups", "disaster"))
+    responses.get(f"{FAKE_API}/v1/notice-topics", json=TOPICS)
+    run_action(ActionNotices(), dispatcher, tracker(user(text, "stop_notifications")), domain)
+    assert sent(dispatcher) == ["utter_notice_stop_choose"]  # with 「すべてやめる」 in the domain
     assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == [
         '/stop_notifications{"notice_topic": "checkups"}',
         '/stop_notifications{"notice_topic": "disaster"}',
     ]
     assert all(c.request.method == "GET" for c in responses.calls)
-    responses.post(url("/subscriptions/end"), json=stop_receipt(["disaster"]))
-    chosen = user("/stop_notifications", "stop_notifications", topic="disaster")
-    run_action(ActionNotices(), dispatcher, tracker(chosen), domain)
-    assert sent(dispatcher)[-1] == "utter_notice_stopped"
-    assert json.loads(responses.calls[-1].request.body)["topic_ids"] == ["disaster"]
 
 
 @pytest.mark.parametrize(
@@ -406,6 +463,34 @@ def test_stop_and_list_with_nothing_active(
     assert all(c.request.method == "GET" for c in responses.calls)
 
 
+@pytest.mark.parametrize(
+    ("text", "intent", "topic"),
+    [
+        ("お知らせをやめる", "stop_notifications", None),
+        ("どのお知らせ？", "list_notifications", None),
+        ("お知らせがほしい", "subscribe_notifications", None),
+        ("/subscribe_notifications", "subscribe_notifications", "checkups"),
+    ],
+)
+@responses.activate
+def test_a_refusal_of_the_service_is_answered_politely(
+    dispatcher: CollectingDispatcher,
+    domain: Dict[str, Any],
+    text: str,
+    intent: str,
+    topic: str | None,
+) -> None:
+    """A 401 or 422 (e.g. a wrong token) never crashes the action: the resident gets an answer."""
+    refusal = {"detail": {"reason": "unauthorized"}}
+    responses.get(url("/subscriptions"), json=refusal, status=401)
+    responses.get(f"{FAKE_API}/v1/notice-topics", json=refusal, status=401)
+    events = run_action(
+        ActionNotices(), dispatcher, tracker(user(text, intent, topic=topic)), domain
+    )
+    assert sent(dispatcher) == ["utter_notice_not_accepted"]
+    assert slots_of(events)["notice_pending"] is None
+
+
 @responses.activate
 def test_the_list_names_the_active_topics(
     dispatcher: CollectingDispatcher, domain: Dict[str, Any]
@@ -431,14 +516,81 @@ def test_unfollow_ends_everything_and_says_nothing(
     assert json.loads(responses.calls[0].request.body) == {"topic_ids": None, "reason": "unfollow"}
 
 
+def reminders(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [e for e in events if e.get("event") == "reminder"]
+
+
+def retry_message() -> Dict[str, Any]:
+    """What Rasa adds when the reminder fires (UserUttered.create_external)."""
+    message = user("EXTERNAL: line_unfollowed", "line_unfollowed", "line")
+    message["metadata"] = message["parse_data"]["metadata"] = {"is_external": True}
+    return message
+
+
 @responses.activate
-def test_unfollow_with_the_service_down_still_says_nothing(
+def test_unfollow_with_the_service_down_says_nothing_and_tries_again_later(
     dispatcher: CollectingDispatcher, domain: Dict[str, Any]
 ) -> None:
     responses.post(url("/subscriptions/end", "line"), status=503)
     message = user("/line_unfollowed", "line_unfollowed", "line")
-    run_action(ActionNotices(), dispatcher, tracker(message), domain)
+    events = run_action(
+        ActionNotices(), dispatcher, tracker(message, slots={"notice_unfollow_tries": 5}), domain
+    )
     assert dispatcher.messages == []
+    [reminder] = reminders(events)
+    assert reminder["intent"] == "line_unfollowed"
+    assert reminder["kill_on_user_msg"] is False
+    # One name per conversation (Rasa replaces a job of the same name), no raw sender in it.
+    assert reminder["name"].startswith("notice_unfollow_retry_")
+    assert "test-sender" not in reminder["name"]
+    assert dt.datetime.fromisoformat(reminder["date_time"]) > dt.datetime.now(dt.timezone.utc)
+    assert slots_of(events)["notice_unfollow_tries"] == 1  # a new unfollow counts afresh
+
+
+@responses.activate
+def test_the_reminder_tries_again_and_gives_up_after_the_bound(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any]
+) -> None:
+    responses.post(url("/subscriptions/end", "line"), status=503)
+    unfollowed = user("/line_unfollowed", "line_unfollowed", "line")
+    retry = tracker(unfollowed, retry_message(), slots={"notice_unfollow_tries": 2})
+    events = run_action(ActionNotices(), dispatcher, retry, domain)
+    assert slots_of(events)["notice_unfollow_tries"] == 3
+    assert len(reminders(events)) == 1
+    last = tracker(unfollowed, retry_message(), slots={"notice_unfollow_tries": UNFOLLOW_TRIES - 1})
+    events = run_action(ActionNotices(), dispatcher, last, domain)
+    assert reminders(events) == []
+    assert slots_of(events)["notice_unfollow_tries"] is None
+    assert dispatcher.messages == []
+
+
+@responses.activate
+def test_the_retry_ends_everything_once_the_service_is_back(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any]
+) -> None:
+    responses.post(url("/subscriptions/end", "line"), json=stop_receipt(["checkups"]))
+    unfollowed = user("/line_unfollowed", "line_unfollowed", "line")
+    retry = tracker(unfollowed, retry_message(), slots={"notice_unfollow_tries": 3})
+    events = run_action(ActionNotices(), dispatcher, retry, domain)
+    assert json.loads(responses.calls[0].request.body) == {"topic_ids": None, "reason": "unfollow"}
+    assert reminders(events) == [] and slots_of(events)["notice_unfollow_tries"] is None
+    assert dispatcher.messages == []
+
+
+@responses.activate
+def test_no_retry_for_a_resident_who_came_back(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any]
+) -> None:
+    """Followed again and wrote: what they subscribe to now is not ended behind their back."""
+    retry = tracker(
+        user("/line_unfollowed", "line_unfollowed", "line"),
+        user("/greet", "greet", "line"),
+        retry_message(),
+        slots={"notice_unfollow_tries": 1},
+    )
+    events = run_action(ActionNotices(), dispatcher, retry, domain)
+    assert len(responses.calls) == 0 and reminders(events) == []
+    assert slots_of(events)["notice_unfollow_tries"] is None
 
 
 @responses.activate
@@ -518,3 +670,64 @@ def test_the_service_down_delays_no_session(
     assert dispatcher.messages == []
     assert len(responses.calls) == 1  # tried once, not retried at session start
     assert events[0] == SessionStarted()
+
+
+@pytest.mark.parametrize("shown", ["utter_notice_unseen", "utter_notice_unseen_link"])
+def test_unseen_notices_are_no_question(shown: str) -> None:
+    """A resident back after the session expired answers the question asked before them."""
+    back = tracker(
+        user("/consent", "give_consent"),
+        bot("utter_consent_readback"),
+        bot(shown),
+        user("はい", "affirm"),
+    )
+    assert last_question(back) == "utter_consent_readback"
+
+
+@responses.activate
+def test_a_yes_after_the_unseen_notices_answers_the_open_notice(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any]
+) -> None:
+    responses.get(f"{FAKE_API}/v1/notice-topics", json=TOPICS)
+    responses.post(
+        f"{FAKE_API}/v1/subscriptions",
+        json={"subscriptions": [{"topic_id": "checkups"}], "receipt": RECEIPT},
+        status=201,
+    )
+    conversation = tracker(
+        user("/subscribe_notifications", "subscribe_notifications", topic="checkups"),
+        bot("utter_notice_confirm"),
+        bot("utter_notice_unseen"),
+        user("はい", "affirm"),
+        slots=notice_shown(),
+    )
+    run_action(ActionHandleYesNo(), dispatcher, conversation, domain)
+    assert sent(dispatcher) == ["utter_notice_subscribed"]
+
+
+class Broken:
+    """A consent client whose answer breaks the notice lookup half way."""
+
+    def unseen_notices(self, subject_id: str) -> List[Dict[str, Any]]:
+        return [UNSEEN[0], {"notice_id": None, "title_ja": 1, "text_ja": 2, "sent_at": None}]
+
+    def notices_seen(self, subject_id: str, notice_ids: List[str]) -> Dict[str, Any]:
+        raise TypeError("not what a client raises")
+
+
+def test_nothing_in_the_notice_lookup_fails_the_session_start(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("actions.session.get_client", lambda: Broken())
+    events = run_action(
+        ActionSessionStart(),
+        dispatcher,
+        tracker(user("やあ", "greet", "socketio"), slots={"plain_japanese": True}),
+        domain,
+    )
+    assert events == [
+        SessionStarted(),
+        SlotSet("plain_japanese", True),
+        ActionExecuted("action_listen"),
+    ]
+    assert dispatcher.messages == []  # nothing half shown
