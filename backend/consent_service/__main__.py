@@ -42,7 +42,7 @@ from consent_service.main import (
     prepare_database,
     utc_now,
 )
-from consent_service.notices import seal, sender
+from consent_service.notices import seal, sender, subscriptions
 from consent_service.staff import auth, labels
 
 # The console's roles (staff/auth.py) and `approver` (migration 0009), which may approve notices.
@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="export-labels: the Rasa NLU file to write (masked texts only)"
     )
     commands.add_parser(
-        "retention", help="delete expired idempotency records, codes and analytics events"
+        "retention",
+        help="delete expired idempotency records, codes and analytics events; end web/rest "
+        "notice subscriptions past NOTICE_WEB_SUBSCRIPTION_DAYS",
     )
     commands.add_parser(
         "consume", help="store Rasa's events (from its event broker) for the staff console"
@@ -138,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
                 cutoff = utc_now() - dt.timedelta(days=settings.analytics_retention_days)
                 analytics = analytics_store.purge(session, cutoff)
                 unlabelled = labels.purge(session, cutoff)
+                expired = subscriptions.expire(
+                    session, utc_now(), settings.notice_web_subscription_days
+                )
             print(f"Deleted {purged} expired idempotency records.")
             print(f"Deleted {codes} failed receipt-code look-ups older than their window.")
             print(f"Deleted {link_codes} link codes expired for LINK_CODE_TTL_SECONDS.")
             print(f"Deleted {analytics} analytics events older than ANALYTICS_RETENTION_DAYS.")
             print(f"Deleted {unlabelled} staff labels of messages no longer kept.")
+            print(f"Ended {expired} web/rest notice subscriptions (NOTICE_WEB_SUBSCRIPTION_DAYS).")
             return 0
         if args.command == "consume":
             return consume(settings, factory)

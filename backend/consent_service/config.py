@@ -338,6 +338,25 @@ class Settings(BaseSettings):
         default="www.city.funabashi.lg.jp",
         description="Comma-separated hosts a notice's link may point to (https only).",
     )
+    notice_max_delay_hours: int = Field(
+        default=24,
+        ge=1,
+        le=168,
+        description=(
+            "An approved notice whose time is more than this many hours past when the sender "
+            "first plans it is refused (`too_late`): a stale date must not go out days later."
+        ),
+    )
+    notice_web_subscription_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description=(
+            "A web or REST subscription ends (`expired`) this many days after it began: its "
+            "subject is the pseudonym of a web chat session (WEBCHAT_SESSION_DAYS at most), "
+            "not a lasting account. `retention` ends them; every read treats them as ended."
+        ),
+    )
 
     def notice_link_hosts(self) -> frozenset[str]:
         """The hosts of NOTICE_LINK_DOMAINS, lower-case."""

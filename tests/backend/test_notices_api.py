@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from consent_service import __main__ as cli
+from consent_service.config import Settings
 from consent_service.models import StaffUser
 from consent_service.notices import seal
-from consent_service.notices.tables import Notice, NoticeRecipient
+from consent_service.notices.tables import Notice, NoticeRecipient, NoticeSubscription
 from tests.backend.conftest import ADMIN, AUTH, START, Clock, subject
 
 PRIVATE, PUBLIC = seal.generate_keypair()
@@ -274,3 +276,107 @@ def test_the_approver_role_exists(engine: Engine, client: TestClient) -> None:
                     created_at=START,
                 )
             )
+
+
+def test_a_line_yes_retried_with_a_fresh_seal_gets_the_same_answer(
+    client: TestClient, engine: Engine, clock: Clock
+) -> None:
+    # The LINE channel seals every message anew: a retry of the same はい (its answer was lost)
+    # carries the same Idempotency-Key but another sealed value.
+    first_seal = seal.seal(LINE_USER, PUBLIC)
+    first = subscribe(client, ["checkups"], "line", "a", first_seal, key="line-yes")
+    assert first.status_code == 201, first.text
+    clock.advance(seconds=30)
+    fresh = seal.seal(LINE_USER, PUBLIC)
+    assert fresh != first_seal
+    again = subscribe(client, ["checkups"], "line", "a", fresh, key="line-yes")
+    assert (again.status_code, again.json()) == (201, first.json())
+    # The newest sealed value replaces the old while the subscription is active.
+    assert recipients(engine) == {subject("a"): fresh}
+    # Once stopped, a late replay stores nothing again.
+    end(client, "a", None)
+    late = subscribe(
+        client, ["checkups"], "line", "a", seal.seal(LINE_USER, PUBLIC), key="line-yes"
+    )
+    assert (late.status_code, late.json()) == (201, first.json())
+    assert recipients(engine) == {}
+    # Still another request under the same key is refused.
+    other = subscribe(client, ["vaccination"], "line", "a", fresh, key="line-yes")
+    assert (other.status_code, other.json()["reason"]) == (422, "idempotency_key_reused")
+
+
+def test_a_web_subscription_runs_out_after_its_days(
+    client: TestClient,
+    engine: Engine,
+    clock: Clock,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The web chat's subject is the pseudonym of one web session (at most
+    # WEBCHAT_SESSION_DAYS): its subscription must not live for ever.
+    assert settings.notice_web_subscription_days == 30
+    subscribe(client, ["checkups"], "web", "w")
+    subscribe(client, ["checkups"], "line", "l", seal.seal(LINE_USER, PUBLIC))
+    path = f"/v1/subjects/{subject('w')}"
+    clock.advance(days=29, hours=23)
+    fresh = add_notice(engine, "checkups", clock.now - dt.timedelta(minutes=1))
+    assert [n["notice_id"] for n in client.get(f"{path}/notices/unseen", headers=AUTH).json()] == [
+        fresh
+    ]
+    clock.advance(hours=2)  # 30 days and 1 hour after subscribing
+    late = add_notice(engine, "checkups", clock.now - dt.timedelta(minutes=1))
+    # Before `retention` runs, every read treats it as ended.
+    assert client.get(f"{path}/notices/unseen", headers=AUTH).json() == []
+    seen = client.post(f"{path}/notices/seen", json={"notice_ids": [late]}, headers=AUTH)
+    assert seen.json() == {"seen": 0}
+    [listed] = client.get(f"{path}/subscriptions", headers=AUTH).json()
+    assert (listed["status"], listed["end_reason"]) == ("ended", "expired")
+    assert dt.datetime.fromisoformat(listed["ended_at"]) == START + dt.timedelta(days=30)
+    # A LINE subscription (a lasting LINE account) does not run out.
+    [line] = client.get(f"/v1/subjects/{subject('l')}/subscriptions", headers=AUTH).json()
+    assert line["status"] == "active"
+    # `retention` ends it in the table, with an audit entry.
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli, "utc_now", lambda: clock.now)
+    assert cli.main(["retention"]) == 0
+    assert cli.main(["retention"]) == 0  # nothing more to end
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                NoticeSubscription.subject_id,
+                NoticeSubscription.status,
+                NoticeSubscription.end_reason,
+                NoticeSubscription.ended_at,
+            )
+        ).all()
+        expired_entries = connection.execute(
+            text("SELECT count(*) FROM audit_log WHERE event_type = 'notice.expired'")
+        ).scalar_one()
+    assert {(r[0], r[1], r[2]) for r in rows} == {
+        (subject("w"), "ended", "expired"),
+        (subject("l"), "active", None),
+    }
+    assert expired_entries == 1
+    assert client.get("/v1/audit/verify", headers=ADMIN).json()["ok"] is True
+    # Subscribing again starts a new subscription.
+    again = subscribe(client, ["checkups"], "web", "w").json()
+    assert again["subscriptions"][0]["subscription_id"] != listed["subscription_id"]
+    assert again["subscriptions"][0]["status"] == "active"
+
+
+def test_subscribing_after_the_days_ended_even_before_retention(
+    client: TestClient, clock: Clock
+) -> None:
+    first = subscribe(client, ["disaster"], "rest", "r").json()["subscriptions"][0]
+    clock.advance(days=31)
+    # The expired one is ended first, so the topic is subscribed anew (not answered as it is).
+    second = subscribe(client, ["disaster"], "rest", "r").json()["subscriptions"][0]
+    assert second["subscription_id"] != first["subscription_id"]
+    listed = client.get(f"/v1/subjects/{subject('r')}/subscriptions", headers=AUTH).json()
+    assert [(s["status"], s["end_reason"]) for s in listed] == [
+        ("active", None),
+        ("ended", "expired"),
+    ]
+    # Stopping after the days ended stops nothing more: it already ended.
+    clock.advance(days=31)
+    assert end(client, "r", None).json() == {"ended": [], "receipt": None}

@@ -113,6 +113,16 @@ def _handler(fake: FakeLine) -> type[BaseHTTPRequestHandler]:
                 self._answer(500, {"message": "Internal Server Error"})
             elif action == "400":
                 self._answer(400, {"message": "The request body has 1 error(s)"})
+            elif action == "quota":  # LINE's answer once the month's messages are used up
+                self._answer(429, {"message": "You have reached your monthly limit."})
+            elif action == "401":
+                self._answer(
+                    401,
+                    {
+                        "message": "Authentication failed. Confirm that the access "
+                        "token in the authorization header is valid."
+                    },
+                )
             elif action == "drop":
                 self.close_connection = True  # accepted, but the answer never arrives
 
@@ -498,3 +508,133 @@ def test_the_loop_survives_a_database_outage_and_stops_on_request(
     config = dataclasses.replace(line_sender.config, poll_seconds=0.01)
     sender.run(line_sender.factory, config, stop, line_sender.clock, http=line_sender.http)
     assert passes == ["pass", "pass"]
+
+
+def test_the_monthly_quota_fails_the_batches_at_once_and_refuses_the_notice(
+    client: TestClient, engine: Engine, line_sender: Sender, fake_line: FakeLine, clock: Clock
+) -> None:
+    # LINE answers 429 when the channel's monthly message quota is used up: retrying cannot
+    # help before next month, so the batch fails at once (not backing off for ever).
+    residents(client)
+    notice_id = add_notice(engine)
+    fake_line.script = ["quota", "quota", "quota"]
+    assert line_sender.run() == {"quiet": False, "planned": 1, "calls": 3, "completed": 1}
+    found = batches(engine, notice_id)
+    assert [b.status for b in found] == ["failed"] * 3
+    assert found[0].detail == {
+        "reason": "monthly_quota",
+        "status": 429,
+        "message": "You have reached your monthly limit.",
+    }
+    # No batch was sent: the notice is not `sent` but refused, with an access log row.
+    row = notice(engine, notice_id)
+    assert (row.status, row.refusal, row.recipients_sent, row.sent_at) == (
+        "refused",
+        "line_rejected",
+        0,
+        None,
+    )
+    with engine.connect() as connection:
+        log = connection.execute(select(StaffAccessLog.action, StaffAccessLog.target)).all()
+    assert [tuple(r) for r in log] == [("notice_failed", notice_id)]
+    clock.advance(hours=1)
+    assert line_sender.run()["calls"] == 0
+    assert len(fake_line.calls) == 3
+
+
+def test_a_batch_is_given_up_24_hours_after_its_first_attempt(
+    client: TestClient, engine: Engine, line_sender: Sender, fake_line: FakeLine, clock: Clock
+) -> None:
+    # LINE keeps a retry key for 24 hours: a retry after that could deliver twice.
+    residents(client)
+    notice_id = add_notice(engine)
+    fake_line.script = ["500"]
+    line_sender.run()
+    first = batches(engine, notice_id)
+    assert [b.status for b in first] == ["pending", "sent", "sent"]
+    assert first[0].first_attempt_at == START
+    clock.advance(hours=23, minutes=59)
+    fake_line.script = ["500"]
+    assert line_sender.run()["calls"] == 1
+    assert batches(engine, notice_id)[0].first_attempt_at == START  # the first one stays
+    clock.advance(minutes=1)
+    assert line_sender.run() == {"quiet": False, "planned": 0, "calls": 0, "completed": 1}
+    found = batches(engine, notice_id)
+    assert found[0].status == "failed"
+    assert found[0].detail == {"reason": "retry_window_passed", "attempts": 2}
+    assert len(fake_line.calls) == 4
+    row = notice(engine, notice_id)
+    assert (row.status, row.recipients_sent) == ("sent", 3)
+
+
+def test_the_first_attempt_is_committed_before_the_call(
+    client: TestClient,
+    engine: Engine,
+    line_sender: Sender,
+    fake_line: FakeLine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    residents(client)
+    notice_id = add_notice(engine)
+    sender.plan_due(line_sender.factory, line_sender.config, START)
+    real_post = sender._post
+
+    def killed(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("killed during the call")
+
+    monkeypatch.setattr(sender, "_post", killed)
+    with pytest.raises(RuntimeError):
+        line_sender.run()
+    monkeypatch.setattr(sender, "_post", real_post)
+    assert [b.first_attempt_at for b in batches(engine, notice_id)] == [START, None, None]
+
+
+def test_a_notice_planned_too_long_after_its_time_is_refused(
+    client: TestClient, engine: Engine, line_sender: Sender, fake_line: FakeLine
+) -> None:
+    # A stale date (the sender was down for days) must not go out: NOTICE_MAX_DELAY_HOURS (24).
+    assert line_sender.config.max_delay == dt.timedelta(hours=24)
+    residents(client)
+    stale = add_notice(engine, scheduled_at=START - dt.timedelta(hours=24, minutes=1))
+    late_but_fine = add_notice(
+        engine, topic="disaster", scheduled_at=START - dt.timedelta(hours=23)
+    )
+    assert line_sender.run()["planned"] == 2
+    row = notice(engine, stale)
+    assert (row.status, row.refusal, row.recipients_planned) == ("refused", "too_late", None)
+    assert batches(engine, stale) == []
+    assert notice(engine, late_but_fine).status == "sent"
+    assert len(fake_line.calls) == 3
+    with engine.connect() as connection:
+        log = connection.execute(select(StaffAccessLog.action, StaffAccessLog.target)).all()
+    assert ("notice_refused", stale) in [tuple(r) for r in log]
+
+
+def test_a_refused_access_token_keeps_the_batch_pending(
+    client: TestClient,
+    engine: Engine,
+    line_sender: Sender,
+    fake_line: FakeLine,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 401/403: the channel access token is wrong (a configuration error). The batch stays
+    # pending (the token can be fixed) and is tried later with the same key.
+    expected = residents(client)
+    notice_id = add_notice(engine)
+    fake_line.script = ["401"]
+    with caplog.at_level("ERROR", logger="consent_service.notices.sender"):
+        assert line_sender.run()["calls"] == 1  # the pass stops: every call would be refused
+    found = batches(engine, notice_id)
+    assert [b.status for b in found] == ["pending"] * 3
+    assert found[0].last_http_status == 401
+    assert notice(engine, notice_id).status == "sending"
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and "LINE_CHANNEL_ACCESS_TOKEN" in errors[0]
+    assert not any(user in message for user in expected for message in errors)
+    assert line_sender.run()["calls"] == 0  # waits before trying again
+    clock.advance(minutes=10)
+    assert line_sender.run()["calls"] == 3
+    assert fake_line.keys()[1] == fake_line.keys()[0]
+    assert fake_line.deliveries() == Counter({user: 1 for user in expected})
+    assert notice(engine, notice_id).status == "sent"

@@ -175,6 +175,51 @@ def test_personal_looking_text_is_refused_and_nothing_stored(console: TestClient
     assert notices(console) == [] and access(console, "notice_drafted") == []
 
 
+NAMES = [
+    "山田太郎さん、12月10日に保健センターへお越しください。",
+    "鈴木さんへ",
+    "田中 花子 様",
+    "佐藤花子様の予約を受け付けました。",
+    "高橋氏が講演します。",
+    "はなこちゃんの予防接種です。",
+    "スミスさんへのお知らせです。",
+    "伊藤殿",
+    "けんたくん、健診の日です。",
+]
+
+
+@pytest.mark.parametrize("text", NAMES)
+def test_a_name_with_an_honorific_is_refused(console: TestClient, text: str) -> None:
+    csrf = log_in(console, "henshu", "editor")
+    answer = console.post("/staff/notices/new", data=form(csrf, text=text))
+    assert answer.status_code == 200
+    assert "個人の情報に見える部分" in answer.text and "［伏せ字］" in answer.text
+    assert notices(console) == []
+
+
+COLLECTIVE = [
+    "市民の皆さま、インフルエンザの予防接種が始まりました。",
+    "皆さん、健診を受けましょう。",
+    "みなさん、健診を受けましょう。",
+    "皆様へのお知らせです。",
+    "みなさまのご参加をお待ちしています。",
+    "お客様へ",
+    "保護者の皆様、お子さんの予防接種の時期です。",
+    "赤ちゃんとお子さまの予防接種のご案内です。",
+    "妊婦さんと高齢者の方へ。利用者様の声をご覧ください。",
+    "おかげさまで、たくさんの方に受けていただきました。",
+    "前回と同様に、様々な様式で申し込めます。氏名を書いてください。",
+    "おばあちゃんやおじいさんと一緒に、ちゃんと手を洗いましょう。",
+]
+
+
+@pytest.mark.parametrize("text", COLLECTIVE)
+def test_collective_forms_of_address_pass(console: TestClient, text: str) -> None:
+    csrf = log_in(console, "henshu", "editor")
+    draft(console, csrf, text=text)
+    assert len(notices(console)) == 1
+
+
 def test_the_units_and_the_masked_text_are_shown(console: TestClient) -> None:
     csrf = log_in(console, "henshu", "editor")
     units = console.post("/staff/notices/new", data=form(csrf, text="会場には3人まで入れます")).text
@@ -314,6 +359,24 @@ def test_ended_subscriptions_are_not_counted(console: TestClient) -> None:
         "/staff/notices/new", data=form(csrf, topic_id="disaster", action="preview")
     )
     assert "<strong>5人</strong>" in preview.text
+
+
+def test_web_subscriptions_past_their_days_are_not_counted(
+    console: TestClient, clock: Clock
+) -> None:
+    # A web/rest subscription runs out after NOTICE_WEB_SUBSCRIPTION_DAYS (30), even before
+    # `retention` ends it in the table; a LINE one does not.
+    subscribe(console, "disaster", "web", 4)
+    subscribe(console, "disaster", "rest", 3)
+    subscribe(console, "disaster", "line", 6)
+    clock.advance(days=30, hours=1)
+    csrf = log_in(console, "henshu", "editor")
+    preview = console.post(
+        "/staff/notices/new", data=form(csrf, topic_id="disaster", action="preview")
+    )
+    assert "<strong>6人</strong>" in preview.text
+    notice_id = draft(console, csrf, topic_id="disaster")
+    assert "<strong>6人</strong>" in console.get(f"/staff/notices/{notice_id}").text
 
 
 # ---- approval and cancellation -----------------------------------------------------------

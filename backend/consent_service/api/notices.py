@@ -79,6 +79,7 @@ def subscribe(
         scope=_scope(client, settings, now),
         idempotency_key=idempotency_key,
         now=now,
+        web_days=settings.notice_web_subscription_days,
     )
     return SubscriptionResult.model_validate(answer)
 
@@ -89,13 +90,10 @@ def subscribe(
     tags=["notices"],
 )
 def list_subscriptions(
-    subject_id: SubjectId, session: DbSession, _client: Client
+    subject_id: SubjectId, session: DbSession, _client: Client, settings: AppSettings, now: Now
 ) -> list[SubscriptionRecord]:
-    """A subject's notice subscriptions, active first."""
-    return [
-        SubscriptionRecord.model_validate(s, from_attributes=True)
-        for s in subscriptions.history(session, subject_id)
-    ]
+    """A subject's notice subscriptions, active first (a web/rest one past its days: ended)."""
+    return subscriptions.history(session, subject_id, now, settings.notice_web_subscription_days)
 
 
 @router.post(
@@ -125,6 +123,7 @@ def end_subscriptions(
         scope=_scope(client, settings, now),
         idempotency_key=idempotency_key,
         now=now,
+        web_days=settings.notice_web_subscription_days,
     )
     return SubscriptionEndResult.model_validate(answer)
 
@@ -135,10 +134,10 @@ def end_subscriptions(
     tags=["notices"],
 )
 def unseen_notices(
-    subject_id: SubjectId, session: DbSession, _client: Client
+    subject_id: SubjectId, session: DbSession, _client: Client, settings: AppSettings, now: Now
 ) -> list[UnseenNotice]:
-    """Sent notices of the subject's web/rest topics not shown yet (oldest first, at most 3)."""
-    return subscriptions.unseen(session, subject_id)
+    """Sent notices of the subject's running web/rest topics not shown yet (oldest first, ≤ 3)."""
+    return subscriptions.unseen(session, subject_id, now, settings.notice_web_subscription_days)
 
 
 @router.post(
@@ -148,9 +147,15 @@ def unseen_notices(
     responses={422: ERRORS[422]},
 )
 def notices_seen(
-    subject_id: SubjectId, body: NoticesSeen, factory: SessionFactory, _client: Client, now: Now
+    subject_id: SubjectId,
+    body: NoticesSeen,
+    factory: SessionFactory,
+    _client: Client,
+    settings: AppSettings,
+    now: Now,
 ) -> NoticesSeenResult:
     """Record notices as shown to the subject (each once; ids it could not see are ignored)."""
+    days = settings.notice_web_subscription_days
     return NoticesSeenResult(
-        seen=subscriptions.mark_seen(factory, subject_id, body.notice_ids, now)
+        seen=subscriptions.mark_seen(factory, subject_id, body.notice_ids, now, days)
     )

@@ -13,6 +13,9 @@ TopicId = Annotated[str, Field(min_length=1, max_length=64)]
 NoticeId = Annotated[str, Field(min_length=1, max_length=36)]
 SubscriptionStatus = Literal["active", "ended"]
 EndReason = Literal["resident", "unfollow"]
+# How a subscription ended: asked (`resident`, `unfollow`), or a web/rest one that ran out
+# (`expired`, NOTICE_WEB_SUBSCRIPTION_DAYS after it began).
+EndedBecause = Literal["resident", "unfollow", "expired"]
 # base64url of eph_pub(32) || nonce(12) || ciphertext with its 16-byte tag (notices/seal.py).
 SEALED_PATTERN = r"^[A-Za-z0-9_-]+$"
 
@@ -71,7 +74,9 @@ class SubscriptionRecord(SubscriptionPublic):
     """A subscription as a subject's list shows it."""
 
     ended_at: dt.datetime | None
-    end_reason: EndReason | None
+    end_reason: EndedBecause | None = Field(
+        description="`resident`, `unfollow`, or `expired` (a web/rest subscription that ran out)."
+    )
     receipt_id: str
 
 

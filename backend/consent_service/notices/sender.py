@@ -3,17 +3,24 @@
 The only component that holds NOTICE_PRIVATE_KEY. Each pass:
 
 1. Outside the quiet hours (NOTICE_QUIET_HOURS, JST) only: every approved notice whose time has
-   come is planned once, in one transaction: refused (`monthly_limit`) when its topic already
-   had `max_per_month` notices this month (JST); otherwise its recipients (subjects with an
-   active LINE subscription on the topic and a sealed recipient) are cut into batches of at most
+   come is planned once, in one transaction: refused (`too_late`) when its time is more than
+   NOTICE_MAX_DELAY_HOURS past, or (`monthly_limit`) when its topic already had
+   `max_per_month` notices this month (JST); otherwise its recipients (subjects with an active
+   LINE subscription on the topic and a sealed recipient) are cut into batches of at most
    NOTICE_BATCH_SIZE, each with its own uuid4 `X-Line-Retry-Key`, and the notice is `sending`.
-2. Every pending batch due is sent: the sealed ids of its subjects still subscribed are opened
-   (in memory only), one `POST /v2/bot/message/multicast` with the batch's retry key. 200, or
-   409 (LINE already accepted this key), means sent; 429 backs off (Retry-After, else
-   exponentially) and 5xx, timeouts and connection errors try again later, always with the same
-   key, so LINE never delivers a batch twice, even after a crash or restart; another 4xx fails
-   the batch with its detail.
-3. A `sending` notice without pending batches is `sent`, with an access log row `notice_sent`.
+2. Every pending batch due is sent: the time of its first attempt is committed, the sealed ids
+   of its subjects still subscribed are opened (in memory only), one
+   `POST /v2/bot/message/multicast` with the batch's retry key. 200, or 409 (LINE already
+   accepted this key), means sent; 429 backs off (Retry-After, else exponentially) and 5xx,
+   timeouts and connection errors try again later, always with the same key, so LINE never
+   delivers a batch twice, even after a crash or restart. LINE keeps a retry key 24 hours, so a
+   batch still pending 24 hours after its first attempt fails (`retry_window_passed`) rather
+   than risk a second delivery. A 429 for the used-up monthly quota fails the batch at once
+   (`monthly_quota`); 401/403 (a wrong access token) keeps it pending and logs an error; another
+   4xx fails the batch with its detail.
+3. A `sending` notice without pending batches is `sent` (access log `notice_sent`), or, when
+   LINE accepted none of its batches, `refused` with `line_rejected` (access log
+   `notice_failed`).
 
 User ids are never logged or stored; only subject pseudonyms are (in the batches).
 """
@@ -51,7 +58,14 @@ log = logging.getLogger("consent_service.notices.sender")
 SENDER = "sender"  # the access log's username of this component
 MULTICAST_PATH = "/v2/bot/message/multicast"
 MAX_BACKOFF_SECONDS = 600
+# After a 401/403 (a configuration error) the sender waits at least this long.
+AUTH_BACKOFF_SECONDS = 60
 DETAIL_CHARS = 300
+# LINE keeps a retry key this long: a batch is not retried once this has passed since its first
+# attempt (a later retry would be a new request to LINE and could deliver twice).
+RETRY_WINDOW = dt.timedelta(hours=24)
+# LINE's 429 message when the channel's monthly message quota is used up.
+MONTHLY_QUOTA_MESSAGE = "monthly limit"
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class SenderConfig:
     quiet_hours: str
     timeout_seconds: float
     stop_line_ja: str
+    max_delay: dt.timedelta
 
     @classmethod
     def from_settings(cls, settings: Settings, secrets: SenderSecrets) -> SenderConfig:
@@ -104,14 +119,18 @@ class SenderConfig:
             quiet_hours=settings.notice_quiet_hours,
             timeout_seconds=settings.notice_http_timeout_seconds,
             stop_line_ja=topics.stop_line_ja,
+            max_delay=dt.timedelta(hours=settings.notice_max_delay_hours),
         )
 
 
 @dataclass
 class SenderState:
-    """What one sender remembers between passes: LINE's rate limit (429) applies to all calls."""
+    """What one sender remembers between passes: no call before `paused_until`.
 
-    rate_limited_until: dt.datetime | None = None
+    LINE's rate limit (429) and a refused access token (401/403) apply to all calls.
+    """
+
+    paused_until: dt.datetime | None = None
     calls: int = field(default=0)
 
 
@@ -178,6 +197,10 @@ def plan_due(factory: sessionmaker[Session], config: SenderConfig, now: dt.datet
     Returns:
         How many notices were planned or refused.
     """
+    return sum(_plan_one(factory, config, notice_id, now) for notice_id in _due(factory, now))
+
+
+def _due(factory: sessionmaker[Session], now: dt.datetime) -> list[str]:
     with factory() as session:
         due = list(
             session.execute(
@@ -190,41 +213,53 @@ def plan_due(factory: sessionmaker[Session], config: SenderConfig, now: dt.datet
                 .order_by(Notice.scheduled_at, Notice.notice_id)
             ).scalars()
         )
-    handled = 0
-    for notice_id in due:
-        with factory() as session, session.begin():
-            notice = session.execute(
-                select(Notice).where(Notice.notice_id == notice_id).with_for_update()
-            ).scalar_one()
-            if notice.status != "approved":
-                continue  # cancelled or planned by another sender meanwhile
-            topic = session.get(NoticeTopic, notice.topic_id)
-            limit = topic.max_per_month if topic else 0
-            if _sent_this_month(session, notice.topic_id, notice.notice_id, now) >= limit:
-                notice.status = "refused"
-                notice.refusal = "monthly_limit"
-                session.add(_access(now, "notice_refused", notice.notice_id))
-                log.warning("Notice %s refused: monthly limit of its topic", notice.notice_id)
-                handled += 1
-                continue
-            subjects = _line_subjects(session, notice.topic_id)
-            for number, chunk in enumerate(_chunks(subjects, config.batch_size)):
-                session.add(
-                    NoticeBatch(
-                        notice_id=notice.notice_id,
-                        batch_no=number,
-                        retry_key=str(uuid.uuid4()),
-                        subject_ids=chunk,
-                        status="pending",
-                        attempts=0,
-                    )
+    return due
+
+
+def _refuse(session: Session, notice: Notice, refusal: str, now: dt.datetime) -> None:
+    notice.status = "refused"
+    notice.refusal = refusal
+    session.add(_access(now, "notice_refused", notice.notice_id))
+    log.warning("Notice %s refused: %s", notice.notice_id, refusal)
+
+
+def _plan_one(
+    factory: sessionmaker[Session], config: SenderConfig, notice_id: str, now: dt.datetime
+) -> int:
+    """Plan (or refuse) one due notice in one transaction; 1 when it was handled now."""
+    with factory() as session, session.begin():
+        notice = session.execute(
+            select(Notice).where(Notice.notice_id == notice_id).with_for_update()
+        ).scalar_one()
+        if notice.status != "approved":
+            return 0  # cancelled or planned by another sender meanwhile
+        due_at = notice.scheduled_at or notice.approved_at
+        if due_at is not None and now - due_at > config.max_delay:
+            # The sender was away (or stopped) too long: a dated notice would go out stale.
+            _refuse(session, notice, "too_late", now)
+            return 1
+        topic = session.get(NoticeTopic, notice.topic_id)
+        limit = topic.max_per_month if topic else 0
+        if _sent_this_month(session, notice.topic_id, notice.notice_id, now) >= limit:
+            _refuse(session, notice, "monthly_limit", now)
+            return 1
+        subjects = _line_subjects(session, notice.topic_id)
+        for number, chunk in enumerate(_chunks(subjects, config.batch_size)):
+            session.add(
+                NoticeBatch(
+                    notice_id=notice.notice_id,
+                    batch_no=number,
+                    retry_key=str(uuid.uuid4()),
+                    subject_ids=chunk,
+                    status="pending",
+                    attempts=0,
                 )
-            notice.status = "sending"
-            notice.recipients_planned = len(subjects)
-            notice.recipients_sent = 0
-            log.info("Notice %s planned: %d LINE recipients", notice.notice_id, len(subjects))
-            handled += 1
-    return handled
+            )
+        notice.status = "sending"
+        notice.recipients_planned = len(subjects)
+        notice.recipients_sent = 0
+        log.info("Notice %s planned: %d LINE recipients", notice.notice_id, len(subjects))
+        return 1
 
 
 def _access(now: dt.datetime, action: str, notice_id: str) -> StaffAccessLog:
@@ -343,11 +378,37 @@ def _record(
         notice = session.get(Notice, call.notice_id)
         assert notice is not None
         notice.recipients_sent = (notice.recipients_sent or 0) + len(call.user_ids)
+    elif (
+        isinstance(outcome, httpx.Response)
+        and outcome.status_code == 429
+        and MONTHLY_QUOTA_MESSAGE in _error_detail(outcome).lower()
+    ):
+        # The channel's messages for this month are used up: no retry helps before next month.
+        batch.status = "failed"
+        batch.next_attempt_at = None
+        batch.detail = {
+            "reason": "monthly_quota",
+            "status": 429,
+            "message": _error_detail(outcome),
+        }
+        log.error("LINE's monthly message quota is used up: notice %s not sent", call.notice_id)
     elif isinstance(outcome, httpx.Response) and outcome.status_code == 429:
         wait = _retry_after(outcome) or _backoff(batch.attempts)
         batch.next_attempt_at = now + wait
-        state.rate_limited_until = now + wait
+        state.paused_until = now + wait
         batch.detail = {"last_error": "rate_limited"}
+    elif isinstance(outcome, httpx.Response) and outcome.status_code in (401, 403):
+        # A configuration error (the channel access token): kept pending, tried again later
+        # with the same key until the token is fixed or the retry window has passed.
+        wait = max(_backoff(batch.attempts), dt.timedelta(seconds=AUTH_BACKOFF_SECONDS))
+        batch.next_attempt_at = now + wait
+        state.paused_until = now + wait
+        batch.detail = {"last_error": str(outcome.status_code)}
+        log.error(
+            "LINE refused the channel access token (HTTP %d): check LINE_CHANNEL_ACCESS_TOKEN; "
+            "the batches stay pending and are tried again",
+            outcome.status_code,
+        )
     elif isinstance(outcome, str) or outcome.status_code >= 500:
         batch.next_attempt_at = now + _backoff(batch.attempts)
         batch.detail = {"last_error": str(status)}
@@ -367,12 +428,49 @@ def _record(
     return batch.status
 
 
-def _skip_empty(session: Session, call: _Call, now: dt.datetime) -> None:
-    batch = session.get(NoticeBatch, call.batch_id)
-    assert batch is not None
+def _skip_empty(batch: NoticeBatch, call: _Call, now: dt.datetime) -> None:
     batch.status = "sent"
     batch.sent_at = now
     batch.detail = {"recipients": 0, "unopened": call.unopened, "accepted_before": False}
+
+
+def _give_up(batch: NoticeBatch) -> None:
+    """Fail a batch whose retry key LINE may have forgotten (24 hours after its first attempt)."""
+    batch.status = "failed"
+    batch.next_attempt_at = None
+    batch.detail = {"reason": "retry_window_passed", "attempts": batch.attempts}
+    log.warning(
+        "Notice %s batch %d given up: no answer from LINE within %s of its first attempt",
+        batch.notice_id,
+        batch.batch_no,
+        RETRY_WINDOW,
+    )
+
+
+def _ready(
+    factory: sessionmaker[Session], batch_id: int, config: SenderConfig, now: dt.datetime
+) -> _Call | None:
+    """The call of a pending batch, its first attempt committed before it is made.
+
+    A batch past its retry window is failed, and one without a reachable recipient is done,
+    without a call (None).
+    """
+    with factory() as session, session.begin():
+        batch = session.execute(
+            select(NoticeBatch).where(NoticeBatch.id == batch_id).with_for_update()
+        ).scalar_one_or_none()
+        if batch is None or batch.status != "pending":
+            return None
+        if batch.first_attempt_at is not None and now >= batch.first_attempt_at + RETRY_WINDOW:
+            _give_up(batch)
+            return None
+        call = _prepare(session, batch, config)
+        if not call.user_ids:
+            _skip_empty(batch, call, now)
+            return None
+        if batch.first_attempt_at is None:
+            batch.first_attempt_at = now
+        return call
 
 
 def send_pending(
@@ -390,7 +488,7 @@ def send_pending(
         config: The sender's configuration.
         http: The HTTP client (with its timeouts).
         now: The clock.
-        state: What this sender remembers (LINE's rate limit).
+        state: What this sender remembers (LINE's rate limit, a refused token).
         stop: Set to stop after the current call.
 
     Returns:
@@ -416,29 +514,28 @@ def send_pending(
         current = now()
         if (stop is not None and stop.is_set()) or in_quiet_hours(current, config.quiet_hours):
             break
-        if state.rate_limited_until is not None and current < state.rate_limited_until:
+        if state.paused_until is not None and current < state.paused_until:
             break
-        with factory() as session:
-            batch = session.get(NoticeBatch, batch_id)
-            if batch is None or batch.status != "pending":
-                continue
-            call = _prepare(session, batch, config)
-        if not call.user_ids:
-            with factory() as session, session.begin():
-                _skip_empty(session, call, current)
+        call = _ready(factory, batch_id, config, current)
+        if call is None:
             continue
         outcome = _post(http, config, call)
         calls += 1
         state.calls += 1
+        answered = now()
         with factory() as session, session.begin():
-            _record(session, call, outcome, now(), state)
-        if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+            _record(session, call, outcome, answered, state)
+        if state.paused_until is not None and answered < state.paused_until:
             break
     return calls
 
 
 def complete(factory: sessionmaker[Session], now: dt.datetime) -> int:
-    """Mark `sending` notices without pending batches as sent (access log `notice_sent`).
+    """Close `sending` notices without pending batches.
+
+    `sent` (access log `notice_sent`) when LINE accepted a batch, or there was none (no LINE
+    recipient: web chat residents still see it); `refused` with `line_rejected` (access log
+    `notice_failed`) when every batch failed.
 
     Args:
         factory: Session factory.
@@ -456,7 +553,21 @@ def complete(factory: sessionmaker[Session], now: dt.datetime) -> int:
                 .with_for_update()
             ).scalars()
         )
+        outcomes: dict[str, set[str]] = {}
+        for notice_id, status in session.execute(
+            select(NoticeBatch.notice_id, NoticeBatch.status).where(
+                NoticeBatch.notice_id.in_([n.notice_id for n in done])
+            )
+        ).tuples():
+            outcomes.setdefault(notice_id, set()).add(status)
         for notice in done:
+            statuses = outcomes.get(notice.notice_id, set())
+            if statuses and "sent" not in statuses:
+                notice.status = "refused"
+                notice.refusal = "line_rejected"
+                session.add(_access(now, "notice_failed", notice.notice_id))
+                log.error("Notice %s not sent: LINE accepted none of its batches", notice.notice_id)
+                continue
             notice.status = "sent"
             notice.sent_at = now
             session.add(_access(now, "notice_sent", notice.notice_id))
@@ -504,8 +615,8 @@ def _wait_seconds(config: SenderConfig, state: SenderState, current: dt.datetime
     if in_quiet_hours(current, config.quiet_hours):
         until = next_allowed(current, config.quiet_hours)
         wait = max(wait, min((until - current).total_seconds(), 600.0))
-    if state.rate_limited_until is not None and state.rate_limited_until > current:
-        wait = max(wait, (state.rate_limited_until - current).total_seconds())
+    if state.paused_until is not None and state.paused_until > current:
+        wait = max(wait, (state.paused_until - current).total_seconds())
     return wait
 
 

@@ -39,7 +39,8 @@ class NoticeSubscription(Base):
         CheckConstraint("status IN ('active', 'ended')", name="status"),
         CheckConstraint("channel IN ('line', 'web', 'rest')", name="channel"),
         CheckConstraint(
-            "end_reason IS NULL OR end_reason IN ('resident', 'unfollow')", name="end_reason"
+            "end_reason IS NULL OR end_reason IN ('resident', 'unfollow', 'expired')",
+            name="end_reason",
         ),
         # At most one active subscription per subject and topic.
         Index(
@@ -59,6 +60,7 @@ class NoticeSubscription(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # `resident`, `unfollow`, or `expired` (a web/rest one NOTICE_WEB_SUBSCRIPTION_DAYS old).
     end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The receipt the resident was given ("N-" + 10 characters), and the one for stopping.
     receipt_id: Mapped[str] = mapped_column(String(36))
@@ -105,7 +107,8 @@ class Notice(Base):
     # Planned LINE recipients (all batches) and how many LINE accepted.
     recipients_planned: Mapped[int | None] = mapped_column(Integer, nullable=True)
     recipients_sent: Mapped[int] = mapped_column(Integer, default=0)
-    # Why the sender refused it (e.g. "monthly_limit"), for the console.
+    # Why the sender refused it, for the console: `monthly_limit`, `too_late` (planned more than
+    # NOTICE_MAX_DELAY_HOURS after its time), `line_rejected` (LINE accepted no batch).
     refusal: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
@@ -130,6 +133,9 @@ class NoticeBatch(Base):
     subject_ids: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Committed before the first call: LINE keeps a retry key 24 hours, so the sender gives up
+    # on the batch 24 hours after this (a later retry could deliver twice).
+    first_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -31,6 +31,7 @@ from consent_service.catalog.notice_topics import read_topics, topics_path
 from consent_service.config import Settings
 from consent_service.models import StaffSession
 from consent_service.notices.quiet_hours import in_quiet_hours, next_allowed
+from consent_service.notices.subscriptions import running
 from consent_service.notices.tables import (
     Notice,
     NoticeRecipient,
@@ -70,6 +71,44 @@ _CALENDAR = re.compile(
     r"|(?:令和|平成)\s*\d{1,2}\s*年度"
     r"|(?<![\d年./-])\d{1,2}\s*月(?!\s*\d)"
 )
+# Names with an honorific (山田太郎さん, 鈴木さんへ, 田中 花子 様, スミスさん): a
+# notice addresses everyone, never a person. A kanji, katakana or hiragana run right
+# before さん, 様, さま, 殿, 氏, くん or ちゃん, where the honorific ends the word (a
+# particle, punctuation or the end follows: 様々, 様式, 氏名 are words). Hiragana runs
+# only after a boundary (たくさん inside a sentence is a word). The console's masking
+# finds names with GiNZA only in `consume` (the web app never loads the model), so this
+# pattern is the form's name check.
+_HONORIFIC = r"(?:さん|さま|様|殿|氏|くん|ちゃん)"
+_BOUNDARY = r"\s、。,.!?！？「」『』（）()・…:："
+_WORD_END = rf"(?=[{_BOUNDARY}のへにはがをともやでかよまねだ宛方宅]|$)"
+_KANJI = r"[一-龥々〆ヵヶ]"
+_NAME_HONORIFIC = re.compile(
+    rf"(?<!{_KANJI})(?P<k>{_KANJI}{{1,8}}(?:[ 　]+{_KANJI}{{1,8}})?)[ 　]*"
+    rf"{_HONORIFIC}{_WORD_END}"
+    rf"|(?<![ァ-ヴー])(?P<c>[ァ-ヴー]{{2,12}}(?:[ 　・]+[ァ-ヴー]{{2,12}})?)[ 　]*"
+    rf"{_HONORIFIC}{_WORD_END}"
+    rf"|(?:^|(?<=[{_BOUNDARY}]))(?P<h>[ぁ-ゖー]{{1,8}}?){_HONORIFIC}{_WORD_END}"
+)
+# Who a notice may address with an honorific: everyone (皆さま, みなさん, お客様,
+# 市民の皆さま), groups (保護者の皆様, 利用者様, 妊婦さん, 赤ちゃん, お子さん), and set
+# phrases (おかげさまで, 同様に). The run before the honorific is allowed when it is one
+# of these, or (kanji) ends with a suffix of a group of people (者, 民, 員, ...).
+_COLLECTIVE_EXACT = frozenset(
+    {
+        "子", "家族", "本人", "母", "父", "奥", "兄", "姉", "弟", "妹", "祖父", "祖母",
+        "孫", "娘", "息子", "嬢", "坊", "赤", "主人", "両親", "夫婦", "近所", "大家",
+        "先生", "受験生", "妊婦", "乳児", "幼児", "乳幼児", "園児", "新生児", "神", "仏",
+        "王", "苦労", "馳走", "世話", "陰", "愁傷", "ママ", "パパ", "プレママ", "プレパパ",
+        "ユーザー", "ゲスト", "メンバー", "オーナー", "ファミリー", "サンタ", "みな",
+        "みなみな", "たく", "おじい", "おばあ", "じい", "ばあ", "おかあ", "おとう", "かあ",
+        "とう", "おにい", "おねえ", "にい", "ねえ", "あか", "おこ", "おまご", "おきゃく",
+        "おかげ", "ごちそう", "ごくろう", "おつかれ", "おたがい", "おいしゃ", "おまわり",
+    }
+)  # fmt: skip
+_COLLECTIVE_SUFFIX = (
+    "皆", "皆々", "客", "者", "民", "員", "師", "士", "婦", "長", "学生", "同", "模", "仕",
+    "多", "異", "一",
+)  # fmt: skip
 STATUS_JA = {
     "draft": "承認待ち",
     "approved": "承認済み（送信予定）",
@@ -110,10 +149,43 @@ def personal_parts(text: str) -> tuple[str | None, list[str]]:
     """
     normal = unicodedata.normalize("NFKC", text)
     # mask() normalises first (NFKC), so a marker in the output is always one it put there.
-    masked = mask(_CALENDAR.sub("〔日時〕", normal))
+    masked = _mask_names(mask(_CALENDAR.sub("〔日時〕", normal)))
     changed = masked if MARK in masked or NUMBER_MARK in masked else None
     units = [m.group() for m in _UNIT_NUMBER.finditer(normal)]
     return changed, units
+
+
+def _collective(run: str) -> bool:
+    """Whether the run before an honorific addresses everyone or a group, not a person."""
+    last = re.split(r"[ 　・]+", run.strip())[-1]
+    if last in _COLLECTIVE_EXACT:
+        return True
+    return bool(re.fullmatch(f"{_KANJI}+", last)) and last.endswith(_COLLECTIVE_SUFFIX)
+
+
+def name_spans(text: str) -> list[tuple[int, int]]:
+    """The names in `text` given with an honorific (山田太郎さん, 田中 花子 様): their spans.
+
+    Args:
+        text: A notice's text (NFKC).
+
+    Returns:
+        (start, end) of each name, without its honorific; collective forms are left out.
+    """
+    spans = []
+    for match in _NAME_HONORIFIC.finditer(text):
+        group = next(g for g in ("k", "c", "h") if match.group(g) is not None)
+        if not _collective(match.group(group)):
+            spans.append(match.span(group))
+    return spans
+
+
+def _mask_names(text: str) -> str:
+    out, last = [], 0
+    for start, end in name_spans(text):
+        out += [text[last:start], MARK]
+        last = end
+    return "".join(out) + text[last:]
 
 
 def link_problem(link: str, domains: frozenset[str]) -> bool:
@@ -203,14 +275,15 @@ def topic_rows(session: Session) -> list[NoticeTopic]:
     return list(session.scalars(query))
 
 
-def recipients_now(session: Session, topic_id: str) -> int:
+def recipients_now(session: Session, topic_id: str, now: dt.datetime, web_days: int) -> int:
     """Residents a notice of the topic would reach now.
 
     LINE subscribers the sender can reach (an active LINE subscription and a sealed recipient
-    row) plus web chat and REST subscribers (they see it at their next visit). A subject has at
-    most one active subscription per topic, so subscriptions are residents.
+    row) plus web chat and REST subscribers (they see it at their next visit) whose
+    subscription has not run out (NOTICE_WEB_SUBSCRIPTION_DAYS). A subject has at most one
+    active subscription per topic, so subscriptions are residents.
     """
-    active = (NoticeSubscription.topic_id == topic_id) & (NoticeSubscription.status == "active")
+    active = (NoticeSubscription.topic_id == topic_id) & running(now, web_days)
     line = session.scalar(
         select(func.count())
         .select_from(NoticeSubscription)
@@ -328,7 +401,8 @@ def draft_notice(
     with _db(request) as session:
         topics = {t.topic_id for t in topic_rows(session)}
         check(draft, topics, settings, now)
-        count = recipients_now(session, topic_id) if not draft.errors else None
+        days = settings.notice_web_subscription_days
+        count = recipients_now(session, topic_id, now, days) if not draft.errors else None
     if draft.errors or action == "preview":
         preview = None
         if not draft.errors:
@@ -373,7 +447,8 @@ def notice_page(request: Request, staff: Staff, notice_id: str, done: str = "") 
     with _db(request) as session:
         topic = session.get(NoticeTopic, notice.topic_id)
         title = topic.title_ja if topic else notice.topic_id
-        count = recipients_now(session, notice.topic_id)
+        days = _settings(request).notice_web_subscription_days
+        count = recipients_now(session, notice.topic_id, _now(request), days)
         web = session.scalar(
             select(func.count())
             .select_from(NoticeWebDelivery)

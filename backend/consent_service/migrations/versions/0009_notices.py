@@ -56,7 +56,7 @@ def upgrade() -> None:
             "channel IN ('line', 'web', 'rest')", name=op.f("ck_notice_subscriptions_channel")
         ),
         sa.CheckConstraint(
-            "end_reason IS NULL OR end_reason IN ('resident', 'unfollow')",
+            "end_reason IS NULL OR end_reason IN ('resident', 'unfollow', 'expired')",
             name=op.f("ck_notice_subscriptions_end_reason"),
         ),
         sa.CheckConstraint(
@@ -130,6 +130,7 @@ def upgrade() -> None:
         sa.Column("subject_ids", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_http_status", sa.Integer(), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
