@@ -548,3 +548,30 @@ def test_the_list_shows_notices_with_their_counts(console: TestClient) -> None:
     assert '<td class="web">5人未満</td>' in row(small)
     assert "承認待ち" in row(pending) and "承認後すぐ" in row(pending)
     assert page.index(pending) < page.index(big)  # newest first
+
+
+@pytest.mark.parametrize(
+    ("refusal", "said"),
+    [
+        ("monthly_limit", "月の上限"),
+        ("too_late", "時間がたちすぎた"),
+        ("line_rejected", "LINEが受け付けなかった"),
+    ],
+)
+def test_why_a_notice_was_not_sent_is_said_in_japanese(
+    console: TestClient, refusal: str, said: str
+) -> None:
+    notice_id = str(uuid.uuid4())
+    with console.app.state.sessionmaker() as session, session.begin():
+        session.add(
+            Notice(notice_id=notice_id, topic_id="checkups", text_ja="健診のお知らせです。",
+                   status="refused", refusal=refusal, drafted_by="henshu",
+                   drafted_at=NOW - dt.timedelta(days=2), approved_by="shonin",
+                   approved_at=NOW - dt.timedelta(days=2))
+        )  # fmt: skip
+    log_in(console, "etsuran", "viewer")
+    for page in (
+        console.get("/staff/notices").text,
+        console.get(f"/staff/notices/{notice_id}").text,
+    ):
+        assert said in page and refusal not in page.replace(f'data-notice="{notice_id}"', "")

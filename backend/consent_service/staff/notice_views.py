@@ -109,6 +109,12 @@ _COLLECTIVE_SUFFIX = (
     "皆", "皆々", "客", "者", "民", "員", "師", "士", "婦", "長", "学生", "同", "模", "仕",
     "多", "異", "一",
 )  # fmt: skip
+# Why the sender did not send a notice (notices.refusal), as the pages say it.
+REFUSAL_JA = {
+    "monthly_limit": "このテーマの月の上限に達したため",
+    "too_late": "送信予定から時間がたちすぎたため",
+    "line_rejected": "LINEが受け付けなかったため",
+}
 STATUS_JA = {
     "draft": "承認待ち",
     "approved": "承認済み（送信予定）",
@@ -347,7 +353,7 @@ def notices_page(request: Request, staff: Staff, done: str = "", error: str = ""
         web = {notice_id: int(count) for notice_id, count in shown_on_web}
         session.expunge_all()
     return page(request, "notices.html", staff, view="notices", notices=rows, titles=titles,
-                web=web, people=people, jst=jst, status_ja=STATUS_JA,
+                web=web, people=people, jst=jst, status_ja=STATUS_JA, refusal_ja=REFUSAL_JA,
                 can_draft=staff.user.role in DRAFTERS,
                 quiet=_settings(request).notice_quiet_hours,
                 done=done if done in ("approved", "cancelled") else "",
@@ -458,7 +464,7 @@ def notice_page(request: Request, staff: Staff, notice_id: str, done: str = "") 
                "recipients": people(count)}  # fmt: skip
     return page(request, "notice_detail.html", staff, view="notices", notice=notice,
                 title=title, preview=preview, web=people(int(web or 0)), people=people, jst=jst,
-                status_ja=STATUS_JA, can_approve=may_approve(staff, notice),
+                status_ja=STATUS_JA, refusal_ja=REFUSAL_JA, can_approve=may_approve(staff, notice),
                 can_cancel=may_cancel(staff, notice),
                 done=done if done in ("drafted",) else "")  # fmt: skip
 
