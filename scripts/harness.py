@@ -415,6 +415,36 @@ class DevPorts:
         )
 
 
+DEFAULT_ACTION_URL = "http://127.0.0.1:5055/webhook"
+
+
+def dev_endpoints(ports: DevPorts, folder: Path) -> Path:
+    """endpoints.yml with the action server's URL on `ports.actions`.
+
+    endpoints.yml names port 5055; with another ACTIONS_PORT, Rasa would call an action server
+    that is not there (every custom action, `action_session_start` included, would fail). The
+    copy is written to `folder` (0600); with the default port the project's file is used.
+
+    Args:
+        ports: Where `make run` listens.
+        folder: Where the copy goes (the run's var/).
+
+    Returns:
+        The endpoints file Rasa is to read.
+    """
+    source = ROOT / "endpoints.yml"
+    if ports.actions == 5055:
+        return source
+    text = source.read_text(encoding="utf-8")
+    if DEFAULT_ACTION_URL not in text:
+        raise StartError(f"{source} does not name {DEFAULT_ACTION_URL}: cannot move its port")
+    target = folder / "endpoints.yml"
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text.replace(DEFAULT_ACTION_URL, f"http://127.0.0.1:{ports.actions}/webhook"))
+    return target
+
+
 def dev_specs(
     ports: DevPorts, env: Mapping[str, str], log_dir: Path, cwd: Path = ROOT
 ) -> List[Spec]:
@@ -438,7 +468,8 @@ def dev_specs(
         actions_spec(ports.actions, rasa_env, log_dir / "actions.log", truncate_log=True,
                      cwd=cwd),
         rasa_spec(ports.rasa, rasa_env, log_dir / "rasa.log",
-                  model=ROOT / "models" / "assistant.tar.gz", endpoints=ROOT / "endpoints.yml",
+                  model=ROOT / "models" / "assistant.tar.gz",
+                  endpoints=dev_endpoints(ports, log_dir.parent),
                   credentials=ROOT / "credentials.yml",
                   interface=ports.interface, truncate_log=True, cwd=cwd),
     ]  # fmt: skip

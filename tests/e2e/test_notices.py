@@ -179,7 +179,7 @@ class RestResident:
         return "\n".join(a.get("text", "") for a in answers)
 
 
-def wait_for(condition: Any, what: str, timeout: float = SEND_TIMEOUT) -> None:
+def eventually(condition: Any, what: str, timeout: float = SEND_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -247,7 +247,7 @@ def residents(
     people["B"].stop("健診のお知らせだけやめたい", CHECKUPS)
     before = mentions(fake_line, people["C"].user)
     people["C"].unfollow()
-    wait_for(lambda: people["C"].active_topics() == set(), "C's unfollow ends C's subscriptions")
+    eventually(lambda: people["C"].active_topics() == set(), "C's unfollow ends C's subscriptions")
     time.sleep(2)  # anything the assistant wrongly sent to LINE for it has arrived by now
     people["C"].calls_after_unfollow = mentions(fake_line, people["C"].user)[len(before) :]
     return people
@@ -336,7 +336,7 @@ def send_with_a_kill(assistant: Assistant, fake_line: FakeLineApi, browser: Any)
     assert status == "sending"  # killed mid-send
     fake_line.fail_multicast(429, retry_after=1)  # the next new call: try again later
     sender.start(NOTICE_BATCH_SIZE="1")
-    wait_for(
+    eventually(
         lambda: (
             query(consent_db, "SELECT status FROM notices WHERE notice_id = ?", notice_id)
             == [("sent",)]
