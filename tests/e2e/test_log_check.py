@@ -63,3 +63,22 @@ def test_raw_personal_details_the_tests_sent_are_leaks(
     log_check.forbid("name", ["高橋美咲"])  # in JSON written ASCII-only, as Rasa writes events
     log.write_text(CLEAN + json.dumps({"text": "高橋美咲です"}) + "\n", encoding="utf-8")
     assert log_check.leaks([log], CANARY) == ["rasa.log: a raw name"]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "U0123456789abcdef0123456789abcdef".upper(),  # upper-case: RAW_LINE_ID misses it
+        "0123456789abcdef0123456789abcdef",  # without the leading U
+    ],
+)
+def test_the_subscribers_line_ids_are_leaks_in_any_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """Issue 17: ids the notice sender opened, however a log would spell them."""
+    monkeypatch.setattr(log_check, "FORBIDDEN", [])
+    log = tmp_path / "sender.log"
+    log.write_text(CLEAN + f"DEBUG multicast to {spelling}\n", encoding="utf-8")
+    assert log_check.leaks([log], CANARY) == []
+    log_check.forbid_line_users(["U0123456789abcdef0123456789abcdef"])
+    assert log_check.leaks([log], CANARY) == ["sender.log: a raw LINE user id"]
