@@ -77,7 +77,7 @@ def test_conversation_is_kept_in_the_tracker_store(assistant: Assistant) -> None
 
 
 def test_button_payloads_with_entities_reach_residents_intact(assistant: Assistant) -> None:
-    answers = assistant.say("e2e-levels-buttons", "情報のレベルについて教えてください")
+    answers = assistant.say("e2e-levels-buttons", "情報のレベル分けについて知りたい")
     payloads = [b["payload"] for a in answers for b in a.get("buttons", [])]
     assert '/ask_data_levels{"data_level": "2"}' in payloads
     level2 = texts(assistant.say("e2e-levels-buttons", payloads[1]))
