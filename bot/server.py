@@ -24,6 +24,12 @@ production profile, the e2e tests and the benchmark.
    page a developer visits cannot drive it. Request bodies over `RASA_REQUEST_MAX_BYTES` (1 MiB)
    get 413 (Sanic's `REQUEST_MAX_SIZE`, 100 MB by default). Files are created private (umask 0077).
    Rasa's telemetry (usage events and error reports to Rasa's servers) is off.
+4. **A session always starts.** `action_session_start` is a custom action (actions/session.py:
+   it shows the web chat's unseen notices). When Rasa cannot run it — the action server down,
+   slow or refusing — Rasa 3.6 logs the error and keeps no event of it: no `session_started`,
+   no `action_listen`, so the resident's first message is predicted from a broken history and
+   answered with the fallback. Here that case starts the session as Rasa's own default action
+   does (slots carried over, `action_listen`); the notices wait for the next session.
 """
 
 from __future__ import annotations
@@ -135,15 +141,75 @@ def _engine_kwargs_with_pre_ping(original: Callable[[Any], Dict[str, Any]]) -> A
     return engine_kwargs
 
 
+class SessionStartWithFallback:
+    """`action_session_start` run on the action server, or as Rasa's default when that fails.
+
+    Wraps the `RemoteAction` Rasa builds for the custom action and has its name, so Rasa logs it
+    as usual; Rasa's default `ActionSessionStart` is the fallback.
+    """
+
+    def __init__(self, remote: Any) -> None:
+        """Wrap `remote`, the action Rasa would run for `action_session_start`."""
+        from rasa.core.actions.action import ActionSessionStart
+
+        self._remote = remote
+        self._default = ActionSessionStart()
+
+    def name(self) -> str:
+        """Return `action_session_start`."""
+        return str(self._remote.name())
+
+    def __getattr__(self, attribute: str) -> Any:
+        """Everything else (e.g. `event_for_successful_execution`) as the wrapped action."""
+        return getattr(self._remote, attribute)
+
+    async def run(self, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Any]:
+        """Run the custom session start; if it fails, start the session as Rasa's default."""
+        try:
+            events: List[Any] = await self._remote.run(output_channel, nlg, tracker, domain)
+            return events
+        except Exception as error:  # any failure: the session must start
+            logger.warning(
+                "action_session_start failed on the action server (%s): the session starts "
+                "as Rasa's default does, without the unseen notices",
+                type(error).__name__,
+            )
+            default_events: List[Any] = await self._default.run(
+                output_channel, nlg, tracker, domain
+            )
+            return default_events
+
+
+def _session_start_with_fallback(original: Callable[..., Any]) -> Any:
+    """Wrap Rasa's action lookup so a custom `action_session_start` has the default as fallback."""
+    from rasa.shared.core.constants import ACTION_SESSION_START_NAME
+
+    @functools.wraps(original)
+    def action_for_name_or_text(action_name_or_text: str, domain: Any, endpoint: Any) -> Any:
+        from rasa.core.actions.action import ActionSessionStart
+
+        action = original(action_name_or_text, domain, endpoint)
+        if action_name_or_text == ACTION_SESSION_START_NAME and not isinstance(
+            action, (ActionSessionStart, SessionStartWithFallback)
+        ):
+            return SessionStartWithFallback(action)
+        return action
+
+    return action_for_name_or_text
+
+
 def install() -> None:
     """Apply the run-time fixes to Rasa (idempotent)."""
     global _INSTALLED
     if _INSTALLED:
         return
+    import rasa.core.actions.action as actions
     import rasa.core.tracker_store as tracker_store
     from rasa.core.actions.action import RemoteAction
 
     RemoteAction._validate_action_result = validate_action_result
+    # The processor looks actions up through the module (`rasa.core.actions.action.…`).
+    actions.action_for_name_or_text = _session_start_with_fallback(actions.action_for_name_or_text)
     failsafe = tracker_store.FailSafeTrackerStore
     failsafe.retrieve = _retrieve
     failsafe.retrieve_full_tracker = _retrieve_full_tracker

@@ -77,6 +77,132 @@ def test_install_replaces_rasas_check_once() -> None:
         server._INSTALLED = False
 
 
+SESSION_DOMAIN = """
+version: "3.1"
+intents: [greet]
+slots:
+  plain_japanese:
+    type: bool
+    influence_conversation: false
+    mappings: [{type: custom}]
+actions: [action_session_start]
+"""
+
+
+@pytest.fixture
+def installed_lookup() -> Iterator[Any]:
+    """Rasa's action lookup with the fixes installed, restored afterwards."""
+    import rasa.core.actions.action as actions
+    import rasa.core.tracker_store as tracker_store
+
+    saved_lookup, saved_validate = (
+        actions.action_for_name_or_text,
+        RemoteAction._validate_action_result,
+    )
+    saved_store = {
+        name: getattr(tracker_store.FailSafeTrackerStore, name)
+        for name in ("retrieve", "retrieve_full_tracker", "save")
+    }
+    saved_kwargs = tracker_store.create_engine_kwargs
+    try:
+        server.install()
+        yield actions.action_for_name_or_text
+    finally:
+        actions.action_for_name_or_text = saved_lookup
+        RemoteAction._validate_action_result = saved_validate  # type: ignore[method-assign]
+        for name, method in saved_store.items():
+            setattr(tracker_store.FailSafeTrackerStore, name, method)
+        tracker_store.create_engine_kwargs = saved_kwargs
+        server._INSTALLED = False
+
+
+def _session_tracker() -> Any:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    domain = Domain.from_yaml(SESSION_DOMAIN)
+    tracker = DialogueStateTracker.from_events("resident", [SlotSet("plain_japanese", True)])
+    return domain, tracker
+
+
+async def _run_session_start(lookup: Any, url: str) -> Tuple[Any, List[Any]]:
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.utils.endpoints import EndpointConfig
+
+    domain, tracker = _session_tracker()
+    action = lookup("action_session_start", domain, EndpointConfig(url))
+    nlg = TemplatedNaturalLanguageGenerator(domain.responses)
+    return action, await action.run(CollectingOutputChannel(), nlg, tracker, domain)
+
+
+async def test_the_session_starts_as_rasas_default_when_the_action_server_is_down(
+    installed_lookup: Any,
+) -> None:
+    from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet
+
+    closed = f"http://127.0.0.1:{free_port()}/webhook"  # nothing listens there
+    action, events = await _run_session_start(installed_lookup, closed)
+    assert isinstance(action, server.SessionStartWithFallback)
+    assert action.name() == "action_session_start"
+    # Rasa's default: the session started, the slots carried over, waiting for the resident.
+    assert isinstance(events[0], SessionStarted)
+    assert SlotSet("plain_japanese", True) in events
+    assert events[-1] == ActionExecuted("action_listen")
+
+
+async def test_the_custom_session_start_runs_when_the_action_server_answers(
+    installed_lookup: Any,
+) -> None:
+    from aiohttp import web
+    from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet
+
+    answered: List[str] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        answered.append((await request.json())["next_action"])
+        events = [
+            {"event": "session_started"},
+            {"event": "slot", "name": "plain_japanese", "value": False},
+            {"event": "action", "name": "action_listen"},
+        ]
+        return web.json_response({"events": events, "responses": []})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        _, events = await _run_session_start(installed_lookup, f"http://127.0.0.1:{port}/webhook")
+    finally:
+        await runner.cleanup()
+    assert answered == ["action_session_start"]
+    # The action server's events, not the default's (which would carry plain_japanese=True).
+    assert isinstance(events[0], SessionStarted)
+    assert SlotSet("plain_japanese", False) in events
+    assert SlotSet("plain_japanese", True) not in events
+    assert events[-1] == ActionExecuted("action_listen")
+
+
+def test_other_actions_and_a_domain_without_the_custom_session_start_are_untouched(
+    installed_lookup: Any,
+) -> None:
+    from rasa.core.actions.action import ActionSessionStart
+    from rasa.shared.core.domain import Domain
+    from rasa.utils.endpoints import EndpointConfig
+
+    endpoint = EndpointConfig("http://127.0.0.1:1/webhook")
+    stock = Domain.from_yaml('version: "3.1"\nintents: [greet]')
+    assert type(installed_lookup("action_session_start", stock, endpoint)) is ActionSessionStart
+    ours = Domain.from_yaml(
+        SESSION_DOMAIN.replace("[action_session_start]", "[action_session_start, action_other]")
+    )
+    assert type(installed_lookup("action_other", ours, endpoint)) is RemoteAction
+
+
 class _Flaky:
     """A tracker store failing `failures` times, then answering."""
 

@@ -1,4 +1,4 @@
-"""Duplicate LINE deliveries, a consent service restart and a PostgreSQL restart.
+"""Duplicate LINE deliveries, consent service and action server restarts, a PostgreSQL restart.
 
 Runs on the production profile (two replicas behind nginx, PostgreSQL, Redis).
 """
@@ -14,7 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.reliability.conftest import RECORDED, Resident, Stack, http_ok, wait_until
+from tests.reliability.conftest import (
+    RECORDED,
+    VITALS,
+    Resident,
+    Stack,
+    http_ok,
+    wait_until,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -67,6 +74,30 @@ def test_consent_service_restarts_during_submissions_one_consent_each(prod: Stac
     after = prod.consents()
     new = {s: n - before.get(s, 0) for s, n in after.items() if n != before.get(s, 0)}
     assert len(new) == 10 and set(new.values()) == {1}
+
+
+GOODBYE = "ご利用ありがとうございました"
+NOT_UNDERSTOOD = "うまく理解できませんでした"
+
+
+def test_a_new_conversation_starts_while_the_action_servers_are_down(prod: Stack) -> None:
+    # `action_session_start` is a custom action: with no action server Rasa 3.6 would keep no
+    # session start, and the first message would be answered with the fallback (bot/server.py).
+    actions = [name for name in prod.stack.processes if name.startswith("actions-")]
+    assert actions
+    for name in actions:
+        prod.stack.kill(name, signal.SIGKILL)
+    resident = Resident(prod.line)
+    try:
+        answer = resident.say("ありがとうございました。さようなら")
+    finally:
+        for index in range(len(actions)):
+            prod.stack.start_actions(index)
+    assert any(GOODBYE in t for t in answer.texts), answer
+    assert not any(NOT_UNDERSTOOD in t for t in answer.texts), answer
+    # The same conversation goes on with the action servers back: the session had started.
+    offers = resident.until_reachable(lambda: resident.say("同意の手続きをしたいです"))
+    assert VITALS in offers.postbacks, offers
 
 
 @pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="needs pg_ctlcluster (Debian)")
