@@ -20,29 +20,26 @@ public channel call this one function.
 Rasa sees it (issue 19): personal details are masked (`bot.privacy.mask_personal`), so what Rasa
 parses, stores in the tracker store, publishes to the event broker and logs is the masked text;
 the raw text lives only in the channel's memory for that one message. When something was removed,
-`rasa_texts` puts the system intent `/personal_detail_removed{"detail_kind": [...]}` before the
-masked text: the assistant tells the resident which kind of detail it removed (once per
-conversation, `actions/privacy.py`) and then answers the masked message as usual. Button payloads
-the assistant offered are not typed text and are not masked.
+`rasa_texts` puts the system intent `/personal_detail_removed{"detail_kind": [...]}`
+(bot/channels/system_intents.py) before the masked text: the assistant tells the resident which
+kind of detail it removed (once per conversation, `actions/privacy.py`) and then answers the
+masked message as usual. Button payloads the assistant offered are not typed text and are not
+masked.
 """
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Iterable
 
 from rasa.shared.constants import INTENT_MESSAGE_PREFIX
 
+from bot.channels.system_intents import removal_message
 from bot.privacy import DetailKind, Masked, mask_personal
 
 FULL_WIDTH_SLASH = "／"
 # Characters that look blank but are letters or symbols to Unicode (Hangul fillers, braille blank).
 BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-# The system intent a channel sends before a message it took personal details out of, and the
-# entity naming each kind removed (docs/contract.md).
-PERSONAL_DETAIL_REMOVED = "personal_detail_removed"
-DETAIL_KIND = "detail_kind"
 
 
 def is_invisible(char: str) -> bool:
@@ -107,7 +104,7 @@ def removal_notice(kinds: Iterable[DetailKind]) -> str | None:
     names = sorted({DetailKind(kind).value for kind in kinds})
     if not names:
         return None
-    return f"{INTENT_MESSAGE_PREFIX}{PERSONAL_DETAIL_REMOVED}{json.dumps({DETAIL_KIND: names})}"
+    return removal_message(names)
 
 
 def rasa_texts(masked: Masked) -> list[str]:

@@ -16,7 +16,9 @@ Configure it in `credentials.yml` as `bot.channels.line.LineInput:`; secrets com
   unless LINE marks it a redelivery (`deliveryContext.isRedelivery`), and none older than the
   remembered 24 h is: a signed body replayed later gets no answer (logged without ids).
 - A resident sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` is told once to
-  wait (`too_many_messages`); further messages in that window are dropped.
+  wait (`too_many_messages`); further messages in that window are dropped. The rate limit, the
+  intake and the hand-over to Rasa are the steps every channel shares (bot/channels/common.py);
+  every system intent sent is in bot/channels/system_intents.py.
 - Text typed by a resident is taken in by `guard.intake`: personal details are masked before
   Rasa sees, stores or logs anything, and when something was removed Rasa first gets
   `/personal_detail_removed` (the resident is told once per conversation); it is always text
@@ -49,7 +51,19 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.guard import intake, rasa_texts
+from bot.channels.common import (
+    LINE,
+    MAX_TYPED_CHARACTERS,
+    SharedStateChannel,
+    add_health_route,
+    admit,
+    hand_to_rasa,
+    intake_of,
+    memo_token,
+    rate_key,
+    take_in,
+    unmasked,
+)
 from bot.channels.line_api import LineApi
 from bot.channels.line_messages import (
     accepted_postback,
@@ -60,25 +74,31 @@ from bot.channels.line_messages import (
     verify_postback,
 )
 from bot.channels.origins import split_origins
+from bot.channels.system_intents import (
+    GREET,
+    LINE_UNFOLLOWED,
+    MESSAGE_TOO_LONG,
+    NON_TEXT_MESSAGE,
+    system_message,
+)
 from bot.notice_seal import seal
 from bot.privacy import Masked
 from bot.pseudonym import pseudonym
 from bot.settings import Settings, get_settings
-from bot.shared_state import Claim, SharedState, rate_verdict, shared_state, wait_for_claim
+from bot.shared_state import Claim, wait_for_claim
 from bot.webchat.memo import PAYLOAD_KEY as MEMO_PAYLOAD
-from bot.webchat.memo import is_memo, keep_memo, memo_store
+from bot.webchat.memo import is_memo
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
-MAX_TYPED_CHARACTERS = 1000
 # LINE does not promise how long a reply token lives; past this, answer by push instead.
 REPLY_TOKEN_SECONDS = 50.0
-NON_TEXT = "/non_text_message"
-TOO_LONG = "/message_too_long"
-GREETING = "/greet"
-TOO_MANY = "/too_many_messages"
-UNFOLLOWED = "/line_unfollowed"
+# The system intents (bot/channels/system_intents.py) LINE's events become.
+NON_TEXT = unmasked(system_message(NON_TEXT_MESSAGE))
+TOO_LONG = unmasked(system_message(MESSAGE_TOO_LONG))
+GREETING = unmasked(system_message(GREET))
+UNFOLLOWED = unmasked(system_message(LINE_UNFOLLOWED))
 # The metadata key of the sealed LINE user id (issue 17, actions/notices.py reads it).
 NOTICE_RECIPIENT = "notice_recipient"
 
@@ -104,21 +124,21 @@ def event_input(
     if kind == "message":
         message = _object(event.get("message"))
         if message.get("type") != "text":
-            return _system(NON_TEXT)
+            return NON_TEXT
         text = str(message.get("text") or "")
         if len(text) > MAX_TYPED_CHARACTERS:
-            return _system(TOO_LONG)
-        return text if text.strip() else _system(NON_TEXT)
+            return TOO_LONG
+        return text if text.strip() else NON_TEXT
     if kind == "postback":
         data = str(_object(event.get("postback")).get("data") or "")
         payload = accepted_postback(data, verify)
         if payload:
-            return _system(payload)
+            return unmasked(payload)
         return data[:MAX_TYPED_CHARACTERS] if data.strip() else None
     if kind == "follow":
-        return _system(GREETING)
+        return GREETING
     if kind == "unfollow":
-        return _system(UNFOLLOWED)
+        return UNFOLLOWED
     return None  # join, leave, and anything LINE adds later
 
 
@@ -138,10 +158,7 @@ def event_intake(
         non-text input; or None for events the assistant does not answer.
     """
     taken = event_input(event, verify)
-    if not isinstance(taken, str):
-        return taken
-    typed = intake(taken)
-    return typed if typed.text else None
+    return None if taken is None else intake_of(taken)
 
 
 def event_text(
@@ -150,11 +167,6 @@ def event_text(
     """The text of `event_intake` alone (the masked text or the intent), or None."""
     taken = event_intake(event, verify)
     return None if taken is None else taken.text
-
-
-def _system(text: str) -> Masked:
-    """An intent the channel or the assistant's own button sends: nothing to mask."""
-    return Masked(text, frozenset())
 
 
 def event_age(event: Dict[str, Any], now: float | None = None) -> float | None:
@@ -184,7 +196,7 @@ def is_too_old(event: Dict[str, Any], settings: Settings, now: float | None = No
     return age > settings.line_event_max_age_seconds and not redelivery
 
 
-class LineInput(InputChannel):
+class LineInput(SharedStateChannel, InputChannel):
     """Rasa input channel for the LINE Messaging API."""
 
     @classmethod
@@ -201,15 +213,9 @@ class LineInput(InputChannel):
         self.settings = settings
         self._tasks: Set[asyncio.Task[bool]] = set()
         self._api: LineApi | None = None
-        self._state: SharedState | None = None
+        self._state = None
         key = settings.subject_pseudonym_key
         self._postback_key = postback_key(key.get_secret_value()) if key else None
-
-    def state(self) -> SharedState:
-        """The state shared with the other replicas (created in the running event loop)."""
-        if self._state is None:
-            self._state = shared_state(self.settings)
-        return self._state
 
     def api(self) -> LineApi:
         """The Messaging API client (created in the running event loop)."""
@@ -223,10 +229,7 @@ class LineInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The health route and the webhook."""
         line_webhook = Blueprint("line_webhook", __name__)
-
-        @line_webhook.route("/", methods=["GET"])  # type: ignore[misc]
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+        add_health_route(line_webhook)
 
         @line_webhook.route("/webhook", methods=["POST"])  # type: ignore[misc]
         async def webhook(request: Request) -> HTTPResponse:
@@ -318,7 +321,7 @@ class LineInput(InputChannel):
             logger.info("LINE event ignored: %s", kind)
             return True
         try:
-            sender = pseudonym(self.settings, "line", user_id)
+            sender = pseudonym(self.settings, LINE, user_id)
         except RuntimeError as error:
             logger.error("LINE event failed: %s", type(error).__name__)
             return False
@@ -338,37 +341,32 @@ class LineInput(InputChannel):
         try:
             silent = kind == "unfollow"  # LINE takes no message for a resident who left
             # An unfollow ends the resident's notice subscriptions: never held back by the limit.
-            verdict = (
-                "ok"
-                if silent
-                else await rate_verdict(self.state(), self.settings, f"line:{sender}")
+            # Typed text is masked only once the rate limit let it through, off the event loop.
+            admission = await admit(
+                self.state,
+                self.settings,
+                None if silent else rate_key(LINE, sender),
+                lambda: take_in(taken),
             )
-            if verdict == "drop":
+            if admission.over_limit:
                 logger.info("LINE event dropped: over the rate limit")
                 answered = True
                 return True
-            if verdict == "tell":
-                texts = [TOO_MANY]
-            else:  # masked only once the rate limit let it through, off the event loop
-                typed = await asyncio.to_thread(intake, taken) if isinstance(taken, str) else taken
-                if not typed.text:
-                    logger.info("LINE event ignored: %s", kind)
-                    answered = True
-                    return True
-                texts = rasa_texts(typed)
+            if not admission.texts:
+                logger.info("LINE event ignored: %s", kind)
+                answered = True
+                return True
             if not silent:
                 await self.api().show_loading(user_id)
             collector = CollectingOutputChannel()  # one reply: the removal notice, then the answer
-            for text in texts:
-                await on_new_message(
-                    UserMessage(
-                        text,
-                        collector,
-                        sender,
-                        input_channel=self.name(),
-                        metadata=self._metadata(user_id),
-                    )
-                )
+            await hand_to_rasa(
+                on_new_message,
+                admission.texts,
+                collector,
+                sender,
+                self.name(),
+                lambda: self._metadata(user_id),  # sealed afresh for each message
+            )
             if not silent:
                 messages = await self._memo_links(collector.messages)
                 await self._answer(event, user_id, sender, messages)
@@ -406,11 +404,8 @@ class LineInput(InputChannel):
                 continue
             if not origins or not origins[0].startswith(("https://", "http://")):
                 continue
-            try:
-                store = memo_store(self.state(), self.settings.redis_url)
-                token = await keep_memo(store, custom[MEMO_PAYLOAD], self.settings.memo_ttl_seconds)
-            except Exception as error:  # the memo still goes out, without its link
-                logger.error("Memo not kept: %s", type(error).__name__)
+            token = await memo_token(self.state, lambda: self.settings, custom[MEMO_PAYLOAD])
+            if token is None:  # the memo still goes out, without its link
                 continue
             custom["doctor_memo_url"] = f"{origins[0].rstrip('/')}/webhooks/socketio/memo/{token}"
         return messages

@@ -31,6 +31,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.common import hand_to_rasa
 from bot.channels.guard import removal_notice
 from bot.privacy import DetailKind, Masked, mask_personal
 
@@ -178,14 +179,13 @@ class RestInput(RasaRestInput):
             notice = removal_notice(_REMOVED.get())
             _REMOVED.set(frozenset())
             if notice is not None:
-                await on_new_message(
-                    UserMessage(
-                        notice,
-                        message.output_channel,
-                        message.sender_id,
-                        input_channel=message.input_channel,
-                        metadata=message.metadata,
-                    )
+                await hand_to_rasa(
+                    on_new_message,
+                    [notice],
+                    message.output_channel,
+                    message.sender_id,
+                    message.input_channel,
+                    lambda: message.metadata,
                 )
             return await on_new_message(message)
 

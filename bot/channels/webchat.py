@@ -24,7 +24,9 @@ must present a session token this server issued.
   of the page's own buttons (`PAGE_PAYLOADS`: the plain-mode switch, issue 16).
 - A session sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` (`session_start`
   included) is told once to wait (`too_many_messages`); further messages in that window are
-  dropped. The count is shared by the replicas through bot/shared_state.py.
+  dropped. The count is shared by the replicas through bot/shared_state.py; the rate limit, the
+  intake and the hand-over to Rasa are the steps every channel shares (bot/channels/common.py),
+  every system intent sent is in bot/channels/system_intents.py.
 - At most `WEBCHAT_MAX_IN_FLIGHT` messages are being answered at once by one replica; a message
   over that gets a `busy` event (the page asks the resident to wait and send again) and does not
   reach Rasa.
@@ -38,7 +40,6 @@ must present a session token this server issued.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -46,7 +47,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -57,14 +58,27 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from bot.channels.guard import intake, rasa_texts
+from bot.channels.common import (
+    MAX_TYPED_CHARACTERS,
+    WEB,
+    OnNewMessage,
+    SharedStateChannel,
+    add_health_route,
+    admit,
+    hand_to_rasa,
+    memo_token,
+    rate_key,
+    take_in,
+    unmasked,
+)
 from bot.channels.origins import insecure_origins, split_origins
+from bot.channels.system_intents import GREET, MESSAGE_TOO_LONG, SESSION_RESUMED, system_message
 from bot.privacy import Masked
 from bot.settings import Settings, get_settings
-from bot.shared_state import SharedState, rate_verdict, shared_state, within_budget
+from bot.shared_state import SharedState, within_budget
 from bot.webchat.furigana import with_furigana
 from bot.webchat.memo import PAYLOAD_KEY as MEMO_PAYLOAD
-from bot.webchat.memo import add_memo_routes, is_memo, keep_memo, memo_store
+from bot.webchat.memo import add_memo_routes, is_memo
 from bot.webchat.memo_counter import add_counter_memo_route
 
 logger = logging.getLogger(__name__)
@@ -76,13 +90,13 @@ STATIC_FILES = {
     "vendor/socket.io.min.js": "text/javascript; charset=utf-8",
 }
 SOCKET_PATH = "/socket.io"
-MAX_TYPED_CHARACTERS = 1000
 MAX_TOKEN_CHARACTERS = 200
-GREETING = "/greet"
-RESUMED = "/session_resumed"
+# The system intents (bot/channels/system_intents.py) the web chat sends.
+GREETING = unmasked(system_message(GREET))
+RESUMED = unmasked(system_message(SESSION_RESUMED))
+TOO_LONG = unmasked(system_message(MESSAGE_TOO_LONG))
+# Socket events the page receives.
 ENDED = "session_ended"
-TOO_LONG = "/message_too_long"
-TOO_MANY = "/too_many_messages"
 BUSY = "busy"
 # The page's own fixed buttons (issue 16: the plain-mode switch), accepted as intents whatever the
 # last answer offered; entity-free, so they carry nothing the resident could not type.
@@ -235,12 +249,8 @@ async def send_memo_link(output: WebChatOutput, memo: Any) -> None:
     """
     if not is_memo(memo):
         return
-    try:
-        settings = get_settings()
-        store = memo_store(output.state, settings.redis_url)
-        token = await keep_memo(store, memo, settings.memo_ttl_seconds)
-    except Exception as error:  # no link rather than a broken one
-        logger.error("Memo not kept: %s", type(error).__name__)
+    token = await memo_token(lambda: output.state, get_settings, memo)
+    if token is None:  # no link rather than a broken one
         return
     await output.sio.emit(
         "bot_uttered",
@@ -249,7 +259,7 @@ async def send_memo_link(output: WebChatOutput, memo: Any) -> None:
     )
 
 
-class WebChatInput(InputChannel):
+class WebChatInput(SharedStateChannel, InputChannel):
     """Rasa input channel serving the resident web chat."""
 
     @classmethod
@@ -288,12 +298,6 @@ class WebChatInput(InputChannel):
         self._state = state
         self._in_flight = 0
 
-    def state(self) -> SharedState:
-        """The state shared with the other replicas (created in the running event loop)."""
-        if self._state is None:
-            self._state = shared_state(self.settings)
-        return self._state
-
     def client_address(self, request: Request) -> str:
         """The client's address: the proxy's `X-Real-IP` if the peer is a trusted proxy."""
         peer = str(request.ip or "")
@@ -301,9 +305,6 @@ class WebChatInput(InputChannel):
         if forwarded and peer in self.trusted_proxies:
             return str(forwarded).strip()[:64]
         return peer
-
-    async def _rate_verdict(self, session: str) -> str:
-        return await rate_verdict(self.state(), self.settings, f"web:{session}")
 
     async def _session_allowed(self, request: Request, tokens: SessionTokens) -> bool:
         """Count a new session for the client; False once it is over its budget."""
@@ -374,16 +375,14 @@ class WebChatInput(InputChannel):
         payload, message = data.get("payload"), data.get("message")
         if isinstance(payload, str) and payload:
             if len(payload) > MAX_TYPED_CHARACTERS:
-                return Masked(TOO_LONG, frozenset())
+                return TOO_LONG
             if payload in PAGE_PAYLOADS or await self._was_offered(session, payload):
-                return Masked(payload, frozenset())
-            typed = await asyncio.to_thread(intake, payload)  # Sudachi: off the event loop
-            return typed if typed.text else None
+                return unmasked(payload)
+            return await take_in(payload)  # Sudachi: off the event loop
         if isinstance(message, str) and message.strip():
             if len(message) > MAX_TYPED_CHARACTERS:
-                return Masked(TOO_LONG, frozenset())
-            typed = await asyncio.to_thread(intake, message)
-            return typed if typed.text else None
+                return TOO_LONG
+            return await take_in(message)
         return None
 
     @staticmethod
@@ -398,10 +397,7 @@ class WebChatInput(InputChannel):
         """The page, its files, the session endpoint and the socket."""
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.origins)
         webchat: Blueprint = SocketBlueprint(sio, SOCKET_PATH, "socketio_webchat", __name__)
-
-        @webchat.route("/", methods=["GET"])  # type: ignore[misc]
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+        add_health_route(webchat)
 
         @webchat.route("/chat", methods=["GET"])  # type: ignore[misc]
         async def page(request: Request) -> HTTPResponse:
@@ -457,16 +453,16 @@ class WebChatInput(InputChannel):
         async def session_end(sid: str, _data: Any = None) -> Dict[str, bool]:
             return {"ended": await self._end_session(sio, sid)}
 
-        async def open_session(sid: str, opening: str) -> None:
+        async def open_session(sid: str, opening: Masked) -> None:
             """Greet a new session or mark a resumed one, within the rate limit."""
             session = await self._live_session(sio, sid)
             if not session:
                 return
-            verdict = await self._rate_verdict(session)
-            if verdict == "drop":
-                return
-            text = TOO_MANY if verdict == "tell" else opening
-            await self._handle(sio, sid, session, [text], on_new_message)
+            admission = await admit(
+                self.state, self.settings, rate_key(WEB, session), lambda: take_in(opening)
+            )
+            if admission.texts:
+                await self._handle(sio, sid, session, admission.texts, on_new_message)
 
         @sio.on("session_resume")  # type: ignore[misc]
         async def session_resume(sid: str, _data: Any = None) -> None:
@@ -486,17 +482,14 @@ class WebChatInput(InputChannel):
             if not self._has_input(data):
                 return
             # The rate limit first: a flood is refused before any of it is masked.
-            verdict = await self._rate_verdict(session)
-            if verdict == "drop":
-                return
-            if verdict == "tell":
-                texts = [TOO_MANY]
-            else:
-                taken = await self._intake_of(session, data)
-                if taken is None:
-                    return
-                texts = rasa_texts(taken)
-            await self._handle(sio, sid, session, texts, on_new_message)
+            admission = await admit(
+                self.state,
+                self.settings,
+                rate_key(WEB, session),
+                lambda: self._intake_of(session, data),
+            )
+            if admission.texts:
+                await self._handle(sio, sid, session, admission.texts, on_new_message)
 
         return webchat
 
@@ -505,8 +498,8 @@ class WebChatInput(InputChannel):
         sio: AsyncServer,
         sid: str,
         session: str,
-        texts: List[str],
-        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        texts: Sequence[str],
+        on_new_message: OnNewMessage,
     ) -> None:
         """Hand one message to Rasa, unless this replica is already answering too many.
 
@@ -527,8 +520,7 @@ class WebChatInput(InputChannel):
             output = WebChatOutput(
                 sio, session, self.state(), self.settings.webchat_offered_buttons_seconds
             )
-            for text in texts:
-                await on_new_message(UserMessage(text, output, session, input_channel=self.name()))
+            await hand_to_rasa(on_new_message, texts, output, session, self.name())
         except Exception as error:  # one bad message must not end the socket
             logger.error("Web chat message failed: %s", type(error).__name__)
         finally:
