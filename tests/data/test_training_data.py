@@ -28,7 +28,7 @@ EXTRA_INTENTS = [
     # issue 14
     "inform_receipt_code", "link_channels", "inform_link_code", "unlink_channels",
     # issue 16
-    "plain_japanese_on", "plain_japanese_off",
+    "plain_japanese_on", "plain_japanese_off", "ask_more_details",
     # issue 18
     "request_doctor_memo",
     # issue 17
