@@ -8,6 +8,9 @@ seals each resident's LINE user id with it; only the notice sender (`python -m c
 send-notices`, `NoticeSender`) gets the private key. The sender multicasts to the fake LINE
 platform outside the quiet hours of the run (`quiet_hours_away_from`) and can be killed and
 started again by a test.
+
+The staff console's accounts and log-ins (`create_staff_user`, `staff_log_in`, `staff_cookies`,
+`staff_console`) are shared by every e2e module that logs staff in.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Mapping
 
 import pytest
 import requests
@@ -224,6 +229,116 @@ def wait_consumed(events_db: Path, consent_db: Path, timeout: float = 60.0) -> N
             return
         time.sleep(0.2)
     raise RuntimeError(f"the consumer did not read {events_db} within {timeout:.0f} s")
+
+
+# The staff console (issues 14-20). Every account the e2e modules create has this password.
+# The e2e stack's consent database is shared by the modules: each module creates accounts of
+# names no other module uses there (today madoguchi: counter memo, henshu: labels,
+# oshirase_henshu and oshirase_shonin: notices, privacy: privacy intake).
+STAFF_PASSWORD = "correct horse battery staple"
+TOTP_SECRET = re.compile(r"TOTP secret: ([A-Z2-7]+)")
+LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def totp(secret: str, at: float | None = None) -> str:
+    """RFC 6238 (SHA-1, 30 s, 6 digits), as authenticator apps compute it."""
+    counter = int((at or time.time()) // 30)
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+def create_staff_user(env: Mapping[str, str], name: str, role: str | None = None) -> str:
+    """Create the staff account `name` (password STAFF_PASSWORD) in the database of `env`.
+
+    Args:
+        env: The consent service's environment (its CONSENT_DATABASE_URL names the database).
+        name: The user name; unique in that database (a second account of it is refused).
+        role: Its role (`--role`); None: the command's default.
+
+    Returns:
+        Its TOTP secret, as `staff create-user` prints it.
+    """
+    command = [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", name]
+    if role is not None:
+        command += ["--role", role]
+    created = subprocess.run(
+        command, env={**env, "STAFF_PASSWORD": STAFF_PASSWORD},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, (
+        f"create-user {name} failed (the stack's consent database is shared: is the name used by"
+        f" another e2e module?):\n{created.stdout[-1000:]}{created.stderr[-2000:]}"
+    )
+    found = TOTP_SECRET.search(created.stdout)
+    assert found, f"create-user {name} printed no TOTP secret"
+    return found.group(1)
+
+
+def staff_log_in(
+    page: Any, url: str, name: str, secret: str, landing: str | re.Pattern[str] | None = None
+) -> None:
+    """Log `name` in to the console at `url` in a browser page: password and TOTP code.
+
+    Args:
+        page: A Playwright page.
+        url: The console's base URL.
+        name: The staff account.
+        secret: Its TOTP secret (`create_staff_user`).
+        landing: Wait until the page has reached this URL (the role's start page); None: do not.
+    """
+    page.goto(f"{url}/staff/login")
+    page.get_by_label("ユーザー名").fill(name)
+    page.get_by_label("パスワード").fill(STAFF_PASSWORD)
+    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(secret))
+    page.get_by_role("button", name="ログイン").click()
+    if landing is not None:
+        page.wait_for_url(landing)
+
+
+def staff_login_post(url: str, name: str, code: str) -> requests.Response:
+    """Fill in the console's log-in form over HTTP (its CSRF token and cookie) and post it.
+
+    Returns:
+        The console's answer, not followed: its `location` says where the log-in led.
+    """
+    form = requests.get(f"{url}/staff/login", timeout=10)
+    csrf = LOGIN_CSRF.search(form.text)
+    assert csrf, "the log-in form has no CSRF token"
+    return requests.post(
+        f"{url}/staff/login",
+        data={"username": name, "password": STAFF_PASSWORD, "code": code, "csrf": csrf[1]},
+        cookies=dict(form.cookies),
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
+def staff_cookies(url: str, name: str, secret: str) -> Dict[str, str]:
+    """Log `name` in over HTTP; the session's cookies.
+
+    They are Secure cookies, which `requests` keeps from plain http: pass them by hand
+    (`cookies=`) to each request.
+    """
+    answer = staff_login_post(url, name, totp(secret))
+    assert answer.headers.get("location") == "/staff/", answer.headers
+    return dict(answer.cookies)
+
+
+@contextlib.contextmanager
+def staff_console(env: Mapping[str, str], work: Path) -> Iterator[str]:
+    """A consent service and its staff console with `env` on a free port, logging to
+    `work/console.log`, until the block ends; its URL."""
+    port = free_port()
+    spec = harness.consent_spec(
+        port, env, work / "console.log", name="console", timeout=START_TIMEOUT
+    )
+    process = harness.run_ready(spec)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
 
 
 @dataclass

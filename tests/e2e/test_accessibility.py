@@ -15,8 +15,8 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.e2e.conftest import Assistant
-from tests.e2e.test_staff_console import PASSWORD, VIEWS, console, counter_console, totp
+from tests.e2e.conftest import Assistant, staff_log_in
+from tests.e2e.test_staff_console import VIEWS, console, counter_console
 from tests.staff_tracker import DAY1, DAY2
 
 pytestmark = pytest.mark.e2e
@@ -162,22 +162,13 @@ def test_chat_by_keyboard_alone(assistant: Assistant, browser: Any) -> None:
     page.context.close()
 
 
-def log_in(page: Any, url: str, user: str, secret: str) -> None:
-    page.goto(f"{url}/staff/login")
-    page.get_by_label("ユーザー名").fill(user)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(secret))
-    page.get_by_role("button", name="ログイン").click()
-
-
 def test_staff_views_have_no_serious_violation(console: tuple[str, str], browser: Any) -> None:
     url, secret = console
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
     found: Dict[str, List[Dict[str, Any]]] = {}
     page.goto(f"{url}/staff/login")
     found["login"] = serious_violations(page)
-    log_in(page, url, "kanri", secret)
-    page.wait_for_url(f"{url}/staff/")
+    staff_log_in(page, url, "kanri", secret, landing=f"{url}/staff/")
     for name, path in VIEWS.items():
         page.goto(f"{url}{path}?start={DAY1}&end={DAY2}")
         found[name] = serious_violations(page)
@@ -193,8 +184,8 @@ def test_staff_counter_has_no_serious_violation(
     counter_console: Dict[str, Any], browser: Any
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-    log_in(page, counter_console["url"], "madoguchi", counter_console["secret"])
-    page.wait_for_url(f"{counter_console['url']}/staff/counter")
+    url = counter_console["url"]
+    staff_log_in(page, url, "madoguchi", counter_console["secret"], landing=f"{url}/staff/counter")
     assert serious_violations(page) == []
     page.get_by_label("受付番号").fill("XXXX-XXXX-X")
     page.get_by_role("button", name="確認する").click()

@@ -17,7 +17,6 @@ import contextlib
 import datetime as dt
 import re
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Dict, List
@@ -29,16 +28,15 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.conftest import (
-    BACKEND_PYTHON,
     RASA_API_TOKEN,
     SCREENSHOTS,
     Assistant,
-    free_port,
-    wait_until_up,
+    create_staff_user,
+    staff_console,
+    staff_log_in,
 )
 from tests.e2e.memo_pdf import pdf_text
 from tests.e2e.test_accessibility import serious_violations
-from tests.e2e.test_staff_console import PASSWORD, totp
 
 pytestmark = pytest.mark.e2e
 OFFER_ID = "city_health_checkup"  # a level-2 offer of the shipped catalogue
@@ -103,30 +101,13 @@ def counter_console(
     work = tmp_path_factory.mktemp("counter-memo")
     env = {
         **assistant.consent.env,
-        "STAFF_PASSWORD": PASSWORD,
         "STAFF_RASA_URL": assistant.url,
         "RASA_API_TOKEN": RASA_API_TOKEN,
         "STAFF_RASA_TIMEOUT_SECONDS": "30",
     }
-    created = subprocess.run(
-        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", USER,
-         "--role", "counter"],
-        env=env, capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
-    port = free_port()
-    log = work / "console.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
-        yield {"url": f"http://127.0.0.1:{port}", "secret": secret}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    secret = create_staff_user(env, USER, "counter")
+    with staff_console(env, work) as url:
+        yield {"url": url, "secret": secret}
 
 
 def test_the_rasa_side_refuses_the_counter_memo_without_the_token(assistant: Assistant) -> None:
@@ -151,12 +132,7 @@ def test_counter_staff_print_the_memo_of_a_level2_offer(
     url = counter_console["url"]
     context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(f"{url}/staff/login")
-    page.get_by_label("ユーザー名").fill(USER)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(counter_console["secret"]))
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url(f"{url}/staff/counter")
+    staff_log_in(page, url, USER, counter_console["secret"], landing=f"{url}/staff/counter")
     page.get_by_role("link", name=re.compile("相談メモ")).click()
     page.wait_for_url(f"{url}/staff/counter/memo")
     assert serious_violations(page) == []  # axe-core, as on the other staff views

@@ -23,7 +23,6 @@ import hmac
 import json
 import re
 import sqlite3
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -35,14 +34,14 @@ import requests
 
 from tests.e2e import log_check
 from tests.e2e.conftest import (
-    BACKEND_PYTHON,
     CONSENT_TOKEN,
     PSEUDONYM_KEY,
     SCREENSHOTS,
     Assistant,
+    create_staff_user,
+    staff_log_in,
 )
 from tests.e2e.test_line import body_of, calls_for, event, post, reply_texts, sign, text_event
-from tests.e2e.test_staff_console import PASSWORD, totp
 from tests.line_fake import MULTICAST, SPECS, Call, Delivery, FakeLineApi, OpenApi
 
 pytestmark = pytest.mark.e2e
@@ -193,27 +192,12 @@ def query(db: Path, sql: str, *args: Any) -> List[tuple]:
         return list(connection.execute(sql, args).fetchall())
 
 
-def staff_user(assistant: Assistant, name: str, role: str) -> str:
-    """Create a staff account on the stack's consent service; its TOTP secret."""
-    created = subprocess.run(
-        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", name,
-         "--role", role],
-        env={**assistant.consent.env, "STAFF_PASSWORD": PASSWORD},
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    found = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout)
-    assert found, "create-user printed no TOTP secret"
-    return found.group(1)
-
-
-def log_in(browser: Any, url: str, name: str, secret: str) -> Any:
+def log_in(assistant: Assistant, browser: Any, name: str, role: str) -> Any:
+    """A new account of `role` on the stack's consent service, logged in on a new page."""
+    secret = create_staff_user(assistant.consent.env, name, role)
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-    page.goto(f"{url}/staff/login")
-    page.get_by_label("ユーザー名").fill(name)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(secret))
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url(re.compile(r".*/staff/(?!login).*"))
+    url = assistant.consent.url
+    staff_log_in(page, url, name, secret, landing=re.compile(r".*/staff/(?!login).*"))
     return page
 
 
@@ -273,7 +257,7 @@ def approve_in_browser(assistant: Assistant, browser: Any) -> tuple[str, Any]:
     """The editor drafts (with a preview), the approver approves; the notice id and the
     approver's page (still logged in: a TOTP code opens one session only)."""
     url = assistant.consent.url
-    editor = log_in(browser, url, EDITOR, staff_user(assistant, EDITOR, "editor"))
+    editor = log_in(assistant, browser, EDITOR, "editor")
     editor.goto(f"{url}/staff/notices/new")
     editor.get_by_label("話題（必須）").select_option(CHECKUPS)
     editor.locator("#notice-text").fill(NOTICE_TEXT)
@@ -290,7 +274,7 @@ def approve_in_browser(assistant: Assistant, browser: Any) -> tuple[str, Any]:
     assert editor.get_by_role("button", name="内容を確認し、承認する").count() == 0
     editor.close()
 
-    approver = log_in(browser, url, APPROVER, staff_user(assistant, APPROVER, "approver"))
+    approver = log_in(assistant, browser, APPROVER, "approver")
     approver.goto(f"{url}/staff/notices/{notice_id}")
     approver.get_by_role("button", name="内容を確認し、承認する").click()
     approver.wait_for_url(re.compile(r".*/staff/notices\?done=approved.*"))

@@ -32,9 +32,14 @@ import yaml
 from tests.conftest import PROJECT_ROOT
 from tests.e2e import conftest as e2e
 from tests.e2e import log_check
-from tests.e2e.conftest import BACKEND_PYTHON, Assistant, free_port, wait_until_up
+from tests.e2e.conftest import (
+    BACKEND_PYTHON,
+    Assistant,
+    create_staff_user,
+    staff_console,
+    staff_cookies,
+)
 from tests.e2e.test_line import REPLY, body_of, calls_for, post, sign, text_event
-from tests.e2e.test_staff_console import PASSWORD, totp
 from tests.e2e.test_webchat import connect, new_session
 from tests.line_fake import SPECS, FakeLineApi, OpenApi
 
@@ -239,18 +244,6 @@ def test_no_log_holds_a_raw_detail_so_far(assistant: Assistant) -> None:
         assert raw_in(log.read_text(encoding="utf-8", errors="replace")) == [], log.name
 
 
-def create_staff_user(env: Dict[str, str]) -> str:
-    """A staff account `privacy` in the database of `env`; its TOTP secret."""
-    created = subprocess.run(
-        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", STAFF_USER],
-        env={**env, "STAFF_PASSWORD": PASSWORD}, capture_output=True, text=True, check=True,
-        timeout=120,
-    )  # fmt: skip
-    match = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout)
-    assert match, "the staff account was created"
-    return match.group(1)
-
-
 @pytest.fixture(scope="module")
 def console(
     assistant: Assistant, tmp_path_factory: pytest.TempPathFactory
@@ -263,7 +256,7 @@ def console(
     """
     work = assistant.tracker_db.parent
     if hasattr(e2e, "wait_consumed"):
-        secret = create_staff_user(assistant.consent.env)
+        secret = create_staff_user(assistant.consent.env, STAFF_USER)
         e2e.wait_consumed(work / "events.db", work / "consent.db")
         yield assistant.consent.url, secret, assistant.consent.env
         return
@@ -275,45 +268,18 @@ def console(
         "CONSENT_API_TOKEN": "e2e-privacy-token-" + "2" * 32,
         "STAFF_TRACKER_DATABASE_URL": f"sqlite+pysqlite:///{assistant.tracker_db}",
     }
-    secret = create_staff_user(env)
-    port = free_port()
-    log = own / "console.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/health", process, log)
+    secret = create_staff_user(env, STAFF_USER)
+    with staff_console(env, own) as url:
         yield url, secret, env
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    log = own / "console.log"
     assert raw_in(log.read_text(encoding="utf-8", errors="replace")) == []
-
-
-def staff_cookies(url: str, secret: str) -> Dict[str, str]:
-    """Log in; the session's cookies (Secure cookies, so passed by hand over http)."""
-    form = requests.get(f"{url}/staff/login", timeout=10)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf
-    answer = requests.post(
-        f"{url}/staff/login",
-        data={"username": STAFF_USER, "password": PASSWORD, "code": totp(secret), "csrf": csrf[1]},
-        cookies=dict(form.cookies),
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert answer.headers.get("location") == "/staff/", answer.headers
-    return dict(answer.cookies)
 
 
 def test_no_staff_page_or_export_shows_a_raw_detail(
     console: tuple[str, str, Dict[str, str]], tmp_path: Path
 ) -> None:
     url, secret, env = console
-    cookies = staff_cookies(url, secret)
+    cookies = staff_cookies(url, STAFF_USER, secret)  # passed by hand: Secure cookies over http
     today = dt.datetime.now(JST).date()  # the console counts days in Japan time
     week = f"start={today - dt.timedelta(days=14)}&end={today}"
     pages = [f"/staff/{v}?{week}" for v in ("", "intents", "fallbacks", "funnel")]

@@ -3,14 +3,9 @@ save screenshots; nothing sensitive on any page."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import os
-import re
 import sqlite3
-import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,17 +16,18 @@ import requests
 
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.conftest import (
-    BACKEND_PYTHON,
     SCREENSHOTS,
-    free_port,
+    create_staff_user,
+    staff_console,
+    staff_log_in,
+    staff_login_post,
     start_consumer,
+    totp,
     wait_consumed,
-    wait_until_up,
 )
 from tests.staff_tracker import DAY1, DAY2, build, build_broker, published
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "correct horse battery staple"
 VIEWS = {
     "overview": "/staff/",
     "intents": "/staff/intents",
@@ -40,15 +36,6 @@ VIEWS = {
     "conversations": "/staff/conversations",
     "access-log": "/staff/access-log",
 }
-
-
-def totp(secret: str, at: float | None = None) -> str:
-    """RFC 6238 (SHA-1, 30 s, 6 digits), as authenticator apps compute it."""
-    counter = int((at or time.time()) // 30)
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
 
 
 def generated_events(work: Path) -> Path:
@@ -76,27 +63,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         "CONSENT_API_TOKEN": "e2e-staff-token-" + "0" * 32,  # 32 bytes, as the service demands
         # the generated conversations as Rasa's SQL event broker publishes them (issue 20)
         "ANALYTICS_EVENTS_DATABASE_URL": f"sqlite+pysqlite:///{generated_events(work)}",
-        "STAFF_PASSWORD": PASSWORD,
     }
-    created = subprocess.run(
-        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", "kanri"],
-        env=env, capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
+    secret = create_staff_user(env, "kanri")
     consume(env, work)  # the consumer stores them in the service's tables (migrated above)
-    port = free_port()
-    log = work / "console.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
-        yield f"http://127.0.0.1:{port}", secret
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with staff_console(env, work) as url:
+        yield url, secret
 
 
 def test_every_staff_url_needs_a_session(console: tuple[str, str]) -> None:
@@ -109,12 +80,7 @@ def test_every_staff_url_needs_a_session(console: tuple[str, str]) -> None:
 def test_staff_member_logs_in_and_opens_each_view(console: tuple[str, str], browser: Any) -> None:
     url, secret = console
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-    page.goto(f"{url}/staff/login")
-    page.get_by_label("ユーザー名").fill("kanri")
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(secret))
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url(f"{url}/staff/")
+    staff_log_in(page, url, "kanri", secret, landing=f"{url}/staff/")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name, path in VIEWS.items():
         page.goto(f"{url}{path}?start={DAY1}&end={DAY2}")
@@ -139,16 +105,7 @@ def test_a_code_opens_one_session_only(console: tuple[str, str]) -> None:
     code = totp(secret)
     answers = []
     for _ in range(2):
-        form = requests.get(f"{url}/staff/login", timeout=10)
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
-        answer = requests.post(
-            f"{url}/staff/login",
-            data={"username": "kanri", "password": PASSWORD, "code": code, "csrf": csrf},
-            cookies={"staff_login_csrf": form.cookies["staff_login_csrf"]},
-            allow_redirects=False,
-            timeout=30,
-        )
-        answers.append(answer.headers["location"])
+        answers.append(staff_login_post(url, "kanri", code).headers["location"])
     assert answers == ["/staff/", "/staff/login?error=invalid"]
 
 
@@ -164,29 +121,11 @@ def counter_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         "CONSENT_API_TOKEN": token,
         # the generated conversations as Rasa's SQL event broker publishes them (issue 20)
         "ANALYTICS_EVENTS_DATABASE_URL": f"sqlite+pysqlite:///{generated_events(work)}",
-        "STAFF_PASSWORD": PASSWORD,
     }
-    created = subprocess.run(
-        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", "madoguchi",
-         "--role", "counter"],
-        env=env, capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
+    secret = create_staff_user(env, "madoguchi", "counter")
     consume(env, work)  # the consumer stores them in the service's tables (migrated above)
-    port = free_port()
-    log = work / "console.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/health", process, log)
+    with staff_console(env, work) as url:
         yield {"url": url, "secret": secret, "token": token, "db": work / "consent.db"}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_the_counter_withdraws_a_consent_by_its_receipt_code(
@@ -209,12 +148,7 @@ def test_the_counter_withdraws_a_consent_by_its_receipt_code(
     title = next(o["title_ja"] for o in offers if o["offer_id"] == "city_health_vitals")
 
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-    page.goto(f"{url}/staff/login")
-    page.get_by_label("ユーザー名").fill("madoguchi")
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(counter_console["secret"]))
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url(f"{url}/staff/counter")
+    staff_log_in(page, url, "madoguchi", counter_console["secret"], landing=f"{url}/staff/counter")
     # Read out as a resident might write it: lower case, without hyphens.
     page.get_by_label("受付番号").fill(code.lower().replace("-", ""))
     page.get_by_role("button", name="確認する").click()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -45,11 +44,11 @@ from tests.e2e.conftest import (
     RASA_API_TOKEN,
     SCREENSHOTS,
     Assistant,
-    free_port,
-    wait_until_up,
+    create_staff_user,
+    staff_console,
+    staff_log_in,
 )
 from tests.e2e.test_accessibility import serious_violations
-from tests.e2e.test_staff_console import PASSWORD, totp
 from tests.test_staff_labels_yaml import validate
 
 pytestmark = pytest.mark.e2e
@@ -96,30 +95,13 @@ def labelling(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) ->
     work = tmp_path_factory.mktemp("labels")
     env = {
         **assistant.consent.env,
-        "STAFF_PASSWORD": PASSWORD,
         "STAFF_RASA_URL": assistant.url,
         "RASA_API_TOKEN": RASA_API_TOKEN,
         "STAFF_RASA_TIMEOUT_SECONDS": "30",
     }
-    created = subprocess.run(
-        [str(BACKEND_PYTHON), "-m", "consent_service", "staff", "create-user", "henshu",
-         "--role", "editor"],
-        env=env, capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    secret = re.search(r"TOTP secret: ([A-Z2-7]+)", created.stdout).group(1)
-    port = free_port()
-    log = work / "console.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BACKEND_PYTHON), "-m", "consent_service", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
-        yield {"url": f"http://127.0.0.1:{port}", "secret": secret, "env": env, "work": work}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    secret = create_staff_user(env, "henshu", "editor")
+    with staff_console(env, work) as url:
+        yield {"url": url, "secret": secret, "env": env, "work": work}
 
 
 def test_an_editor_labels_a_not_understood_message_and_the_console_rechecks_it(
@@ -144,12 +126,7 @@ def test_an_editor_labels_a_not_understood_message_and_the_console_rechecks_it(
     # 2. An editor labels it in the browser.
     url = labelling["url"]
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-    page.goto(f"{url}/staff/login")
-    page.get_by_label("ユーザー名").fill("henshu")
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_label("確認コード（認証アプリの6桁）").fill(totp(labelling["secret"]))
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url(f"{url}/staff/")
+    staff_log_in(page, url, "henshu", labelling["secret"], landing=f"{url}/staff/")
     page.get_by_role("link", name="ラベル付け").click()
     message = page.locator(f'li.message[data-event="{event_id}"]')
     assert message.locator(".text").inner_text() == masked
