@@ -458,7 +458,8 @@ class ConsentClient:
         """The topics residents may subscribe to, in the catalogue's order.
 
         Returns:
-            `[{"topic_id", "title_ja", "description_ja", "max_per_month"}]`.
+            `[{"topic_id", "title_ja", "description_ja", "max_per_month",
+            "web_subscription_days"}]`.
         """
         return list(self._call("GET", "/v1/notice-topics"))
 

@@ -422,7 +422,11 @@ class NoticeFlow:
         if self.channel == "line" and recipient(self.tracker) is None:
             self.utter("utter_notice_line_unavailable")
             return clear()
-        where = c.fragment(self.domain, WHERE[self.channel], self.plain)
+        # How long a web subscription lasts is the consent service's setting, never written here.
+        days = chosen[0].get("web_subscription_days")
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            raise ConsentServiceUnavailable("notice topics without web_subscription_days")
+        where = c.fragment(self.domain, WHERE[self.channel], self.plain, web_days=days)
         self.utter(CONFIRM, topics=self.topic_lines(chosen, with_details=True), where=where)
         return [
             SlotSet(PENDING, SUBSCRIBE),

@@ -32,12 +32,14 @@ TOPICS = [
         "title_ja": "健診・保健指導",
         "description_ja": "受診期間のお知らせです。",
         "max_per_month": 2,
+        "web_subscription_days": 45,
     },
     {
         "topic_id": "disaster",
         "title_ja": "防災・避難",
         "description_ja": "避難所のお知らせです。",
         "max_per_month": 2,
+        "web_subscription_days": 45,
     },
 ]
 RECEIPT = {"receipt_id": "N-ABCDEFGH23", "kind": "notice_subscription", "created_at": "x"}
@@ -150,16 +152,32 @@ def test_a_topic_shows_the_notice_and_waits_for_a_yes(
     assert "健診・保健指導" in message["topics"] and "月2回" in message["topics"]
     assert "受診期間" in message["topics"] and "防災" not in message["topics"]
     assert "一度だけ" in message["where"]  # the web chat: shown when the resident comes back
-    # ...only to this conversation on a device that keeps it, and for 30 days at most; LINE
-    # is the way to receive notices as messages (docs/webchat.md "Shared screens").
+    # ...only to this conversation on a device that keeps it, and for as many days as the
+    # consent service keeps a web subscription (its setting, sent with the topics); LINE is
+    # the way to receive notices as messages (docs/webchat.md "Shared screens").
     assert "「この端末で続きを保存する」" in message["where"]
-    assert "30日" in message["where"] and "LINE" in message["where"]
+    assert "45日" in message["where"] and "LINE" in message["where"]
+    assert "30日" not in message["where"]
     assert "次にこのチャットを開いたとき" not in message["where"]
     slots = slots_of(events)
     assert slots["notice_pending"] == "subscribe"
     assert slots["notice_topic_ids"] == ["checkups"]
     assert len(slots["notice_request_key"]) == 36
     assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+@responses.activate
+def test_topics_without_the_web_subscription_days_show_no_notice(
+    dispatcher: CollectingDispatcher, domain: Dict[str, Any]
+) -> None:
+    # An older or broken service: the notice would have to guess the days; it says the
+    # service is unavailable instead and records nothing.
+    topics = [{k: v for k, v in t.items() if k != "web_subscription_days"} for t in TOPICS]
+    responses.get(f"{FAKE_API}/v1/notice-topics", json=topics)
+    chosen = user("/subscribe_notifications", "subscribe_notifications", topic="checkups")
+    events = run_action(ActionNotices(), dispatcher, tracker(chosen), domain)
+    assert sent(dispatcher) == ["utter_notice_service_down"]
+    assert slots_of(events).get("notice_pending") is None  # no question left open
 
 
 @responses.activate

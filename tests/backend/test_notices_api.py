@@ -84,6 +84,7 @@ def test_topics_in_their_order(client: TestClient) -> None:
         "title_ja": "健診・保健指導",
         "description_ja": answer.json()[0]["description_ja"],
         "max_per_month": 2,
+        "web_subscription_days": 30,  # NOTICE_WEB_SUBSCRIPTION_DAYS of the test settings
     }
     assert client.get("/v1/notice-topics").status_code == 401
 

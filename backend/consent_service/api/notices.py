@@ -43,12 +43,23 @@ def _scope(client: str, settings: AppSettings, now: dt.datetime) -> IdempotencyS
 
 
 @router.get("/notice-topics", response_model=list[NoticeTopicPublic], tags=["notices"])
-def list_topics(session: DbSession, _client: Client) -> list[NoticeTopicPublic]:
+def list_topics(
+    session: DbSession, _client: Client, settings: AppSettings
+) -> list[NoticeTopicPublic]:
     """The topics residents may subscribe to (catalog/notice_topics.yml), in their order."""
     topics = session.execute(
         select(NoticeTopic).order_by(NoticeTopic.sort_order, NoticeTopic.topic_id)
     ).scalars()
-    return [NoticeTopicPublic.model_validate(t, from_attributes=True) for t in topics]
+    return [
+        NoticeTopicPublic(
+            topic_id=t.topic_id,
+            title_ja=t.title_ja,
+            description_ja=t.description_ja,
+            max_per_month=t.max_per_month,
+            web_subscription_days=settings.notice_web_subscription_days,
+        )
+        for t in topics
+    ]
 
 
 @router.post(

@@ -33,6 +33,12 @@ class NoticeTopicPublic(BaseModel):
     title_ja: str
     description_ja: str
     max_per_month: int = Field(description="At most this many notices a month (Japan time).")
+    web_subscription_days: int = Field(
+        description=(
+            "A web chat or REST subscription ends this many days after it began "
+            "(NOTICE_WEB_SUBSCRIPTION_DAYS); the same for every topic."
+        )
+    )
 
 
 class SubscriptionCreate(Strict):
