@@ -163,6 +163,8 @@ PLACEHOLDERS = {
     "utter_personal_detail_removed": {"details"},
     # Health notices (issue 17, actions/notices.py, actions/session.py).
     "utter_notice_confirm": {"topics", "where"},
+    # How long the consent service keeps a web subscription (NOTICE_WEB_SUBSCRIPTION_DAYS).
+    "utter_fragment_notice_where_web": {"web_days"},
     "utter_notice_subscribed": {"topics", "receipt_id"},
     "utter_notice_stopped": {"topics", "receipt_id"},
     "utter_notice_list": {"topics"},
