@@ -21,18 +21,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = ROOT / "domain.yml"
 TARGET = ROOT / "backend" / "consent_service" / "staff" / "label_intents.txt"
-# Not something a resident's message could be: the fallback itself, and intents the channels
-# send on their own (bot/channels/).
-NOT_LABELS = frozenset(
-    {
-        "nlu_fallback",
-        "non_text_message",
-        "message_too_long",
-        "too_many_messages",
-        "personal_detail_removed",
-        "line_unfollowed",  # LINE's unfollow event, never typed
-    }
-)
+if str(ROOT) not in sys.path:  # run as `python scripts/staff_label_intents.py`
+    sys.path.insert(0, str(ROOT))
+
+from bot.channels.system_intents import GREET, SYSTEM_INTENTS  # noqa: E402
+
+# Not something a resident's message could be: the fallback itself, and the intents the channels
+# send on their own (bot/channels/system_intents.py) — except `greet`, which residents also type.
+NOT_LABELS = frozenset({"nlu_fallback", *SYSTEM_INTENTS}) - {GREET}
 HEADER = (
     "# Intents a staff editor may label a not-understood message with (issue 15).\n"
     "# Written by `.venv/bin/python scripts/staff_label_intents.py` from domain.yml; do not edit.\n"

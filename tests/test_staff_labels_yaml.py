@@ -135,3 +135,13 @@ def test_the_consoles_confidence_floor_is_the_fallback_threshold() -> None:
     settings = (PROJECT_ROOT / "backend" / "consent_service" / "config.py").read_text("utf-8")
     found = re.search(r"staff_label_min_confidence: float = Field\(\s*default=([0-9.]+)", settings)
     assert found is not None and float(found.group(1)) == float(threshold)
+
+
+def test_no_intent_only_a_channel_sends_is_offered_as_a_label() -> None:
+    # e.g. `session_resumed` (a page resuming a session) was once offered for residents' words.
+    from bot.channels.system_intents import SYSTEM_INTENTS
+
+    offered = set(label_intents())
+    assert "greet" in offered  # residents type greetings too
+    assert not offered & (set(SYSTEM_INTENTS) - {"greet"})
+    assert "nlu_fallback" not in offered
