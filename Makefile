@@ -68,7 +68,16 @@ backend: venv-backend .env  ## Start the consent service alone on :8000 until Ct
 shell: venv model .env  ## Chat with the assistant in this terminal.
 	@scripts/shell.sh
 
-test: lint lint-backend validate unit backend-while-training test-nlu test-stories e2e test-reliability  ## Everything CI runs.
+# Everything CI runs, in stages; within a stage two jobs share CI's 2 cores where one alone would
+# leave a core idle (lint, type checks and validation beside the single-process unit tests; the
+# consent service's database-bound tests beside the training; the held-out NLU beside the
+# conversation tests). Each job's output is printed whole when it ends; any failure stops the run.
+test:  ## Everything CI runs.
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint lint-backend validate unit
+	@$(MAKE) --no-print-directory backend-while-training
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-nlu test-stories
+	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory test-reliability
 	@echo "make test: all checks passed"
 
 lint: venv  ## ruff and mypy on the Python of the Rasa side.
