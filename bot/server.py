@@ -30,6 +30,11 @@ production profile, the e2e tests and the benchmark.
    no `action_listen`, so the resident's first message is predicted from a broken history and
    answered with the fallback. Here that case starts the session as Rasa's own default action
    does (slots carried over, `action_listen`); the notices wait for the next session.
+5. **No silence when the action servers are down.** Any other custom action Rasa cannot run
+   (action servers down, restarting, or answering with an error) was a turn with no answer at
+   all: Rasa logs the error and says nothing. Here the resident is told, politely, that the
+   system cannot be reached and to try again a little later (`utter_action_server_unreachable`
+   in the domain); the turn's action events are lost as before (nothing is claimed done).
 """
 
 from __future__ import annotations
@@ -180,6 +185,41 @@ class SessionStartWithFallback:
             return default_events
 
 
+UNREACHABLE_RESPONSE = "utter_action_server_unreachable"
+
+
+def _run_or_apologise(original: Callable[..., Awaitable[List[Any]]]) -> Any:
+    """Wrap `RemoteAction.run`: a custom action that cannot run says the apology instead."""
+
+    @functools.wraps(original)
+    async def run(self: Any, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Any]:
+        from rasa.core.actions.action import ActionExecutionRejection, create_bot_utterance
+        from rasa.shared.core.constants import ACTION_SESSION_START_NAME
+
+        try:
+            return await original(self, output_channel, nlg, tracker, domain)
+        except ActionExecutionRejection:
+            raise  # a rejection is an answer of the action server (Rasa handles it)
+        except Exception as error:
+            if self.name() == ACTION_SESSION_START_NAME:
+                raise  # SessionStartWithFallback starts the session as Rasa's default does
+            message = (
+                await nlg.generate(UNREACHABLE_RESPONSE, tracker, output_channel.name())
+                if UNREACHABLE_RESPONSE in domain.responses
+                else None
+            )
+            if not message:
+                raise
+            logger.warning(
+                "Custom action %s failed (%s): the resident is asked to try again later",
+                self.name(),
+                type(error).__name__,
+            )
+            return [create_bot_utterance({**message, "utter_action": UNREACHABLE_RESPONSE})]
+
+    return run
+
+
 def _session_start_with_fallback(original: Callable[..., Any]) -> Any:
     """Wrap Rasa's action lookup so a custom `action_session_start` has the default as fallback."""
     from rasa.shared.core.constants import ACTION_SESSION_START_NAME
@@ -208,6 +248,7 @@ def install() -> None:
     from rasa.core.actions.action import RemoteAction
 
     RemoteAction._validate_action_result = validate_action_result
+    RemoteAction.run = _run_or_apologise(RemoteAction.run)
     # The processor looks actions up through the module (`rasa.core.actions.action.…`).
     actions.action_for_name_or_text = _session_start_with_fallback(actions.action_for_name_or_text)
     failsafe = tracker_store.FailSafeTrackerStore

@@ -66,15 +66,11 @@ def test_malformed_answers_are_refused(result: Dict[str, Any]) -> None:
     assert _ours(result) is not True
 
 
-def test_install_replaces_rasas_check_once() -> None:
-    original = RemoteAction._validate_action_result
-    try:
-        server.install()
-        server.install()
-        assert RemoteAction._validate_action_result is server.validate_action_result
-    finally:
-        RemoteAction._validate_action_result = original  # type: ignore[method-assign]
-        server._INSTALLED = False
+def test_install_replaces_rasas_check_once(installed_lookup: Any) -> None:
+    wrapped_run = RemoteAction.run
+    server.install()
+    assert RemoteAction._validate_action_result is server.validate_action_result
+    assert RemoteAction.run is wrapped_run  # installed once, not wrapped twice
 
 
 SESSION_DOMAIN = """
@@ -99,6 +95,7 @@ def installed_lookup() -> Iterator[Any]:
         actions.action_for_name_or_text,
         RemoteAction._validate_action_result,
     )
+    saved_run = RemoteAction.run
     saved_store = {
         name: getattr(tracker_store.FailSafeTrackerStore, name)
         for name in ("retrieve", "retrieve_full_tracker", "save")
@@ -109,6 +106,7 @@ def installed_lookup() -> Iterator[Any]:
         yield actions.action_for_name_or_text
     finally:
         actions.action_for_name_or_text = saved_lookup
+        RemoteAction.run = saved_run  # type: ignore[method-assign]
         RemoteAction._validate_action_result = saved_validate  # type: ignore[method-assign]
         for name, method in saved_store.items():
             setattr(tracker_store.FailSafeTrackerStore, name, method)
@@ -185,6 +183,57 @@ async def test_the_custom_session_start_runs_when_the_action_server_answers(
     assert SlotSet("plain_japanese", False) in events
     assert SlotSet("plain_japanese", True) not in events
     assert events[-1] == ActionExecuted("action_listen")
+
+
+APOLOGY_DOMAIN = (
+    SESSION_DOMAIN.replace("[action_session_start]", "[action_session_start, action_consent_flow]")
+    + """
+responses:
+  utter_action_server_unreachable:
+    - text: "いまシステムにつながらず"
+"""
+)
+
+
+async def _run_remote(name: str, domain_yaml: str, url: str) -> List[Any]:
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import EndpointConfig
+
+    domain = Domain.from_yaml(domain_yaml)
+    action = RemoteAction(name, EndpointConfig(url))
+    nlg = TemplatedNaturalLanguageGenerator(domain.responses)
+    tracker = DialogueStateTracker.from_events("resident", [])
+    events: List[Any] = await action.run(CollectingOutputChannel(), nlg, tracker, domain)
+    return events
+
+
+async def test_a_custom_action_that_cannot_run_says_the_apology(installed_lookup: Any) -> None:
+    from rasa.shared.core.events import BotUttered
+
+    closed = f"http://127.0.0.1:{free_port()}/webhook"
+    events = await _run_remote("action_consent_flow", APOLOGY_DOMAIN, closed)
+    assert len(events) == 1 and isinstance(events[0], BotUttered)
+    assert events[0].text == "いまシステムにつながらず"
+    assert events[0].metadata["utter_action"] == "utter_action_server_unreachable"
+
+
+async def test_without_the_apology_in_the_domain_the_failure_stays_rasas(
+    installed_lookup: Any,
+) -> None:
+    from rasa.shared.exceptions import RasaException
+
+    closed = f"http://127.0.0.1:{free_port()}/webhook"
+    domain = SESSION_DOMAIN.replace(
+        "[action_session_start]", "[action_session_start, action_consent_flow]"
+    )
+    with pytest.raises(RasaException):
+        await _run_remote("action_consent_flow", domain, closed)
+    # The session start is never apologised for: it falls back to Rasa's default instead.
+    with pytest.raises(RasaException):
+        await _run_remote("action_session_start", APOLOGY_DOMAIN, closed)
 
 
 def test_other_actions_and_a_domain_without_the_custom_session_start_are_untouched(
