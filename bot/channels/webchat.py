@@ -21,7 +21,8 @@ must present a session token this server issued.
   it is always text (bot/channels/guard.py); a button's payload is accepted only if the
   assistant offered that button to this session in its latest answer (remembered in the shared
   state for `WEBCHAT_OFFERED_BUTTONS_SECONDS`, forgotten when the next answer starts), or is one
-  of the page's own buttons (`PAGE_PAYLOADS`: the plain-mode switch, issue 16).
+  of the page's own buttons (`PAGE_PAYLOADS`: the plain-mode switch, issue 16) or a split
+  answer's 「もっと詳しく」 button (`MORE_DETAILS_PAYLOAD`: it names a response, nothing else).
 - A session sending more than `RATE_LIMIT_MESSAGES` per `RATE_LIMIT_SECONDS` (`session_start`
   included) is told once to wait (`too_many_messages`); further messages in that window are
   dropped. The count is shared by the replicas through bot/shared_state.py; the rate limit, the
@@ -101,6 +102,11 @@ BUSY = "busy"
 # The page's own fixed buttons (issue 16: the plain-mode switch), accepted as intents whatever the
 # last answer offered; entity-free, so they carry nothing the resident could not type.
 PAGE_PAYLOADS = frozenset({"/plain_japanese_on", "/plain_japanese_off"})
+# The 「もっと詳しく」 button of a split answer (issue 16), accepted even after a later answer
+# replaced the offers (another tab, a second message in the same turn): it names one response and
+# carries nothing else, and action_more_details shows a rest only for a split response of the
+# domain (any other name gets "which topic?").
+MORE_DETAILS_PAYLOAD = re.compile(r'/ask_more_details\{"more_of": "utter_[a-z0-9_]{1,60}"\}')
 EXPIRES = re.compile(r"[0-9]{1,12}")
 # A Host header the CSP may name: a DNS name or an IP literal, with an optional port.
 SAFE_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
@@ -376,7 +382,11 @@ class WebChatInput(SharedStateChannel, InputChannel):
         if isinstance(payload, str) and payload:
             if len(payload) > MAX_TYPED_CHARACTERS:
                 return TOO_LONG
-            if payload in PAGE_PAYLOADS or await self._was_offered(session, payload):
+            if (
+                payload in PAGE_PAYLOADS
+                or MORE_DETAILS_PAYLOAD.fullmatch(payload)
+                or await self._was_offered(session, payload)
+            ):
                 return unmasked(payload)
             return await take_in(payload)  # Sudachi: off the event loop
         if isinstance(message, str) and message.strip():

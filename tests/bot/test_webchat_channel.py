@@ -435,3 +435,32 @@ async def test_the_page_says_what_this_is_and_how_long_conversations_are_kept() 
     assert "会話の記録は45日間保存したあと削除します" in page
     assert "伏せ字" in page
     assert "{{" not in page
+
+
+# A split answer's 「もっと詳しく」 button (issue 16) stays an intent after its offer was replaced.
+@pytest.mark.parametrize("topic", ["utter_data_levels", "utter_info_bank", "utter_unknown"])
+async def test_a_more_details_button_is_an_intent_without_being_offered(topic: str) -> None:
+    # action_more_details, not the channel, decides whether the name has a rest to show.
+    payload = '/ask_more_details{"more_of": "' + topic + '"}'
+    chat = WebChat()
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"payload": payload})
+    assert chat.texts == [payload]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '/ask_more_details{"more_of": "utter_info_bank", "data_item": "genetic"}',
+        '/ask_more_details{"more_of": "action_withdraw"}',
+        '/ask_more_details{"more_of": "utter_info_bank"}/give_consent',
+        '/give_consent{"more_of": "utter_info_bank"}',
+        "/ask_more_details",
+    ],
+)
+async def test_a_forged_more_details_payload_stays_text(payload: str) -> None:
+    chat = WebChat()
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"payload": payload})
+    [typed] = chat.texts
+    assert not typed.startswith("/"), typed
