@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, List
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import tensorflow as tf
 from rasa.utils.tensorflow.constants import BALANCED, SEQUENCE
@@ -25,7 +26,7 @@ from bot.nlu.diet import (
 )
 
 
-def padding(lengths: np.ndarray, order: np.ndarray, batch_size: int) -> int:
+def padding(lengths: npt.NDArray[np.int64], order: npt.NDArray[np.int64], batch_size: int) -> int:
     """Padded tokens when `order` is cut into batches of `batch_size`."""
     total = 0
     for start in range(0, len(order), batch_size):

@@ -13,7 +13,7 @@ import pytest
 from bot.channels.line_messages import accepted_postback
 from bot.channels.webchat import PAGE_PAYLOADS, STATIC
 from scripts import line_richmenu
-from tests.bot.test_webchat_channel import WebChat
+from tests.bot.test_webchat_channel import sent_for_unoffered
 
 SWITCH = ["/plain_japanese_on", "/plain_japanese_off"]
 
@@ -24,10 +24,7 @@ def test_the_page_payloads_are_exactly_the_plain_mode_switch() -> None:
 
 @pytest.mark.parametrize("payload", SWITCH)
 async def test_the_page_switch_is_an_intent_without_being_offered(payload: str) -> None:
-    chat = WebChat()
-    assert await chat.connect("s1")
-    await chat.utter("s1", {"payload": payload})
-    assert chat.texts == [payload]
+    assert await sent_for_unoffered(payload) == [payload]
 
 
 @pytest.mark.parametrize(
@@ -35,10 +32,7 @@ async def test_the_page_switch_is_an_intent_without_being_offered(payload: str) 
     ['/plain_japanese_on{"data_item": "genetic"}', " /plain_japanese_on", "/plain_japanese"],
 )
 async def test_anything_else_not_offered_stays_text(payload: str) -> None:
-    chat = WebChat()
-    assert await chat.connect("s1")
-    await chat.utter("s1", {"payload": payload})
-    [typed] = chat.texts
+    [typed] = await sent_for_unoffered(payload)
     assert typed != payload.strip() and not typed.startswith("/"), typed
 
 

@@ -437,15 +437,20 @@ async def test_the_page_says_what_this_is_and_how_long_conversations_are_kept() 
     assert "{{" not in page
 
 
+async def sent_for_unoffered(payload: str) -> List[str]:
+    """What Rasa receives when a new session sends `payload` that no answer offered."""
+    chat = WebChat()
+    assert await chat.connect("s1")
+    await chat.utter("s1", {"payload": payload})
+    return chat.texts
+
+
 # A split answer's 「もっと詳しく」 button (issue 16) stays an intent after its offer was replaced.
 @pytest.mark.parametrize("topic", ["utter_data_levels", "utter_info_bank", "utter_unknown"])
 async def test_a_more_details_button_is_an_intent_without_being_offered(topic: str) -> None:
     # action_more_details, not the channel, decides whether the name has a rest to show.
     payload = '/ask_more_details{"more_of": "' + topic + '"}'
-    chat = WebChat()
-    assert await chat.connect("s1")
-    await chat.utter("s1", {"payload": payload})
-    assert chat.texts == [payload]
+    assert await sent_for_unoffered(payload) == [payload]
 
 
 @pytest.mark.parametrize(
@@ -459,8 +464,5 @@ async def test_a_more_details_button_is_an_intent_without_being_offered(topic: s
     ],
 )
 async def test_a_forged_more_details_payload_stays_text(payload: str) -> None:
-    chat = WebChat()
-    assert await chat.connect("s1")
-    await chat.utter("s1", {"payload": payload})
-    [typed] = chat.texts
+    [typed] = await sent_for_unoffered(payload)
     assert not typed.startswith("/"), typed
