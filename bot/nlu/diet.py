@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
+from rasa.shared.nlu.constants import TEXT
 from rasa.utils.tensorflow.constants import RUN_EAGERLY, SEQUENCE
 from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
 from rasa.utils.tensorflow.model_data import Data, RasaModelData
@@ -36,7 +37,6 @@ from rasa.utils.tensorflow.models import RasaModel
 
 # The component setting: how many batches make one run sorted by length (0: Rasa's batching).
 LENGTH_BUCKET_BATCHES = "length_bucket_batches"
-TEXT = "text"
 
 
 def sequence_lengths(data: Data) -> npt.NDArray[np.int64] | None:
@@ -62,17 +62,18 @@ def bucketed_order(
         shuffled order), cut into batches, the full batches in a random order (`np.random`, which
         Rasa seeds with the component's `random_seed`) and a short batch, if any, last.
     """
-    run = max(1, batch_size) * max(1, bucket_batches)
+    size = max(1, batch_size)
+    run = size * max(1, bucket_batches)
     batches: List[npt.NDArray[np.int64]] = []
     for start in range(0, len(lengths), run):
         indices = np.arange(start, min(len(lengths), start + run))
         indices = indices[np.argsort(lengths[indices], kind="stable")]
-        batches += [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+        batches += [indices[i : i + size] for i in range(0, len(indices), size)]
     if not batches:
         return np.arange(0)
     # Rasa's generator cuts batches at multiples of the batch size, so the one short batch (the
     # last run's remainder) must stay last, or every batch after it would straddle two.
-    last = [batches.pop()] if len(batches[-1]) < batch_size else []
+    last = [batches.pop()] if len(batches[-1]) < size else []
     shuffled = [batches[i] for i in np.random.permutation(len(batches))]
     return np.concatenate(shuffled + last)
 
