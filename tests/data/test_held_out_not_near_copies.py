@@ -5,7 +5,10 @@ sentence that differs from a training one by a particle or a comma measures the 
 test fails when a held-out sentence is within a small edit distance of any training sentence in
 data/nlu/*.yml (read at run time, so files added later are checked too): after normalising both
 (annotations removed by Rasa's loader, NFKC, lower case, punctuation, symbols and spaces
-stripped), Levenshtein distance ≤ max(3, 20% of the shorter length) is a near-copy.
+stripped), Levenshtein distance ≤ max(3, 20% of the shorter length) is a near-copy. The same
+rule applies to the sentences read aloud (Sudachi's katakana readings), where a held-out reading
+of 8 or more kana inside a training reading counts too: 「どういのりれきをみせて」 is a copy of
+「ﾄﾞｳｲの履歴をみせて」 that no surface distance sees.
 """
 
 from __future__ import annotations
@@ -154,6 +157,56 @@ def test_no_held_out_sentence_is_a_near_copy_of_a_training_sentence() -> None:
     )
     report = "\n".join(f"{test!r} ~ {train!r} (distance {d})" for test, train, d in found)
     assert found == [], f"{len({t for t, _, _ in found})} near-copies:\n{report}"
+
+
+# A held-out sentence this long (in kana) found inside a training sentence is a copy with words
+# around it (「おしらせ とうろく したい」 inside 「さいがいの ときの おしらせ とうろく したい」).
+MIN_CONTAINED = 8
+_SUDACHI: dict = {}  # the tokenizer, made on first use (no I/O at import)
+
+
+def reading(text: str) -> str:
+    """The sentence as read aloud: `normalise`, then Sudachi's katakana reading of each token.
+
+    「どういのりれきをみせて」 and 「ﾄﾞｳｲの履歴をみせて」 differ in nearly every character but read
+    the same, so the surface comparison above misses such pairs.
+    """
+    from sudachipy import Dictionary, SplitMode
+
+    tokenizer = _SUDACHI.get("tokenizer")
+    if tokenizer is None:
+        tokenizer = _SUDACHI["tokenizer"] = Dictionary().create(mode=SplitMode.C)
+    plain = normalise(text)
+    return "".join(token.reading_form() for token in tokenizer.tokenize(plain)) if plain else ""
+
+
+def test_reading_sees_kana_and_kanji_alike() -> None:
+    assert reading("ﾄﾞｳｲの履歴をみせて") == reading("どういのりれきをみせて")
+    assert reading("同意を取り消したい") != reading("お知らせを止めたい")
+
+
+def test_no_held_out_sentence_is_a_near_copy_when_read_aloud() -> None:
+    """The same rule on the readings, plus a long held-out reading inside a training reading."""
+    training = {
+        reading(m.get("text")): m.get("text")
+        for m in load_data(str(PROJECT_ROOT / "data" / "nlu")).intent_examples
+    }
+    held_out = {
+        reading(m.get("text")): m.get("text")
+        for m in load_data(str(PROJECT_ROOT / "tests" / "nlu")).intent_examples
+    }
+    found = [
+        f"{held_out[test]!r} ~ {training[train]!r} (distance {d} read aloud)"
+        for test, train, d in near_copies(list(held_out), list(training))
+    ]
+    found += [
+        f"{held_out[test]!r} inside {training[train]!r} (read aloud)"
+        for test in held_out
+        if len(test) >= MIN_CONTAINED
+        for train in training
+        if test in train and test != train
+    ]
+    assert found == [], f"{len(found)} near-copies:\n" + "\n".join(found)
 
 
 def test_every_intent_has_ten_held_out_sentences() -> None:
