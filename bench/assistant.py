@@ -689,8 +689,9 @@ def render(results: dict[str, Any], command: str) -> str:
         "Held-out: `rasa test nlu --nlu tests/nlu` on each trained model (entity F1: Rasa's "
         "micro average over entity tokens). The cross-validation of data/ is `make bench-nlu`'s "
         "section below. The two front ends give DIET identical features "
-        "(tests/bot/test_nlu_japanese.py), so equal scores are expected; a difference would "
-        "come from TensorFlow's thread scheduling, not from the pipelines.",
+        "(tests/bot/test_nlu_japanese.py), but ours trains on length-bucketed batches "
+        "(`length_bucket_batches`, the same model and loss, other messages sharing a batch), so "
+        "the scores may differ by a few sentences.",
         "",
         "### Latency and throughput",
         "",
