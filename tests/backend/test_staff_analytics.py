@@ -356,10 +356,11 @@ def test_the_rabbitmq_consumer_killed_mid_run_loses_and_doubles_nothing(
         "RABBITMQ_URL": rabbitmq,
         "RABBITMQ_QUEUE": "analytics",
         "ANALYTICS_POLL_SECONDS": "0.2",
-        # One event a transaction (and a prefetch of one), so the kills land mid-run: with
+        # Two events a transaction (and a prefetch of two), so the kills land mid-run: with
         # batches of 10 a consumer on a loaded CI machine once stored all 666 events between the
-        # poll that saw its first store and the kill.
-        "ANALYTICS_BATCH_SIZE": "1",
+        # poll that saw its first store and the kill. Two, not one, keeps the path where a kill
+        # leaves a batch of several unacknowledged messages (acknowledged with `multiple=True`).
+        "ANALYTICS_BATCH_SIZE": "2",
         "STAFF_MASK_WITH_GINZA": "false",
     }
     factory = make_sessionmaker(migrated)
