@@ -13,10 +13,11 @@ of 8 or more kana inside a training reading counts too: 「どういのりれき
 
 from __future__ import annotations
 
+import functools
 import random
 import unicodedata
 from collections import Counter
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 import pytest
@@ -162,7 +163,14 @@ def test_no_held_out_sentence_is_a_near_copy_of_a_training_sentence() -> None:
 # A held-out sentence this long (in kana) found inside a training sentence is a copy with words
 # around it (「おしらせ とうろく したい」 inside 「さいがいの ときの おしらせ とうろく したい」).
 MIN_CONTAINED = 8
-_SUDACHI: dict = {}  # the tokenizer, made on first use (no I/O at import)
+
+
+@functools.lru_cache(maxsize=1)
+def _sudachi() -> Any:
+    """Sudachi's tokenizer (split mode C, as the pipeline's), made on first use."""
+    from sudachipy import Dictionary, SplitMode
+
+    return Dictionary().create(mode=SplitMode.C)
 
 
 def reading(text: str) -> str:
@@ -171,13 +179,8 @@ def reading(text: str) -> str:
     「どういのりれきをみせて」 and 「ﾄﾞｳｲの履歴をみせて」 differ in nearly every character but read
     the same, so the surface comparison above misses such pairs.
     """
-    from sudachipy import Dictionary, SplitMode
-
-    tokenizer = _SUDACHI.get("tokenizer")
-    if tokenizer is None:
-        tokenizer = _SUDACHI["tokenizer"] = Dictionary().create(mode=SplitMode.C)
     plain = normalise(text)
-    return "".join(token.reading_form() for token in tokenizer.tokenize(plain)) if plain else ""
+    return "".join(token.reading_form() for token in _sudachi().tokenize(plain)) if plain else ""
 
 
 def test_reading_sees_kana_and_kanji_alike() -> None:
