@@ -4,6 +4,8 @@
     .venv/bin/python bench/nlu_cv.py --render   # only re-render the saved results
     .venv/bin/python bench/nlu_cv.py --config bench/baseline/config.yml \
         --out results/bench/nlu_cv-stock.json --no-docs
+    .venv/bin/python bench/nlu_cv.py --config /tmp/trial.yml --only 0 \
+        --out results/bench/nlu_cv-trial.json     # one fold: a quick, paired comparison
 
 The training examples of `data/` are split into `--folds` stratified folds with a fixed seed, so
 every run and every pipeline gets the same folds; for each fold a model is trained with Rasa on
@@ -16,9 +18,14 @@ through the loaded model (as the server does) costs milliseconds and measures th
 Scores: intent accuracy and macro F1 (the intent before the fallback, as Rasa's evaluation counts
 it), per-intent precision/recall/F1 with the intents each was taken for, and entity F1 over exact
 (type, start, end) matches, micro-averaged and per entity type (`data_item` is the one the
-issue's target names). The results go to `results/bench/nlu_cv.json`; with the default
+issue's target names). The results go to `results/bench/nlu_cv.json`, with every misclassified
+message (its fold, text, annotated and predicted intent) for error analysis; with the default
 `--docs`, the NLU section of `docs/benchmarks.md` and the cross-validation section of
 `docs/nlu-report.md` are rewritten from them.
+
+`--only 0` (or `--only 0 3`) trains and scores only those folds: the same folds as a whole run,
+so two settings compared on fold 0 are compared on the same messages, in a fifth of the time. A
+partial run is never written to the docs.
 
 It used to run inside `make bench-assistant`, beside the soak; it has its own target so that the
 figures are made with the full epochs and `make bench-assistant` fits in its 30 minutes.
@@ -122,8 +129,20 @@ async def parse_all(agent: Any, texts: list[str]) -> list[dict[str, Any]]:
     return [await agent.parse_message(text) for text in texts]
 
 
-def cross_validate(config: Path, folds: int, work: Path) -> dict[str, Any]:
-    """Train and evaluate `folds` models; return the pooled scores and timings."""
+def cross_validate(
+    config: Path, folds: int, work: Path, only: set[int] | None = None
+) -> dict[str, Any]:
+    """Train and evaluate `folds` models; return the pooled scores and timings.
+
+    Args:
+        config: The pipeline to train.
+        folds: How many stratified folds to split data/ into.
+        work: A scratch folder for the folds' training files and models.
+        only: If given, train and score only these folds (0-based).
+
+    Returns:
+        The pooled scores, the misclassified messages and the timings (JSON-serialisable).
+    """
     from rasa.core.agent import Agent
     from rasa.model_training import train_nlu
     from rasa.shared.importers.rasa import RasaFileImporter
@@ -140,8 +159,11 @@ def cross_validate(config: Path, folds: int, work: Path) -> dict[str, Any]:
     golds: list[str] = []
     predictions: list[str] = []
     entities: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # tp, predicted, gold
+    errors: list[dict[str, Any]] = []
     timings = []
     for fold, (train_ids, test_ids) in enumerate(splitter.split(examples, labels)):
+        if only is not None and fold not in only:
+            continue
         started = time.monotonic()
         train = TrainingData(
             [examples[i] for i in train_ids],
@@ -158,6 +180,15 @@ def cross_validate(config: Path, folds: int, work: Path) -> dict[str, Any]:
             message = examples[i]
             golds.append(str(message.get(INTENT)))
             predictions.append(top_intent(parse))
+            if golds[-1] != predictions[-1]:
+                errors.append(
+                    {
+                        "fold": fold,
+                        "text": message.get(TEXT),
+                        "intent": golds[-1],
+                        "predicted": predictions[-1],
+                    }
+                )
             want = entity_spans(message.get(ENTITIES) or [])
             got = entity_spans(parse.get("entities") or [])
             for kind in {span[0] for span in want | got}:
@@ -168,7 +199,7 @@ def cross_validate(config: Path, folds: int, work: Path) -> dict[str, Any]:
         timings.append(time.monotonic() - started)
         running = scores(golds, predictions, dict(entities))
         print(
-            f"fold {fold + 1}/{folds}: {timings[-1]:.0f} s; so far intent accuracy "
+            f"fold {fold}/{folds}: {timings[-1]:.0f} s; so far intent accuracy "
             f"{running['intent_accuracy']:.3f}, macro F1 {running['intent_macro_f1']:.3f}, "
             f"data_item F1 {running['data_item_f1']:.3f}",
             flush=True,
@@ -176,9 +207,12 @@ def cross_validate(config: Path, folds: int, work: Path) -> dict[str, Any]:
     return {
         "config": str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config),
         "folds": folds,
+        "only": sorted(only) if only is not None else None,
         "seed": SEED,
         "examples": len(examples),
+        "scored": len(golds),
         **scores(golds, predictions, dict(entities)),
+        "errors": errors,
         "fold_seconds": timings,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average": os.getloadavg()[0],
@@ -278,16 +312,24 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--render", action="store_true", help="only re-render saved results")
     parser.add_argument("--no-docs", dest="docs", action="store_false", help="JSON only")
+    parser.add_argument(
+        "--only", type=int, nargs="+", metavar="FOLD", help="train and score only these folds"
+    )
     args = parser.parse_args()
+    if args.only and not all(0 <= fold < args.folds for fold in args.only):
+        parser.error(f"--only takes fold numbers from 0 to {args.folds - 1}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.render:
         result = json.loads(args.out.read_text(encoding="utf-8"))
     else:
         with tempfile.TemporaryDirectory(prefix="nlu-cv-") as work:
-            result = cross_validate(args.config.resolve(), args.folds, Path(work))
+            only = set(args.only) if args.only else None
+            result = cross_validate(args.config.resolve(), args.folds, Path(work), only)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-    if args.docs:
+    if args.docs and result.get("only"):
+        print("a partial run (--only): the docs are left as they are", file=sys.stderr)
+    elif args.docs:
         write_docs(result)
     for row in target_rows(result)[2:]:
         print(row)
