@@ -199,7 +199,7 @@ def cross_validate(
         timings.append(time.monotonic() - started)
         running = scores(golds, predictions, dict(entities))
         print(
-            f"fold {fold}/{folds}: {timings[-1]:.0f} s; so far intent accuracy "
+            f"fold {fold + 1}/{folds}: {timings[-1]:.0f} s; so far intent accuracy "
             f"{running['intent_accuracy']:.3f}, macro F1 {running['intent_macro_f1']:.3f}, "
             f"data_item F1 {running['data_item_f1']:.3f}",
             flush=True,

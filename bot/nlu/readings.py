@@ -37,6 +37,8 @@ from scipy import sparse
 _HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
 # Distinct token texts whose readings are kept; a token is a word, so this bounds the memory.
 READING_CACHE_SIZE = 65_536
+# Sudachi refuses input longer than this many bytes (SudachiPy 0.6: 49,149).
+MAX_SUDACHI_BYTES = 49_149
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,8 +66,11 @@ def reading(word: str) -> str:
     folded = to_katakana(word)
     if not folded.strip():
         return folded
+    if len(folded.encode("utf-8")) > MAX_SUDACHI_BYTES:
+        return folded  # longer than Sudachi takes once NFKC has expanded it (「㌀」: four kana)
     parts = []
-    for morpheme in _sudachi().tokenize(folded):
+    morphemes = _sudachi().tokenize(folded)
+    for morpheme in morphemes:
         said = morpheme.reading_form()
         # Sudachi reads an unknown word (a typo, a name, latin letters) as "キゴウ" or nothing:
         # keep its surface rather than a reading shared by every unknown word.

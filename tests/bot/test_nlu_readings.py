@@ -44,6 +44,11 @@ def test_hostile_text_has_a_reading(text: str) -> None:
     assert isinstance(reading(text), str)
 
 
+def test_a_token_too_long_for_sudachi_reads_as_itself() -> None:
+    # 5,000 「㌀」 pass the channels' limit; NFKC makes 20,000 kana, more than Sudachi takes.
+    assert reading("㌀" * 5000) == "アパート" * 5000
+
+
 def _context(name: str) -> ExecutionContext:
     return ExecutionContext(graph_schema=None, node_name=name)  # type: ignore[arg-type]
 
