@@ -16,6 +16,12 @@ Readings are computed from the tokens' text with Sudachi's own dictionary (split
 component works behind any tokenizer, ours (`bot.nlu.japanese.SudachiTokenizer`) and spaCy's
 alike (`bench/baseline/config.yml`). Everything else — vocabulary, persistence, loading — is
 Rasa's class unchanged.
+
+Known fault (found 2026-12-03, after the measurements in docs/nlu-report.md): `reading` folds
+hiragana to katakana *before* Sudachi reads the word, so kanji words with kana endings are misread
+(取り消し → トリリショウシ) and verbs do not yet share features across spellings. The fix — read
+the NFKC text, fold the reading — changes every feature and must be re-measured
+(`bench/nlu_cv.py --only 0`, then `make bench-nlu`).
 """
 
 from __future__ import annotations
