@@ -75,11 +75,9 @@ def reading(word: str) -> str:
     if len(folded.encode("utf-8")) > MAX_SUDACHI_BYTES:
         return folded  # longer than Sudachi takes once NFKC has expanded it (「㌀」: four kana)
     parts = []
-    morphemes = _sudachi().tokenize(folded)
-    for morpheme in morphemes:
+    for morpheme in _sudachi().tokenize(folded):
         said = morpheme.reading_form()
-        # Sudachi reads an unknown word (a typo, a name, latin letters) as "キゴウ" or nothing:
-        # keep its surface rather than a reading shared by every unknown word.
+        # An unknown word (a typo such as 撤会, a name) has no reading of its own: keep its surface.
         parts.append(said if said and not morpheme.is_oov() else morpheme.surface())
     return to_katakana("".join(parts))
 
