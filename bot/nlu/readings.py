@@ -17,17 +17,22 @@ component works behind any tokenizer, ours (`bot.nlu.japanese.SudachiTokenizer`)
 alike (`bench/baseline/config.yml`). Everything else — vocabulary, persistence, loading — is
 Rasa's class unchanged.
 
-Known fault (found 2026-12-03, after the measurements in docs/nlu-report.md): `reading` folds
-hiragana to katakana *before* Sudachi reads the word, so kanji words with kana endings are misread
-(取り消し → トリリショウシ) and verbs do not yet share features across spellings. The fix — read
-the NFKC text, fold the reading — changes every feature and must be re-measured
-(`bench/nlu_cv.py --only 0`, then `make bench-nlu`).
+Sudachi reads the NFKC text as the resident wrote it, and only its reading is folded to katakana:
+folding first would hand Sudachi kanji with katakana endings, which it misreads (取リ消シ →
+トリリショウシ). What has no reading worth sharing keeps its own letters: words Sudachi does not
+know (the typo 撤会), Latin letters and digits (a receipt code 8K3Q is not ハチケーサンキュー),
+and symbols (「・」 is not キゴウ).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
+import threading
 import unicodedata
+from importlib import metadata
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -43,15 +48,27 @@ from scipy import sparse
 _HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
 # Distinct token texts whose readings are kept; a token is a word, so this bounds the memory.
 READING_CACHE_SIZE = 65_536
+# Longer token texts are read each time rather than kept (a word is shorter; a flood is not).
+CACHED_CHARS = 32
 # Sudachi refuses input longer than this many bytes (SudachiPy 0.6: 49,149).
 MAX_SUDACHI_BYTES = 49_149
+# Parts of speech whose Sudachi reading is a placeholder (「・」 reads キゴウ), not the word.
+_SYMBOLS = ("補助記号", "記号", "空白")
+# Text that is read letter by letter in Japanese but written the same in every spelling.
+_LATIN_OR_DIGITS = re.compile(r"[0-9A-Za-z][0-9A-Za-z\-]*")
+
+_local = threading.local()
 
 
-@functools.lru_cache(maxsize=1)
 def _sudachi() -> Any:
-    from sudachipy import Dictionary, SplitMode
+    """Sudachi's tokenizer (split mode C, as the NLU's), opened once per thread on first use."""
+    tokenizer = getattr(_local, "tokenizer", None)
+    if tokenizer is None:
+        from sudachipy import Dictionary, SplitMode
 
-    return Dictionary().create(mode=SplitMode.C)
+        tokenizer = Dictionary().create(mode=SplitMode.C)
+        _local.tokenizer = tokenizer
+    return tokenizer
 
 
 def to_katakana(text: str) -> str:
@@ -59,32 +76,58 @@ def to_katakana(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_HIRAGANA_TO_KATAKANA)
 
 
-@functools.lru_cache(maxsize=READING_CACHE_SIZE)
 def reading(word: str) -> str:
-    """How `word` is read, in katakana; the word itself (folded) where Sudachi knows no reading.
+    """How `word` is read, in katakana; its own letters where the reading would not help.
 
     Args:
         word: A token's text.
 
     Returns:
-        Its reading: Sudachi's reading of each morpheme, joined, NFKC-normalised, in katakana.
+        Sudachi's reading of each morpheme of the NFKC text, joined and folded to katakana; an
+        unknown word, Latin letters, digits and symbols keep their (NFKC, folded) surface.
     """
-    folded = to_katakana(word)
-    if not folded.strip():
-        return folded
-    if len(folded.encode("utf-8")) > MAX_SUDACHI_BYTES:
-        return folded  # longer than Sudachi takes once NFKC has expanded it (「㌀」: four kana)
+    if len(word) > CACHED_CHARS:
+        return _read(word)
+    return _cached_read(word)
+
+
+def _read(word: str) -> str:
+    text = unicodedata.normalize("NFKC", word)
+    if not text.strip() or len(text.encode("utf-8")) > MAX_SUDACHI_BYTES:
+        # blank, or longer than Sudachi takes once NFKC has expanded it (「㌀」: four kana)
+        return to_katakana(text)
     parts = []
-    for morpheme in _sudachi().tokenize(folded):
+    for morpheme in _sudachi().tokenize(text):
+        surface = morpheme.surface()
         said = morpheme.reading_form()
-        # An unknown word (a typo such as 撤会, a name) has no reading of its own: keep its surface.
-        parts.append(said if said and not morpheme.is_oov() else morpheme.surface())
+        keep_surface = (
+            not said
+            or morpheme.is_oov()  # a typo such as 撤会 or a name has no reading of its own
+            or morpheme.part_of_speech()[0] in _SYMBOLS
+            or _LATIN_OR_DIGITS.fullmatch(surface) is not None
+        )
+        parts.append(surface if keep_surface else said)
     return to_katakana("".join(parts))
+
+
+_cached_read = functools.lru_cache(maxsize=READING_CACHE_SIZE)(_read)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
 class ReadingCountVectorsFeaturizer(CountVectorsFeaturizer):
     """Rasa's `CountVectorsFeaturizer` on the readings of the message's tokens."""
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> str | None:
+        """This module's source and Sudachi's dictionary, for Rasa's training cache.
+
+        Rasa keys a cached component by its class's source and config only; `reading` lives
+        outside the class, so without this a change to how words are read (or a new Sudachi
+        dictionary) would reuse features computed the old way.
+        """
+        source = Path(__file__).read_bytes()
+        versions = " ".join(_version(name) for name in ("sudachipy", "sudachidict_core"))
+        return hashlib.sha256(source + versions.encode()).hexdigest()
 
     def _get_message_tokens_by_attribute(self, message: Message, attribute: str) -> List[str]:
         """The readings of the tokens of the text; other attributes as Rasa reads them."""
@@ -127,6 +170,13 @@ class ReadingCountVectorsFeaturizer(CountVectorsFeaturizer):
             else:
                 sentence_features.append(None)
         return sequence_features, sentence_features
+
+
+def _version(distribution: str) -> str:
+    try:
+        return f"{distribution}=={metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return f"{distribution} missing"
 
 
 def _joined(attribute: str, tokens: List[str]) -> str:

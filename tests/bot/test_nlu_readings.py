@@ -27,6 +27,10 @@ from tests.bot.test_nlu_japanese import HOSTILE
         (["撤回", "てっかい"], "テッカイ"),
         (["お知らせ", "おしらせ"], "オシラセ"),
         (["ｺﾚｽﾃﾛｰﾙ", "コレステロール"], "コレステロール"),
+        # kanji with kana endings: Sudachi reads them as written, not folded first
+        (["取り消し", "とりけし"], "トリケシ"),
+        (["申し込み", "もうしこみ"], "モウシコミ"),
+        (["教えて", "おしえて"], "オシエテ"),
     ],
 )
 def test_every_spelling_of_a_word_reads_the_same(spellings: List[str], said: str) -> None:
@@ -37,6 +41,34 @@ def test_an_unknown_word_keeps_its_own_letters() -> None:
     # Sudachi does not know the typo 撤会; a shared placeholder reading would merge all typos.
     assert reading("撤会") == "撤会"
     assert reading("撤回") == "テッカイ"
+
+
+def test_letters_digits_and_symbols_keep_their_own_letters() -> None:
+    # a receipt code read aloud (ハチケー…) would share n-grams with unrelated Japanese words
+    assert reading("8K3Q-7XZ2") == "8K3Q-7XZ2"
+    assert reading("ＬＩＮＥ") == "LINE"  # NFKC: full-width letters as typed on a phone
+    assert "キゴウ" not in reading("・") + reading("※") + reading("！")
+
+
+def test_long_tokens_are_read_but_not_kept() -> None:
+    before = _cache_size()
+    assert reading("ア" * 200) == "ア" * 200
+    assert _cache_size() == before
+
+
+def test_the_training_cache_key_follows_how_words_are_read(monkeypatch: Any) -> None:
+    from bot.nlu import readings
+
+    key = ReadingCountVectorsFeaturizer.fingerprint_addon({})
+    assert key and key == ReadingCountVectorsFeaturizer.fingerprint_addon({})
+    monkeypatch.setattr(readings, "_version", lambda name: f"{name}==0.0.0")
+    assert ReadingCountVectorsFeaturizer.fingerprint_addon({}) != key
+
+
+def _cache_size() -> int:
+    from bot.nlu import readings
+
+    return readings._cached_read.cache_info().currsize
 
 
 @pytest.mark.parametrize("text", [*HOSTILE, "", " ", "\u3000"])
