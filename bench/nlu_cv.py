@@ -309,7 +309,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config.yml")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help=f"the JSON (default {RESULTS}; --only needs one)")
     parser.add_argument("--render", action="store_true", help="only re-render saved results")
     parser.add_argument("--no-docs", dest="docs", action="store_false", help="JSON only")
     parser.add_argument(
@@ -318,6 +318,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.only and not all(0 <= fold < args.folds for fold in args.only):
         parser.error(f"--only takes fold numbers from 0 to {args.folds - 1}")
+    if args.only and args.out is None and not args.render:
+        # a partial run must not overwrite the whole run's results the docs are rendered from
+        parser.error("--only needs --out (a file other than the whole run's results)")
+    args.out = args.out or RESULTS
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.render:
         result = json.loads(args.out.read_text(encoding="utf-8"))
