@@ -19,13 +19,14 @@ Scores: intent accuracy and macro F1 (the intent before the fallback, as Rasa's 
 it), per-intent precision/recall/F1 with the intents each was taken for, and entity F1 over exact
 (type, start, end) matches, micro-averaged and per entity type (`data_item` is the one the
 issue's target names). The results go to `results/bench/nlu_cv.json`, with every misclassified
-message (its fold, text, annotated and predicted intent) for error analysis; with the default
+message (its fold, text, annotated and predicted intent) and every message whose entities differ
+(the spans missed and the spans extra, with their text) for error analysis; with the default
 `--docs`, the NLU section of `docs/benchmarks.md` and the cross-validation section of
 `docs/nlu-report.md` are rewritten from them.
 
 `--only 0` (or `--only 0 3`) trains and scores only those folds: the same folds as a whole run,
 so two settings compared on fold 0 are compared on the same messages, in a fifth of the time. A
-partial run is never written to the docs.
+partial run is never written to the docs, and needs its own `--out`.
 
 It used to run inside `make bench-assistant`, beside the soak; it has its own target so that the
 figures are made with the full epochs and `make bench-assistant` fits in its 30 minutes.
@@ -69,6 +70,11 @@ def top_intent(parse: dict[str, Any]) -> str:
 def entity_spans(entities: list[dict[str, Any]]) -> set[tuple[str, int, int]]:
     """Entities as comparable (type, start, end) triples."""
     return {(str(e["entity"]), int(e["start"]), int(e["end"])) for e in entities}
+
+
+def _spans_as_text(text: str, spans: set[tuple[str, int, int]]) -> list[list[str]]:
+    """Each span as [type, the text it covers], in the order they occur."""
+    return [[kind, text[start:end]] for kind, start, end in sorted(spans, key=lambda s: s[1:])]
 
 
 def f1(true_positive: int, predicted: int, gold: int) -> dict[str, float]:
@@ -160,6 +166,7 @@ def cross_validate(
     predictions: list[str] = []
     entities: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # tp, predicted, gold
     errors: list[dict[str, Any]] = []
+    entity_errors: list[dict[str, Any]] = []  # messages whose entity spans differ from the gold
     timings = []
     for fold, (train_ids, test_ids) in enumerate(splitter.split(examples, labels)):
         if only is not None and fold not in only:
@@ -191,6 +198,15 @@ def cross_validate(
                 )
             want = entity_spans(message.get(ENTITIES) or [])
             got = entity_spans(parse.get("entities") or [])
+            if want != got:
+                entity_errors.append(
+                    {
+                        "fold": fold,
+                        "text": message.get(TEXT),
+                        "missed": _spans_as_text(message.get(TEXT), want - got),
+                        "extra": _spans_as_text(message.get(TEXT), got - want),
+                    }
+                )
             for kind in {span[0] for span in want | got}:
                 counts = entities[kind]
                 counts[0] += len({s for s in want & got if s[0] == kind})
@@ -213,6 +229,7 @@ def cross_validate(
         "scored": len(golds),
         **scores(golds, predictions, dict(entities)),
         "errors": errors,
+        "entity_errors": entity_errors,
         "fold_seconds": timings,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average": os.getloadavg()[0],
