@@ -20,7 +20,7 @@ from typing import Dict, FrozenSet, List, Tuple
 from rasa_sdk import Tracker
 
 from actions import consent_common as c
-from actions.levels import latest_entity_values
+from actions.levels import DATA_ITEMS, latest_entity_values
 
 
 class Pending(str, Enum):
@@ -242,7 +242,12 @@ def event_of(tracker: Tracker) -> Event | None:
     if intent == "give_consent":
         if c.latest_entity(tracker, "offer_id"):
             return Event.CHOOSE_OFFER
-        named_items = next(tracker.get_latest_entity_values("data_item"), None)
+        # Only the canonical items count: a stray word DIET tagged as data_item (「と」 in
+        # 「先生と相談してきた」, seen in cross-validation) must not turn a typed yes into a new
+        # request.
+        named_items = next(
+            (v for v in latest_entity_values(tracker, "data_item") if v in DATA_ITEMS), None
+        )
         if named_items is None and c.typed_wish(tracker, c.CONSENT_YES):
             return Event.TYPED_CONSENT_YES
         return Event.GIVE_CONSENT

@@ -211,3 +211,18 @@ def test_each_transition_takes_its_step_and_reaches_its_states(
     assert ANSWERS[row.step] & set(sent), (row.step, sent)
     after = _after(before, events, sent)
     assert state_of(after, last_question(after)) in row.next, (sent, events)
+
+
+def test_a_stray_data_item_does_not_hide_a_typed_yes() -> None:
+    # DIET sometimes tags a particle as data_item; only canonical items make a new request.
+    stray = user_event("はい、同意します", "give_consent", [("data_item", "と")])
+    tracker = Tracker(
+        "test-sender", dict(SLOTS[State.CONFIRMING]), stray["parse_data"],
+        [{"event": "action", "name": "action_listen"}, stray], False, None, {}, "action_listen",
+    )  # fmt: skip
+    assert event_of(tracker) is Event.TYPED_CONSENT_YES
+    named = user_event("血圧も同意します", "give_consent", [("data_item", "blood_pressure")])
+    tracker = Tracker(
+        "test-sender", {}, named["parse_data"], [named], False, None, {}, "action_listen"
+    )
+    assert event_of(tracker) is Event.GIVE_CONSENT
