@@ -335,7 +335,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.only and not all(0 <= fold < args.folds for fold in args.only):
         parser.error(f"--only takes fold numbers from 0 to {args.folds - 1}")
-    if args.only and args.out is None and not args.render:
+    if args.only and not args.render and (args.out is None or args.out.resolve() == RESULTS):
         # a partial run must not overwrite the whole run's results the docs are rendered from
         parser.error("--only needs --out (a file other than the whole run's results)")
     args.out = args.out or RESULTS

@@ -20,8 +20,9 @@ Rasa's class unchanged.
 Sudachi reads the NFKC text as the resident wrote it, and only its reading is folded to katakana:
 folding first would hand Sudachi kanji with katakana endings, which it misreads (取リ消シ →
 トリリショウシ). What has no reading worth sharing keeps its own letters: words Sudachi does not
-know (the typo 撤会), Latin letters and digits (a receipt code 8K3Q is not ハチケーサンキュー),
-and symbols (「・」 is not キゴウ).
+know (the typo 撤会), digits and single Latin letters (in a receipt code 8K3Q Sudachi reads
+「8」 ハチ and 「K」 キロ), and symbols (「・」 is not キゴウ); known Latin words are read
+(LINE → ライン).
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ CACHED_CHARS = 32
 MAX_SUDACHI_BYTES = 49_149
 # Parts of speech whose Sudachi reading is a placeholder (「・」 reads キゴウ), not the word.
 _SYMBOLS = ("補助記号", "記号", "空白")
-# Text that is read letter by letter in Japanese but written the same in every spelling.
-_LATIN_OR_DIGITS = re.compile(r"[0-9A-Za-z][0-9A-Za-z\-]*")
+# Digits and single Latin letters: Sudachi reads 「8」 ハチ, 「K」 キロ and 「T」 トン, which would
+# give a receipt code n-grams of unrelated words; they are written the same in every spelling. Known
+# Latin words keep their reading (LINE and ライン meet).
+_DIGITS_OR_LETTER = re.compile(r"[A-Za-z]|.*[0-9].*")
 
 _local = threading.local()
 
@@ -86,8 +89,8 @@ def reading(word: str) -> str:
         Sudachi's reading of each morpheme of the NFKC text, joined and folded to katakana; an
         unknown word, Latin letters, digits and symbols keep their (NFKC, folded) surface.
     """
-    if len(word) > CACHED_CHARS:
-        return _read(word)
+    if len(word) > CACHED_CHARS or len(unicodedata.normalize("NFKC", word)) > CACHED_CHARS:
+        return _read(word)  # what is kept is bounded after NFKC: 「ﷺ」 becomes 18 characters
     return _cached_read(word)
 
 
@@ -104,7 +107,7 @@ def _read(word: str) -> str:
             not said
             or morpheme.is_oov()  # a typo such as 撤会 or a name has no reading of its own
             or morpheme.part_of_speech()[0] in _SYMBOLS
-            or _LATIN_OR_DIGITS.fullmatch(surface) is not None
+            or _DIGITS_OR_LETTER.fullmatch(surface) is not None
         )
         parts.append(surface if keep_surface else said)
     return to_katakana("".join(parts))

@@ -64,6 +64,17 @@ def test_kana_words_sudachi_cuts_oddly_are_left_whole() -> None:
         assert _cleaned(text, [("data_item", item)]) == [("data_item", item)]
 
 
+def test_a_span_across_token_boundaries_is_left_as_it_is() -> None:
+    # 「圧を」 cuts the token 血圧: trimming it would leave the lone 「を」
+    assert clean_span(
+        "血圧をはかる", 1, 3, TOKENIZER.tokenize(Message(data={TEXT: "血圧をはかる"}), TEXT)
+    ) == (1, 3)
+
+
+def test_half_width_katakana_is_a_word() -> None:
+    assert _cleaned("ｹﾂｱﾂは見せない", [("data_item", "ｹﾂｱﾂは")]) == [("data_item", "ｹﾂｱﾂ")]
+
+
 def test_other_entity_types_are_untouched() -> None:
     spans = [("family_doctor_answer", "し"), ("data_item", "血圧")]
     assert _cleaned("血圧の相談をし", spans) == spans

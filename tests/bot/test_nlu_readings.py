@@ -46,11 +46,16 @@ def test_an_unknown_word_keeps_its_own_letters() -> None:
 def test_letters_digits_and_symbols_keep_their_own_letters() -> None:
     # a receipt code read aloud (ハチケー…) would share n-grams with unrelated Japanese words
     assert reading("8K3Q-7XZ2") == "8K3Q-7XZ2"
-    assert reading("ＬＩＮＥ") == "LINE"  # NFKC: full-width letters as typed on a phone
+    assert reading("レベル2") == reading("れべる2") == "レベル2"
+    assert reading("ＬＩＮＥ") == reading("line") == reading("ライン") == "ライン"  # a known word
     assert "キゴウ" not in reading("・") + reading("※") + reading("！")
 
 
 def test_long_tokens_are_read_but_not_kept() -> None:
+    from bot.nlu import readings
+
+    readings._cached_read.cache_clear()
+    assert reading("ﷺ" * 2) and _cache_size() == 0  # 2 characters, 36 after NFKC
     before = _cache_size()
     assert reading("ア" * 200) == "ア" * 200
     assert _cache_size() == before
