@@ -6,7 +6,9 @@ the eight digits. DIET sees a handful of letters and digits it never saw in trai
 its confidence over the two code intents and the fallback. The form decides instead: a message
 that is, apart from a few framing words ("受付番号は", "です"), exactly one valid receipt code
 (`bot.receipt_code`, check symbol included) is `inform_receipt_code`; exactly eight digits is
-`inform_link_code`. Anything else is left as the classifier parsed it.
+`inform_link_code`; a run of 7 to 12 letters and digits with a letter and a digit that is no valid
+code (a code with a typo, "H42T-WD34-4") is `inform_receipt_code` too, so that the action can say
+it was mistyped. Anything else is left as the classifier parsed it.
 
 The component runs after DIET and before the FallbackClassifier, so a code is never "not
 understood". It is not trained.
@@ -41,6 +43,7 @@ _FRAME = re.compile(
     r"受付番号|受付ばんごう|うけつけばんごう|連携コード|れんけいコード|番号|コード|"
     r"は|です|でした|を|が|：|:|、|。|！|!|？|\?|\s"
 )
+_LETTER = re.compile(r"[A-Za-z]")
 _EIGHT_DIGITS = re.compile(r"(?:[0-9][\s\-‐‑‒–—―−ー－ｰ]?){7}[0-9]")
 
 
@@ -65,6 +68,10 @@ def code_intent(text: str) -> str | None:
             return RECEIPT_CODE_INTENT
         if _EIGHT_DIGITS.fullmatch(candidate):
             return LINK_CODE_INTENT
+        if _LETTER.search(candidate) and receipt_code.find_code(candidate).mistyped:
+            return (
+                RECEIPT_CODE_INTENT  # a typo in a code: the action says so (not "not understood")
+            )
     return None
 
 

@@ -38,10 +38,20 @@ def test_eight_digits_alone_are_inform_link_code(text: str) -> None:
     assert code_intent(text) == "inform_link_code"
 
 
+def test_a_mistyped_code_alone_is_inform_receipt_code() -> None:
+    # The withdrawal flow answers it as mistyped; DIET alone sometimes took it for nothing.
+    assert code_intent(WRONG_CHECK) == "inform_receipt_code"
+    assert code_intent(f"受付番号は{WRONG_CHECK}です") == "inform_receipt_code"
+
+
+@pytest.mark.parametrize("text", ["ABCDEFGH", "ABC1", "090-1234-5678"])
+def test_no_letters_and_digits_of_a_code_length_is_no_code(text: str) -> None:
+    assert code_intent(text) is None
+
+
 @pytest.mark.parametrize(
     "text",
     [
-        WRONG_CHECK,  # a mistyped code: the withdrawal flow answers it as mistyped
         f"受付番号 {VALID} の同意を取り消したい",  # a request that names a code
         "レベル2って何？",
         "2",
