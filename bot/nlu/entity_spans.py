@@ -47,7 +47,8 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-POS_TAG_KEY = "pos"  # Sudachi's tag in ours (bot/nlu/japanese.py), GiNZA's tag_ in spaCy's
+from bot.nlu.japanese import POS_TAG_KEY  # Sudachi's tag in ours, GiNZA's tag_ in spaCy's
+
 FUNCTION_WORDS = ("助詞", "助動詞", "補助記号", "空白")
 PARTICLES = frozenset({"は", "を", "が", "の", "も", "と", "に", "で", "や", "って", "へ"})
 # A character that makes a span a word of its own, not kana Sudachi may have cut wrongly.
@@ -80,10 +81,9 @@ def clean_span(text: str, start: int, end: int, tokens: Sequence[Token]) -> tupl
     Returns:
         The (start, end) to keep, or None to drop the entity.
     """
-    overlapping = [t for t in tokens if t.start < end and t.end > start]
-    if not overlapping or any(t.start < start or t.end > end for t in overlapping):
+    covered = [t for t in tokens if t.start < end and t.end > start]
+    if not covered or any(t.start < start or t.end > end for t in covered):
         return start, end  # a span that does not line up with the tokens is not guessed at
-    covered = overlapping
     if _is_stray(text[start:end], covered):
         return None
     while len(covered) > 1 and _is_particle(covered[-1]):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import threading
 import unicodedata
 from importlib import metadata
 from pathlib import Path
@@ -53,25 +52,19 @@ READING_CACHE_SIZE = 65_536
 CACHED_CHARS = 32
 # Sudachi refuses input longer than this many bytes (SudachiPy 0.6: 49,149).
 MAX_SUDACHI_BYTES = 49_149
-# Parts of speech whose Sudachi reading is a placeholder (「・」 reads キゴウ), not the word.
+# Parts of speech whose Sudachi reading names the class (「・」 reads キゴウ), not the word.
 _SYMBOLS = ("補助記号", "記号", "空白")
 # Digits and single Latin letters: Sudachi reads 「8」 ハチ, 「K」 キロ and 「T」 トン, which would
 # give a receipt code n-grams of unrelated words; they are written the same in every spelling. Known
 # Latin words keep their reading (LINE and ライン meet).
 _DIGITS_OR_LETTER = re.compile(r"[A-Za-z]|.*[0-9].*")
 
-_local = threading.local()
-
 
 def _sudachi() -> Any:
-    """Sudachi's tokenizer (split mode C, as the NLU's), opened once per thread on first use."""
-    tokenizer = getattr(_local, "tokenizer", None)
-    if tokenizer is None:
-        from sudachipy import Dictionary, SplitMode
+    """The intake masking's Sudachi tokenizer (split mode C), opened once per thread."""
+    from bot.privacy.masking import _sudachi as masking_sudachi
 
-        tokenizer = Dictionary().create(mode=SplitMode.C)
-        _local.tokenizer = tokenizer
-    return tokenizer
+    return masking_sudachi()
 
 
 def to_katakana(text: str) -> str:
@@ -87,15 +80,16 @@ def reading(word: str) -> str:
 
     Returns:
         Sudachi's reading of each morpheme of the NFKC text, joined and folded to katakana; an
-        unknown word, Latin letters, digits and symbols keep their (NFKC, folded) surface.
+        unknown word, digits, single Latin letters and symbols keep their (NFKC, folded) surface.
     """
-    if len(word) > CACHED_CHARS or len(unicodedata.normalize("NFKC", word)) > CACHED_CHARS:
-        return _read(word)  # what is kept is bounded after NFKC: 「ﷺ」 becomes 18 characters
-    return _cached_read(word)
-
-
-def _read(word: str) -> str:
     text = unicodedata.normalize("NFKC", word)
+    if len(text) > CACHED_CHARS:
+        return _read(text)  # what is kept is bounded after NFKC: 「ﷺ」 becomes 18 characters
+    return _cached_read(text)
+
+
+def _read(text: str) -> str:
+    """The reading of `text`, already NFKC-normalised."""
     if not text.strip() or len(text.encode("utf-8")) > MAX_SUDACHI_BYTES:
         # blank, or longer than Sudachi takes once NFKC has expanded it (「㌀」: four kana)
         return to_katakana(text)
