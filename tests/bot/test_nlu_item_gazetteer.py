@@ -1,0 +1,208 @@
+"""The data items named in the training data's words (bot/nlu/item_gazetteer.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import pytest
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.shared.importers.rasa import RasaFileImporter
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.item_gazetteer import ItemGazetteer, Vocabulary, learn
+from bot.nlu.japanese import SudachiTokenizer
+from tests.conftest import PROJECT_ROOT
+
+TOKENIZER = SudachiTokenizer(SudachiTokenizer.get_default_config())
+SYNONYMS = {"血圧": "blood_pressure", "健診": "health_checkup", "脈": "pulse", "統計": "statistics"}
+
+
+def _message(text: str, items: Sequence[tuple[str, str]] = ()) -> Message:
+    """A tokenized message with `items` ((covered text, value)) annotated as data_item."""
+    message = Message(data={TEXT: text})
+    message.set(TOKENS_NAMES[TEXT], TOKENIZER.tokenize(message, TEXT))
+    entities = []
+    for covered, value in items:
+        start = text.index(covered)
+        entities.append(
+            {"entity": "data_item", "start": start, "end": start + len(covered), "value": value}
+        )
+    message.set(ENTITIES, entities)
+    return message
+
+
+def _training() -> List[Message]:
+    return [
+        _message("血圧のデータを出したい", [("血圧", "血圧")]),
+        _message("健診の結果も提供します", [("健診", "健診")]),
+        _message("乳幼児健診はどうなりますか", [("乳幼児健診", "health_checkup")]),
+        _message("脈だけ渡したい", [("脈", "脈")]),
+        _message("統計ってなに", [("統計", "統計")]),
+        _message("統計の話は分かりにくい"),
+        _message("統計をとるんですか"),
+    ]
+
+
+def _vocabulary() -> Vocabulary:
+    return learn(_training(), SYNONYMS, ["data_item"], max_tokens=6, min_reading_chars=3)
+
+
+def _found(text: str, vocabulary: Vocabulary | None = None) -> List[tuple[str, str]]:
+    vocabulary = vocabulary or _vocabulary()
+    message = _message(text)
+    tokens = message.get(TOKENS_NAMES[TEXT])
+    return [
+        (text[tokens[first].start : tokens[last - 1].end], item[1])
+        for first, last, item in vocabulary.matches(text, tokens)
+    ]
+
+
+def test_a_word_is_found_as_written_with_its_canonical_value() -> None:
+    found = _found("血圧と健診をやめたい")
+    assert found == [("血圧", "blood_pressure"), ("健診", "health_checkup")]
+
+
+def test_a_word_is_found_as_read_in_kana_or_another_kanji() -> None:
+    assert _found("けつあつのこと") == [("けつあつ", "blood_pressure")]
+    assert _found("ケツアツだけ") == [("ケツアツ", "blood_pressure")]
+    assert _found("検診のデータ") == [("検診", "health_checkup")]
+
+
+def test_the_longest_word_wins() -> None:
+    assert _found("乳幼児健診を受けた") == [("乳幼児健診", "health_checkup")]
+
+
+def test_only_whole_tokens_are_matched() -> None:
+    assert _found("文脈がわからない") == []
+    assert _found("脈を測った") == [("脈", "pulse")]
+
+
+def test_a_short_reading_alone_is_no_match() -> None:
+    vocabulary = learn(
+        [_message("脈だけ渡したい", [("脈", "脈")])], {}, ["data_item"], 6, min_reading_chars=4
+    )
+    assert vocabulary.read == {}  # ミャク is three kana
+    assert _found("みゃくを測る", vocabulary) == []
+
+
+def test_a_word_the_data_uses_more_often_unannotated_is_not_learned() -> None:
+    vocabulary = _vocabulary()
+    assert "統計" not in vocabulary.written  # annotated once, plain twice
+    assert "血圧" in vocabulary.written
+
+
+def test_other_entity_types_and_their_synonyms_are_not_learned() -> None:
+    level = _message("レベル2のこと", [("レベル2", "2")])
+    level.set(ENTITIES, [{**level.get(ENTITIES)[0], "entity": "data_level"}])
+    vocabulary = learn([level], {"レベル２": "2"}, ["data_item"], 6, 3)
+    assert vocabulary.written == {} and vocabulary.read == {}
+
+
+def _component(tmp_path: Path) -> tuple[ItemGazetteer, LocalModelStorage, Resource]:
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("item_gazetteer")
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    config = ItemGazetteer.get_default_config()
+    return ItemGazetteer.create(config, storage, resource, context), storage, resource
+
+
+def _diet(message: Message, covered: str, entity: str = "data_item") -> Dict[str, Any]:
+    start = message.get(TEXT).index(covered)
+    return {
+        "entity": entity, "start": start, "end": start + len(covered), "value": covered,
+        "confidence_entity": 0.6, "extractor": "DIETClassifier",
+    }  # fmt: skip
+
+
+def test_found_items_replace_the_guesses_of_diet_of_their_types(tmp_path: Path) -> None:
+    component, _, _ = _component(tmp_path)
+    component.train(TrainingData(_training(), entity_synonyms=SYNONYMS))
+    message = _message("健診の結果と受付番号 ABCD-EFGH-J の記録")
+    message.set(
+        ENTITIES,
+        [_diet(message, "健診の"), _diet(message, "ABCD", "receipt_code"), _diet(message, "記録")],
+    )
+    (processed,) = component.process([message])
+    assert [(e["entity"], e["value"], e["extractor"]) for e in processed.get(ENTITIES)] == [
+        ("data_item", "health_checkup", "ItemGazetteer"),
+        ("receipt_code", "ABCD", "DIETClassifier"),
+    ]
+
+
+def test_a_guess_of_diet_in_words_outside_the_vocabulary_is_dropped(tmp_path: Path) -> None:
+    component, _, _ = _component(tmp_path)
+    component.train(TrainingData(_training(), entity_synonyms=SYNONYMS))
+    message = _message("過去のデータも返ってくる？")
+    message.set(ENTITIES, [_diet(message, "過去"), _diet(message, "データ")])
+    (processed,) = component.process([message])
+    assert processed.get(ENTITIES) == []
+
+
+def test_the_vocabulary_is_persisted_and_loaded(tmp_path: Path) -> None:
+    component, storage, resource = _component(tmp_path)
+    component.train(TrainingData(_training(), entity_synonyms=SYNONYMS))
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    loaded = ItemGazetteer.load(ItemGazetteer.get_default_config(), storage, resource, context)
+    assert loaded.vocabulary.written == component.vocabulary.written
+    assert loaded.vocabulary.read == component.vocabulary.read
+    assert _found("けんしんの結果", loaded.vocabulary) == [("けんしん", "health_checkup")]
+
+
+@pytest.fixture(scope="module")
+def data_examples() -> tuple[List[Message], Dict[str, str]]:
+    data = RasaFileImporter(
+        training_data_paths=[str(PROJECT_ROOT / "data")],
+        domain_path=str(PROJECT_ROOT / "domain.yml"),
+    ).get_nlu_data()
+    examples = [m for m in data.intent_examples if m.get(TEXT)]
+    for message in examples:
+        message.set(TOKENS_NAMES[TEXT], TOKENIZER.tokenize(message, TEXT))
+    return examples, data.entity_synonyms
+
+
+# Where data/ and the vocabulary learned from it disagree, each for a reason: a level range
+# (「0 から 3」) asks for the overview, not level 0; a bare digit is too often no level to learn.
+KNOWN_DIFFERENCES = {
+    "level 0 から 3 ってどういういみ": ({("data_level", 0, 7)}, set()),
+    "2の情報ってなに": (set(), {("data_level", 0, 1)}),
+}
+
+
+def test_learned_from_data_it_finds_the_annotated_items_and_levels_of_data(
+    data_examples: tuple[List[Message], Dict[str, str]],
+) -> None:
+    examples, synonyms = data_examples
+    types = ItemGazetteer.get_default_config()["entities"]
+    vocabulary = learn(examples, synonyms, types, 6, 3)
+    differing = {}
+    for message in examples:
+        text, tokens = message.get(TEXT), message.get(TOKENS_NAMES[TEXT])
+        annotated = {
+            (e["entity"], e["start"], e["end"])
+            for e in message.get(ENTITIES) or []
+            if e["entity"] in types
+        }
+        found = {
+            (item[0], tokens[first].start, tokens[last - 1].end)
+            for first, last, item in vocabulary.matches(text, tokens)
+        }
+        if found != annotated:
+            differing[text] = (found - annotated, annotated - found)
+    assert differing == KNOWN_DIFFERENCES
+    assert sum(1 for m in examples for e in m.get(ENTITIES) or [] if e["entity"] in types) > 300
+
+
+def test_every_canonical_item_of_the_actions_is_in_the_vocabulary_of_data(
+    data_examples: tuple[List[Message], Dict[str, str]],
+) -> None:
+    from actions.levels import DATA_ITEMS
+
+    examples, synonyms = data_examples
+    vocabulary = learn(examples, synonyms, ["data_item"], 6, 3)
+    assert {value for _, value in vocabulary.written.values()} == set(DATA_ITEMS)
