@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import json
+from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -51,7 +52,8 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.readings import reading, to_katakana
+from bot.nlu import readings
+from bot.nlu.readings import reading, sudachi_fingerprint, to_katakana
 
 VOCABULARY_FILE = "vocabulary.json"
 
@@ -204,6 +206,11 @@ class ItemGazetteer(GraphComponent):
     def get_default_config() -> Dict[str, Any]:
         """Items and levels; runs of up to 6 tokens; readings of 3 kana or more."""
         return {"entities": ["data_item", "data_level"], "max_tokens": 6, "min_reading_chars": 3}
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> str | None:
+        """This module, how words are read and Sudachi's dictionary, for Rasa's training cache."""
+        return sudachi_fingerprint(Path(__file__), Path(readings.__file__))
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any, Dict, List, Type
 
@@ -115,16 +116,25 @@ class SudachiTokenizer(Tokenizer):
         super().__init__(config)
         self._case_sensitive = bool(config.get("case_sensitive", False))
         self._split_mode = str(config.get("split_mode", "C"))
-        self._sudachi: Any = None
+        self._local = threading.local()  # a Sudachi tokenizer is not safe to share across threads
         self._markers = _marker_pattern()
 
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> str | None:
+        """Sudachi's version and dictionary, for Rasa's training cache (tokens depend on them)."""
+        from bot.nlu.readings import sudachi_fingerprint
+
+        return sudachi_fingerprint()
+
     def _tokenizer(self) -> Any:
-        if self._sudachi is None:
+        tokenizer = getattr(self._local, "sudachi", None)
+        if tokenizer is None:
             from sudachipy import Dictionary, SplitMode
 
             mode = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}[self._split_mode]
-            self._sudachi = Dictionary().create(mode=mode)
-        return self._sudachi
+            tokenizer = Dictionary().create(mode=mode)
+            self._local.sudachi = tokenizer
+        return tokenizer
 
     def tokenize(self, message: Message, attribute: str) -> List[Token]:
         """Tokenizes the text of the provided attribute of the incoming message.

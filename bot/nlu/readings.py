@@ -122,9 +122,7 @@ class ReadingCountVectorsFeaturizer(CountVectorsFeaturizer):
         outside the class, so without this a change to how words are read (or a new Sudachi
         dictionary) would reuse features computed the old way.
         """
-        source = Path(__file__).read_bytes()
-        versions = " ".join(_version(name) for name in ("sudachipy", "sudachidict_core"))
-        return hashlib.sha256(source + versions.encode()).hexdigest()
+        return sudachi_fingerprint(Path(__file__))
 
     def _get_message_tokens_by_attribute(self, message: Message, attribute: str) -> List[str]:
         """The readings of the tokens of the text; other attributes as Rasa reads them."""
@@ -169,11 +167,21 @@ class ReadingCountVectorsFeaturizer(CountVectorsFeaturizer):
         return sequence_features, sentence_features
 
 
-def _version(distribution: str) -> str:
-    try:
-        return f"{distribution}=={metadata.version(distribution)}"
-    except metadata.PackageNotFoundError:
-        return f"{distribution} missing"
+def sudachi_fingerprint(*sources: Path) -> str:
+    """A hash of these source files and the installed Sudachi and its dictionary.
+
+    For a component's `fingerprint_addon`: Rasa's training cache keys a component by its class's
+    source and config, not by the module functions or the dictionary its output depends on.
+    """
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(source.read_bytes())
+    for distribution in ("sudachipy", "sudachidict_core"):
+        try:
+            digest.update(f"{distribution}=={metadata.version(distribution)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{distribution} missing".encode())
+    return digest.hexdigest()
 
 
 def _joined(attribute: str, tokens: List[str]) -> str:

@@ -206,3 +206,12 @@ def test_every_canonical_item_of_the_actions_is_in_the_vocabulary_of_data(
     examples, synonyms = data_examples
     vocabulary = learn(examples, synonyms, ["data_item"], 6, 3)
     assert {value for _, value in vocabulary.written.values()} == set(DATA_ITEMS)
+
+
+def test_the_training_cache_key_follows_how_words_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.nlu import readings
+
+    key = ItemGazetteer.fingerprint_addon({})
+    assert key and key == ItemGazetteer.fingerprint_addon({})
+    monkeypatch.setattr(readings.metadata, "version", lambda name: "0.0.0")
+    assert ItemGazetteer.fingerprint_addon({}) != key

@@ -132,3 +132,30 @@ def test_text_longer_than_sudachi_accepts_is_tokenized_in_pieces(front_ends: Any
     tokens = _through_light(light, text).get(TOKENS_NAMES[TEXT])
     assert tokens[-1].end == len(text)
     assert all(text[t.start : t.end] == t.text for t in tokens)
+
+
+def test_each_thread_tokenizes_with_its_own_sudachi_tokenizer() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokenizer = SudachiTokenizer(SudachiTokenizer.get_default_config())
+    texts = [f"健診の結果を{n}回見せたい" for n in range(200)]
+
+    def words(text: str) -> List[str]:
+        return [t.text for t in tokenizer.tokenize(Message(data={TEXT: text}), TEXT)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(words, texts)) == [words(text) for text in texts]
+    assert tokenizer._tokenizer() is tokenizer._tokenizer()  # kept per thread, not re-opened
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(tokenizer._tokenizer).result() is not tokenizer._tokenizer()
+
+
+def test_the_training_cache_key_follows_the_sudachi_dictionary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.nlu import readings
+
+    key = SudachiTokenizer.fingerprint_addon({})
+    assert key and key == SudachiTokenizer.fingerprint_addon({})
+    monkeypatch.setattr(readings.metadata, "version", lambda name: "0.0.0")
+    assert SudachiTokenizer.fingerprint_addon({}) != key

@@ -66,7 +66,7 @@ def test_the_training_cache_key_follows_how_words_are_read(monkeypatch: Any) -> 
 
     key = ReadingCountVectorsFeaturizer.fingerprint_addon({})
     assert key and key == ReadingCountVectorsFeaturizer.fingerprint_addon({})
-    monkeypatch.setattr(readings, "_version", lambda name: f"{name}==0.0.0")
+    monkeypatch.setattr(readings.metadata, "version", lambda name: "0.0.0")
     assert ReadingCountVectorsFeaturizer.fingerprint_addon({}) != key
 
 
