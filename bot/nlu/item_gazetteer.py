@@ -161,11 +161,7 @@ def learn(
             values[surface_key(surface)][item] += 0  # a synonym is a word even if unused here
             written_as.setdefault(surface_key(surface), surface)
     written = {key: counter.most_common(1)[0][0] for key, counter in values.items()}
-    read: Dict[str, Item] = {}
-    for key, item in written.items():
-        said = reading_key([Token(written_as[key], 0)])
-        if len(said) >= min_reading_chars:
-            read.setdefault(said, item)
+    read = _readings(written, written_as, min_reading_chars)
     vocabulary = Vocabulary(written, read, max_tokens, min_reading_chars)
     annotated: collections.Counter[str] = collections.Counter()
     unannotated: collections.Counter[str] = collections.Counter()
@@ -184,12 +180,23 @@ def learn(
             elif not any(s < end and start < e for s, e in spans):
                 unannotated[key] += 1
     ambiguous = {key for key, count in unannotated.items() if count > annotated[key]}
-    return Vocabulary(
-        {k: v for k, v in written.items() if k not in ambiguous},
-        {k: v for k, v in read.items() if k not in ambiguous},
-        max_tokens,
-        min_reading_chars,
-    )
+    written = {key: item for key, item in written.items() if key not in ambiguous}
+    # A word not learned as written is not learned as read either (統計 nor トウケイ).
+    read = _readings(written, written_as, min_reading_chars)
+    read = {key: item for key, item in read.items() if key not in ambiguous}
+    return Vocabulary(written, read, max_tokens, min_reading_chars)
+
+
+def _readings(
+    written: Dict[str, Item], written_as: Dict[str, str], min_reading_chars: int
+) -> Dict[str, Item]:
+    """The reading of each written word long enough to be matched by reading alone."""
+    read: Dict[str, Item] = {}
+    for key, item in written.items():
+        said = reading_key([Token(written_as[key], 0)])
+        if len(said) >= min_reading_chars:
+            read.setdefault(said, item)
+    return read
 
 
 def _key_of(vocabulary: Vocabulary, text: str, tokens: Sequence[Token]) -> str:

@@ -94,6 +94,7 @@ def test_a_short_reading_alone_is_no_match() -> None:
 def test_a_word_the_data_uses_more_often_unannotated_is_not_learned() -> None:
     vocabulary = _vocabulary()
     assert "統計" not in vocabulary.written  # annotated once, plain twice
+    assert _found("統計をとる", vocabulary) == [] and _found("とうけいをとる", vocabulary) == []
     assert "血圧" in vocabulary.written
 
 
