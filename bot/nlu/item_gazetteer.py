@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
 
@@ -56,6 +57,8 @@ from bot.nlu import readings
 from bot.nlu.readings import reading, sudachi_fingerprint, to_katakana
 
 VOCABULARY_FILE = "vocabulary.json"
+
+logger = logging.getLogger(__name__)
 
 # (entity type, canonical value) for a key
 Item = Tuple[str, str]
@@ -118,6 +121,15 @@ class Vocabulary:
             "written": {key: list(item) for key, item in self.written.items()},
             "read": {key: list(item) for key, item in self.read.items()},
         }
+
+    @classmethod
+    def from_json(
+        cls, stored: Dict[str, Any], max_tokens: int, min_reading_chars: int
+    ) -> Vocabulary:
+        """The vocabulary `as_json` persisted."""
+        written = {key: (item[0], item[1]) for key, item in stored["written"].items()}
+        read = {key: (item[0], item[1]) for key, item in stored["read"].items()}
+        return cls(written, read, max_tokens, min_reading_chars)
 
 
 def _annotations(message: Message, types: frozenset[str]) -> List[Dict[str, Any]]:
@@ -275,13 +287,9 @@ class ItemGazetteer(GraphComponent):
             with model_storage.read_from(resource) as directory:
                 stored = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
         except (ValueError, FileNotFoundError):
+            logger.warning("%s: the model holds no vocabulary; no item will be found", cls.__name__)
             return cls(config, model_storage, resource)
-        vocabulary = Vocabulary(
-            {key: (item[0], item[1]) for key, item in stored["written"].items()},
-            {key: (item[0], item[1]) for key, item in stored["read"].items()},
-            config["max_tokens"],
-            config["min_reading_chars"],
-        )
+        vocabulary = Vocabulary.from_json(stored, config["max_tokens"], config["min_reading_chars"])
         return cls(config, model_storage, resource, vocabulary)
 
     def process(self, messages: List[Message]) -> List[Message]:

@@ -216,3 +216,13 @@ def test_the_training_cache_key_follows_how_words_are_read(monkeypatch: pytest.M
     assert key and key == ItemGazetteer.fingerprint_addon({})
     monkeypatch.setattr(readings.metadata, "version", lambda name: "0.0.0")
     assert ItemGazetteer.fingerprint_addon({}) != key
+
+
+def test_a_model_without_a_vocabulary_loads_empty_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, storage, resource = _component(tmp_path)
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    with caplog.at_level("WARNING"):
+        loaded = ItemGazetteer.load(ItemGazetteer.get_default_config(), storage, resource, context)
+    assert loaded.vocabulary.written == {} and "no vocabulary" in caplog.text
