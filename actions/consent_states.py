@@ -242,9 +242,9 @@ def event_of(tracker: Tracker) -> Event | None:
     if intent == "give_consent":
         if c.latest_entity(tracker, "offer_id"):
             return Event.CHOOSE_OFFER
-        # Only the canonical items count: a stray word DIET tagged as data_item (「と」 in
-        # 「先生と相談してきた」, seen in cross-validation) must not turn a typed yes into a new
-        # request.
+        # Only the canonical items count: a stray word tagged as data_item (DIET tagged 「と」 in
+        # 「先生と相談してきた」 in cross-validation, before bot/nlu/item_gazetteer.py) must not
+        # turn a typed yes into a new request.
         named_items = next(
             (v for v in latest_entity_values(tracker, "data_item") if v in DATA_ITEMS), None
         )

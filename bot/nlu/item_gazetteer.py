@@ -1,30 +1,36 @@
-"""The data items and levels a resident names, found by the words data/ names them with (issue 15).
+"""Data items, levels and family-doctor answers, in the words data/ names them with (issue 15).
 
-DIET tagged `data_item` token by token from about 250 annotated spans, and cross-validation
-(`bench/nlu_cv.py`) kept showing the same faults: an item cut short or run long (「健診の」,
-「位置」 for 「位置情報」), a common word taken for an item (「過去」, 「データ」, 「れき」 of
-「りれき」), a lone particle (「と」). `data_item` F1 stayed between 0.70 and 0.80. Yet items
-and levels are a closed set, and the training data says exactly which words name them: every
-annotated span, and every surface form of `data/nlu/synonyms.yml` (which `tests/data` requires
-to be annotated wherever a sentence holds it).
+DIET tagged these entities token by token from a few hundred annotated spans, and
+cross-validation (`bench/nlu_cv.py`) kept showing the same faults: an item cut short or run long
+(「健診の」, 「位置」 for 「位置情報」), a common word taken for an item (「過去」, 「データ」,
+「れき」 of 「りれき」), a lone particle (「と」). On fold 0 (2026-12-03) its `data_item` F1 was
+0.750 and its `family_doctor_answer` F1 0.30. Yet the values are a closed set, and the training
+data says exactly which words name them: every annotated span, and every surface form of
+`data/nlu/synonyms.yml` (which `tests/data` requires to be annotated wherever a sentence holds an
+item or a level).
 
 This component learns that vocabulary from the training data it is given — the annotated spans of
-the configured entity types and the synonyms that map onto their values — and after DIET:
+the configured entity types, the synonyms that map onto their values, and the intents whose
+messages carry each type — and after DIET:
 
 - finds each run of up to `max_tokens` tokens whose text (NFKC, hiragana folded to katakana, case
   folded) is such a word, or whose Sudachi reading is the reading of one, if at least
   `min_reading_chars` kana long (so 「けつあつ」, 「検診」 and the slip 「位地情報」 meet 「血圧」,
   「健診」 and 「位置情報」); the longest run wins, and only whole tokens match (「脈」 is an
-  item, 「文脈」 holds none);
-- gives each found word as the message's entity of its type, valued with the canonical value its
-  training spans carry (「検診」 → `health_checkup`);
-- drops DIET's entities of those types. The actions use them only through their canonical value
-  (`actions/levels.py`, `actions/consent_states.py`), which a word outside the vocabulary does not
-  have; on cross-validation fold 0 (2026-12-03) all five such entities DIET gave were wrong.
+  item, 「文脈」 holds none; 「相談したくない」 holds no 「相談した」);
+- gives each found word as an entity of its type, valued with the canonical value its training
+  spans carry (「検診」 → `health_checkup`), if the message's intent is one whose training
+  messages carry that type: 「2」 in a receipt code is no level, 「相談しない」 in a question about
+  the family doctor is no answer;
+- drops DIET's entities of those types. The actions read them only by canonical value
+  (`actions/levels.py`, `actions/consent_states.py`), and EntitySynonymMapper gives one only to a
+  span that is exactly a known word — which this component finds itself; on fold 0 all five
+  `data_item` entities DIET gave outside the vocabulary were wrong.
 
-A word is learned only if the training sentences annotate it at least as often as they hold it
-unannotated. A resident who names an item in words no training sentence uses is not understood to
-name it (as before: DIET's guess had no canonical value); the word belongs in synonyms.yml.
+A word is learned only if the training messages of the carrying intents annotate it at least as
+often as they hold it unannotated. A resident who names an item in words no training sentence uses
+is not understood to name it (as before: DIET's guess had no canonical value); such a word belongs
+in synonyms.yml.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ from rasa.shared.nlu.constants import (
     ENTITY_ATTRIBUTE_TYPE,
     ENTITY_ATTRIBUTE_VALUE,
     EXTRACTOR,
+    INTENT,
+    INTENT_NAME_KEY,
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
@@ -83,12 +91,21 @@ class Vocabulary:
         read: Dict[str, Item],
         max_tokens: int,
         min_reading_chars: int,
+        intents: Dict[str, frozenset[str]] | None = None,
     ) -> None:
-        """A vocabulary of `written` and `read` keys (see `surface_key`, `reading_key`)."""
+        """A vocabulary of `written` and `read` keys (see `surface_key`, `reading_key`).
+
+        `intents` names, for each entity type, the intents whose messages carry it.
+        """
         self.written = written
         self.read = read
         self.max_tokens = max_tokens
         self.min_reading_chars = min_reading_chars
+        self.intents = intents or {}
+
+    def carried_by(self, entity_type: str, intent: str | None) -> bool:
+        """Whether messages of `intent` carry entities of `entity_type` in the training data."""
+        return intent in self.intents.get(entity_type, frozenset())
 
     def item_of(self, text: str, tokens: Sequence[Token]) -> Item | None:
         """The item the token run names, by how it is written or else by how it is read."""
@@ -120,6 +137,7 @@ class Vocabulary:
         return {
             "written": {key: list(item) for key, item in self.written.items()},
             "read": {key: list(item) for key, item in self.read.items()},
+            "intents": {kind: sorted(names) for kind, names in self.intents.items()},
         }
 
     @classmethod
@@ -129,7 +147,8 @@ class Vocabulary:
         """The vocabulary `as_json` persisted."""
         written = {key: (item[0], item[1]) for key, item in stored["written"].items()}
         read = {key: (item[0], item[1]) for key, item in stored["read"].items()}
-        return cls(written, read, max_tokens, min_reading_chars)
+        intents = {kind: frozenset(names) for kind, names in stored["intents"].items()}
+        return cls(written, read, max_tokens, min_reading_chars, intents)
 
 
 def _annotations(message: Message, types: frozenset[str]) -> List[Dict[str, Any]]:
@@ -175,6 +194,13 @@ def learn(
     written = {key: counter.most_common(1)[0][0] for key, counter in values.items()}
     read = _readings(written, written_as, min_reading_chars)
     vocabulary = Vocabulary(written, read, max_tokens, min_reading_chars)
+    # The intents whose messages carry each type: only there does an unannotated word count
+    # against it (「相談しない」 in a question about the family doctor is no answer, and no
+    # action reads the answer of a question).
+    carrying: Dict[str, set[str]] = collections.defaultdict(set)
+    for message in examples:
+        for entity in _annotations(message, wanted):
+            carrying[entity[ENTITY_ATTRIBUTE_TYPE]].add(str(message.get(INTENT)))
     annotated: collections.Counter[str] = collections.Counter()
     unannotated: collections.Counter[str] = collections.Counter()
     for message in examples:
@@ -184,7 +210,9 @@ def learn(
             (e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END])
             for e in _annotations(message, wanted)
         ]
-        for first, last, _ in vocabulary.matches(text, tokens):
+        for first, last, (entity_type, _) in vocabulary.matches(text, tokens):
+            if str(message.get(INTENT)) not in carrying[entity_type]:
+                continue
             start, end = tokens[first].start, tokens[last - 1].end
             key = _key_of(vocabulary, text, tokens[first:last])
             if (start, end) in spans:
@@ -196,7 +224,8 @@ def learn(
     # A word not learned as written is not learned as read either (統計 nor トウケイ).
     read = _readings(written, written_as, min_reading_chars)
     read = {key: item for key, item in read.items() if key not in ambiguous}
-    return Vocabulary(written, read, max_tokens, min_reading_chars)
+    intents = {kind: frozenset(names) for kind, names in carrying.items()}
+    return Vocabulary(written, read, max_tokens, min_reading_chars, intents)
 
 
 def _readings(
@@ -223,8 +252,15 @@ class ItemGazetteer(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        """Items and levels; runs of up to 6 tokens; readings of 3 kana or more."""
-        return {"entities": ["data_item", "data_level"], "max_tokens": 6, "min_reading_chars": 3}
+        """Items, levels and family-doctor answers; runs of up to 8 tokens; readings of 3+ kana.
+
+        8 tokens hold the longest answer of synonyms.yml (まだ|相談|し|て|い|ませ|ん is 7).
+        """
+        return {
+            "entities": ["data_item", "data_level", "family_doctor_answer"],
+            "max_tokens": 8,
+            "min_reading_chars": 3,
+        }
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> str | None:
@@ -299,6 +335,7 @@ class ItemGazetteer(GraphComponent):
             tokens = message.get(TOKENS_NAMES[TEXT]) or []
             entities = message.get(ENTITIES) or []
             kept = [e for e in entities if e.get(ENTITY_ATTRIBUTE_TYPE) not in self._types]
+            intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
             found = [
                 {
                     ENTITY_ATTRIBUTE_TYPE: entity_type,
@@ -309,6 +346,7 @@ class ItemGazetteer(GraphComponent):
                     EXTRACTOR: self.__class__.__name__,
                 }
                 for first, last, (entity_type, value) in self.vocabulary.matches(text, tokens)
+                if self.vocabulary.carried_by(entity_type, intent)
             ]
             if not found and len(kept) == len(entities):
                 continue

@@ -11,7 +11,7 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.importers.rasa import RasaFileImporter
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -23,9 +23,11 @@ TOKENIZER = SudachiTokenizer(SudachiTokenizer.get_default_config())
 SYNONYMS = {"血圧": "blood_pressure", "健診": "health_checkup", "脈": "pulse", "統計": "statistics"}
 
 
-def _message(text: str, items: Sequence[tuple[str, str]] = ()) -> Message:
-    """A tokenized message with `items` ((covered text, value)) annotated as data_item."""
-    message = Message(data={TEXT: text})
+def _message(
+    text: str, items: Sequence[tuple[str, str]] = (), intent: str = "give_consent"
+) -> Message:
+    """A tokenized training message of `intent`, `items` ((covered text, value)) as data_item."""
+    message = Message(data={TEXT: text, INTENT: intent})
     message.set(TOKENS_NAMES[TEXT], TOKENIZER.tokenize(message, TEXT))
     entities = []
     for covered, value in items:
@@ -113,6 +115,13 @@ def _component(tmp_path: Path) -> tuple[ItemGazetteer, LocalModelStorage, Resour
     return ItemGazetteer.create(config, storage, resource, context), storage, resource
 
 
+def _parsed(text: str, intent: str = "give_consent") -> Message:
+    """A message as the pipeline hands it on after DIET: tokens and the intent it gave."""
+    message = _message(text)
+    message.set(INTENT, {"name": intent, "confidence": 0.9})
+    return message
+
+
 def _diet(message: Message, covered: str, entity: str = "data_item") -> Dict[str, Any]:
     start = message.get(TEXT).index(covered)
     return {
@@ -124,7 +133,7 @@ def _diet(message: Message, covered: str, entity: str = "data_item") -> Dict[str
 def test_found_items_replace_the_guesses_of_diet_of_their_types(tmp_path: Path) -> None:
     component, _, _ = _component(tmp_path)
     component.train(TrainingData(_training(), entity_synonyms=SYNONYMS))
-    message = _message("健診の結果と受付番号 ABCD-EFGH-J の記録")
+    message = _parsed("健診の結果と受付番号 ABCD-EFGH-J の記録")
     message.set(
         ENTITIES,
         [_diet(message, "健診の"), _diet(message, "ABCD", "receipt_code"), _diet(message, "記録")],
@@ -139,10 +148,43 @@ def test_found_items_replace_the_guesses_of_diet_of_their_types(tmp_path: Path) 
 def test_a_guess_of_diet_in_words_outside_the_vocabulary_is_dropped(tmp_path: Path) -> None:
     component, _, _ = _component(tmp_path)
     component.train(TrainingData(_training(), entity_synonyms=SYNONYMS))
-    message = _message("過去のデータも返ってくる？")
+    message = _parsed("過去のデータも返ってくる？")
     message.set(ENTITIES, [_diet(message, "過去"), _diet(message, "データ")])
     (processed,) = component.process([message])
     assert processed.get(ENTITIES) == []
+
+
+def test_entities_are_given_only_in_messages_of_the_intents_that_carry_them(
+    tmp_path: Path,
+) -> None:
+    component, _, _ = _component(tmp_path)
+    doctor = [
+        _message("先生に相談しました", [("相談しました", "consulted")], "answer_family_doctor"),
+        _message("相談しないで決めます", [("相談しない", "will_not")], "answer_family_doctor"),
+        _message("医者に相談しないとだめ？", intent="ask_family_doctor"),
+        _message("相談しないで同意できる？", intent="ask_family_doctor"),
+    ]
+    for message in doctor:
+        message.set(
+            ENTITIES, [{**e, "entity": "family_doctor_answer"} for e in message.get(ENTITIES)]
+        )
+    levels = _message("レベル2と2の違い", [("レベル2", "2")], "ask_data_levels")
+    levels.set(ENTITIES, [{**levels.get(ENTITIES)[0], "entity": "data_level"}])
+    component.train(TrainingData([*_training(), *doctor, levels], entity_synonyms=SYNONYMS))
+
+    def entities(text: str, intent: str) -> List[tuple[str, str]]:
+        (message,) = component.process([_parsed(text, intent)])
+        return [(e["entity"], e["value"]) for e in message.get(ENTITIES) or []]
+
+    # learned although questions hold it unannotated: those are not answers
+    assert entities("相談しないことにします", "answer_family_doctor") == [
+        ("family_doctor_answer", "will_not")
+    ]
+    assert entities("相談しないとどうなる？", "ask_family_doctor") == []
+    assert entities("れべる2のこと", "ask_data_levels") == [("data_level", "2")]
+    assert entities("れべる2", "inform_receipt_code") == []
+    assert entities("健診はやめたい", "give_consent") == [("data_item", "health_checkup")]
+    assert entities("健診はやめたい", "ask_data_levels") == []
 
 
 def test_the_vocabulary_is_persisted_and_loaded(tmp_path: Path) -> None:
@@ -152,6 +194,7 @@ def test_the_vocabulary_is_persisted_and_loaded(tmp_path: Path) -> None:
     loaded = ItemGazetteer.load(ItemGazetteer.get_default_config(), storage, resource, context)
     assert loaded.vocabulary.written == component.vocabulary.written
     assert loaded.vocabulary.read == component.vocabulary.read
+    assert loaded.vocabulary.intents == {"data_item": frozenset({"give_consent"})}
     assert _found("けんしんの結果", loaded.vocabulary) == [("けんしん", "health_checkup")]
 
 
@@ -167,20 +210,18 @@ def data_examples() -> tuple[List[Message], Dict[str, str]]:
     return examples, data.entity_synonyms
 
 
-# Where data/ and the vocabulary learned from it disagree, each for a reason: a level range
-# (「0 から 3」) asks for the overview, not level 0; a bare digit is too often no level to learn.
-KNOWN_DIFFERENCES = {
-    "level 0 から 3 ってどういういみ": ({("data_level", 0, 7)}, set()),
-    "2の情報ってなに": (set(), {("data_level", 0, 1)}),
-}
+# Where data/ and the vocabulary learned from it disagree: a level range (「0 から 3」) asks for
+# the overview, not level 0, and is left unannotated.
+KNOWN_DIFFERENCES = {"level 0 から 3 ってどういういみ": ({("data_level", 0, 7)}, set())}
 
 
-def test_learned_from_data_it_finds_the_annotated_items_and_levels_of_data(
+def test_learned_from_data_it_finds_the_annotated_entities_of_data(
     data_examples: tuple[List[Message], Dict[str, str]],
 ) -> None:
     examples, synonyms = data_examples
     types = ItemGazetteer.get_default_config()["entities"]
-    vocabulary = learn(examples, synonyms, types, 6, 3)
+    config = ItemGazetteer.get_default_config()
+    vocabulary = learn(examples, synonyms, types, config["max_tokens"], 3)
     differing = {}
     for message in examples:
         text, tokens = message.get(TEXT), message.get(TOKENS_NAMES[TEXT])
@@ -192,6 +233,7 @@ def test_learned_from_data_it_finds_the_annotated_items_and_levels_of_data(
         found = {
             (item[0], tokens[first].start, tokens[last - 1].end)
             for first, last, item in vocabulary.matches(text, tokens)
+            if vocabulary.carried_by(item[0], message.get(INTENT))
         }
         if found != annotated:
             differing[text] = (found - annotated, annotated - found)
