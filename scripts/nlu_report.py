@@ -43,22 +43,64 @@ def intent_scores(results: Path) -> dict[str, Any]:
     return dict(load(results / "intent_report.json"))
 
 
-def entity_scores(results: Path) -> dict[str, Any] | None:
-    """Return the entity report of DIET, when `rasa test nlu` wrote one.
+def entity_scores(results: Path, owned: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Each entity type's scores, from the component that gives that type.
 
-    The report is named after the component class (`FastLoadingDIETClassifier` in config.yml,
+    `rasa test nlu` writes one report per component that gave entities, each scored against all
+    annotated types. `ItemGazetteer` gives the types in `owned` (DIET's are dropped there), DIET
+    the rest; its report is named after the class (`FastLoadingDIETClassifier` in config.yml,
     `DIETClassifier` in the benchmark's baseline).
+
+    Args:
+        results: The `--out` folder of `rasa test nlu`.
+        owned: The entity types `ItemGazetteer` gives.
+
+    Returns:
+        One row per type, sorted: name, source, precision, recall, f1, support.
     """
-    for path in sorted(results.glob("*DIETClassifier_report.json")):
-        return dict(load(path))
-    return None
+    reports = {"DIET": next(iter(sorted(results.glob("*DIETClassifier_report.json"))), None)}
+    reports["ItemGazetteer"] = results / "ItemGazetteer_report.json"
+    scores = {
+        source: {
+            name: row
+            for name, row in dict(load(path)).items()
+            if isinstance(row, dict) and not name.endswith(" avg")
+        }
+        for source, path in reports.items()
+        if path is not None and path.exists()
+    }
+    names = sorted({name for rows in scores.values() for name in rows})
+    rows = []
+    for name in names:
+        source = "ItemGazetteer" if name in owned and "ItemGazetteer" in scores else "DIET"
+        row = scores.get(source, {}).get(name)
+        if row is None:
+            continue
+        rows.append({"name": name, "source": source, **row})
+    return rows
 
 
-def render(results: Path) -> str:
+def gazetteer_types(config: Path) -> frozenset[str]:
+    """The entity types `ItemGazetteer` gives in this pipeline config (none if it is absent)."""
+    import yaml
+
+    pipeline = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("pipeline") or []
+    for component in pipeline:
+        if str(component.get("name", "")).endswith("ItemGazetteer"):
+            if "entities" in component:
+                return frozenset(component["entities"])
+            from bot.nlu.item_gazetteer import ItemGazetteer
+
+            return frozenset(ItemGazetteer.get_default_config()["entities"])
+    return frozenset()
+
+
+def render(results: Path, owned: frozenset[str] = frozenset()) -> str:
     """Render the held-out section of the Markdown report, markers included.
 
     Args:
         results: The `--out` folder of `rasa test nlu`.
+        owned: The entity types `ItemGazetteer` gives (`gazetteer_types`).
 
     Returns:
         The section's text.
@@ -83,13 +125,15 @@ def render(results: Path) -> str:
         f"| intent weighted F1 | {report['weighted avg']['f1-score']:.3f} |",
         f"| test utterances | {int(macro['support'])} |",
     ]
-    entities = entity_scores(results)
+    entities = entity_scores(results, owned)
     if entities:
-        lines.append(f"| entity macro F1 (DIET) | {entities['macro avg']['f1-score']:.3f} |")
-        lines.append(f"| entity micro F1 (DIET) | {entities['micro avg']['f1-score']:.3f} |")
-        for name, score in sorted(entities.items()):
-            if isinstance(score, dict) and not name.endswith(" avg"):
-                lines.append(f"| entity F1 (DIET), `{name}` | {score['f1-score']:.3f} |")
+        macro = sum(row["f1-score"] for row in entities) / len(entities)
+        lines.append(
+            f"| entity macro F1 (each type from the component that gives it) | {macro:.3f} |"
+        )
+        for row in entities:
+            name, source = row["name"], row["source"]
+            lines.append(f"| entity F1, `{name}` ({source}) | {row['f1-score']:.3f} |")
     worst = sorted(intents.items(), key=lambda kv: (kv[1]["f1-score"], kv[0]))[:WORST_INTENTS]
     lines += [
         "",
@@ -164,11 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", type=Path, help="the --out folder of `rasa test nlu`")
     parser.add_argument("--min-accuracy", type=float, help="fail below this intent accuracy")
     parser.add_argument("--write", type=Path, help="write the Markdown report here")
+    parser.add_argument(
+        "--config", type=Path, default=Path("config.yml"), help="the pipeline the model ran"
+    )
     args = parser.parse_args(argv)
     accuracy = float(intent_scores(args.results)["accuracy"])
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)
-        write_report(render(args.results), args.write)
+        write_report(render(args.results, gazetteer_types(args.config)), args.write)
         print(f"Wrote {args.write}")
     if args.min_accuracy is not None:
         verdict = "passes" if accuracy >= args.min_accuracy else "FAILS"

@@ -163,3 +163,41 @@ def test_init_env_generates_the_consent_services_admin_token_and_audit_key(
     for name in ("CONSENT_ADMIN_TOKEN", "CONSENT_AUDIT_KEY"):
         assert startup.strong_token(values[name]), name
     assert values["CONSENT_ADMIN_TOKEN"] != values["CONSENT_AUDIT_KEY"]
+
+
+def _entity_report(folder: Path, name: str, f1_by_type: Dict[str, float]) -> None:
+    rows = {
+        kind: {"precision": f1, "recall": f1, "f1-score": f1, "support": 10}
+        for kind, f1 in f1_by_type.items()
+    }
+    rows["micro avg"] = {"precision": 0.5, "recall": 0.5, "f1-score": 0.5, "support": 20}
+    (folder / f"{name}_report.json").write_text(json.dumps(rows), encoding="utf-8")
+
+
+def test_each_entity_type_is_scored_from_the_component_that_gives_it(tmp_path: Path) -> None:
+    results = write_results(tmp_path, 0.95)
+    _entity_report(results, "FastLoadingDIETClassifier", {"data_item": 0.0, "receipt_code": 0.9})
+    _entity_report(results, "ItemGazetteer", {"data_item": 1.0, "receipt_code": 0.0})
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "pipeline:\n  - name: bot.nlu.item_gazetteer.ItemGazetteer\n    entities: [data_item]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "report.md"
+    argv = [str(results), "--write", str(out), "--config", str(config)]
+    assert nlu_report.main(argv) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "| entity F1, `data_item` (ItemGazetteer) | 1.000 |" in text
+    assert "| entity F1, `receipt_code` (DIET) | 0.900 |" in text
+    assert "| entity macro F1 (each type from the component that gives it) | 0.950 |" in text
+
+
+def test_the_gazetteer_types_come_from_the_config_or_its_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("pipeline:\n  - name: bot.nlu.item_gazetteer.ItemGazetteer\n", "utf-8")
+    assert "data_item" in nlu_report.gazetteer_types(config)
+    config.write_text("pipeline:\n  - name: DIETClassifier\n", "utf-8")
+    assert nlu_report.gazetteer_types(config) == frozenset()
+    assert nlu_report.gazetteer_types(PROJECT_ROOT / "config.yml") == frozenset(
+        {"data_item", "data_level", "family_doctor_answer"}
+    )
