@@ -89,6 +89,7 @@ def gazetteer_types(config: Path) -> frozenset[str]:
         if str(component.get("name", "")).endswith("ItemGazetteer"):
             if "entities" in component:
                 return frozenset(component["entities"])
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
             from bot.nlu.item_gazetteer import ItemGazetteer
 
             return frozenset(ItemGazetteer.get_default_config()["entities"])
