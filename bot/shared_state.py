@@ -16,8 +16,13 @@ With `REDIS_URL` unset (`make run`, one process) it lives in this process, bound
 - a web chat session ended with 「会話を終わる」 is on a revocation list until its token would have
   expired anyway, so no replica accepts the token again (issue #14, shared screens).
 
+- the assistant's answer to a LINE event is kept for a few minutes (10 claims) from the moment
+  Rasa gave it, so that the replica a redelivery reaches can send it if the first one died
+  before LINE had it.
+
 Keys hold pseudonyms, web chat session ids, keyed hashes of client addresses and LINE's event
-ids only, never a LINE user id, an address or a message.
+ids only, never a LINE user id, an address or a message; values hold no resident's words but
+the assistant's answers kept as above and the family-doctor memos (bot/webchat/memo.py).
 """
 
 from __future__ import annotations

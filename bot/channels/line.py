@@ -11,7 +11,9 @@ Configure it in `credentials.yml` as `bot.channels.line.LineInput:`; secrets com
   unacknowledged and nginx or LINE's redelivery brings it to another replica.
 - Each event is answered once across replicas (`webhookEventId` claimed in the shared state,
   bot/shared_state.py, for `LINE_EVENT_CLAIM_SECONDS` while it is answered, then remembered
-  `LINE_EVENT_REMEMBER_SECONDS`, 24 h); events in `standby` mode are skipped.
+  `LINE_EVENT_REMEMBER_SECONDS`, 24 h); events in `standby` mode are skipped. Rasa's answer is
+  kept there (for 10 claims) before it is sent: a replica that dies after Rasa answered leaves
+  it to the one the redelivery reaches, which sends it rather than ask Rasa a turn it has taken.
 - An event older than `LINE_EVENT_MAX_AGE_SECONDS` (its `timestamp`, 300 s) is not answered
   unless LINE marks it a redelivery (`deliveryContext.isRedelivery`), and none older than the
   remembered 24 h is: a signed body replayed later gets no answer (logged without ids).
@@ -94,6 +96,12 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
 # LINE does not promise how long a reply token lives; past this, answer by push instead.
 REPLY_TOKEN_SECONDS = 50.0
+# An event's answer is kept in the shared state this many claims long from the moment Rasa gave
+# it: a replica that dies after Rasa answered (the conversation saved, a consent perhaps recorded)
+# but before LINE had the answer leaves it to the replica the redelivery reaches, which sends it
+# instead of asking Rasa again — Rasa, asked again, would answer a turn it has already taken.
+ANSWER_KEPT_CLAIMS = 10
+ANSWER_PREFIX = "line-answer:"
 # The system intents (bot/channels/system_intents.py) LINE's events become.
 NON_TEXT = unmasked(system_message(NON_TEXT_MESSAGE))
 TOO_LONG = unmasked(system_message(MESSAGE_TOO_LONG))
@@ -283,6 +291,30 @@ class LineInput(SharedStateChannel, InputChannel):
             return True
         return claim is Claim.NEW
 
+    async def _keep_answer(self, key: str | None, messages: list[dict[str, Any]]) -> None:
+        """Keep the event's answer for the replica a redelivery reaches, should this one die."""
+        if key is None:
+            return
+        seconds = ANSWER_KEPT_CLAIMS * self.settings.line_event_claim_seconds
+        try:
+            await self.state().keep(ANSWER_PREFIX + key, json.dumps(messages), seconds)
+        except Exception as error:  # the answer still goes out; only a fail-over would lose it
+            logger.error("LINE answer not kept: %s", type(error).__name__)
+
+    async def _kept_answer(self, key: str | None) -> list[dict[str, Any]] | None:
+        """The answer Rasa gave this event on a replica that died before sending it, if any."""
+        if key is None:
+            return None
+        try:
+            raw = await self.state().kept(ANSWER_PREFIX + key)
+        except Exception as error:  # shared state unreachable: ask Rasa, as before
+            logger.error("LINE kept answer not read: %s", type(error).__name__)
+            return None
+        if raw is None:
+            return None
+        messages = json.loads(raw)
+        return messages if isinstance(messages, list) else None
+
     async def _settle(self, key: str | None, answered: bool) -> None:
         if key is None:
             return
@@ -340,6 +372,12 @@ class LineInput(SharedStateChannel, InputChannel):
         answered = False
         try:
             silent = kind == "unfollow"  # LINE takes no message for a resident who left
+            kept = await self._kept_answer(key)
+            if kept is not None:  # Rasa answered it on a replica that died before sending
+                logger.info("LINE event answered from the kept answer")
+                await self._answer(event, user_id, sender, kept)
+                answered = True
+                return True
             # An unfollow ends the resident's notice subscriptions: never held back by the limit.
             # Typed text is masked only once the rate limit let it through, off the event loop.
             admission = await admit(
@@ -369,6 +407,7 @@ class LineInput(SharedStateChannel, InputChannel):
             )
             if not silent:
                 messages = await self._memo_links(collector.messages)
+                await self._keep_answer(key, messages)
                 await self._answer(event, user_id, sender, messages)
             answered = True
         except Exception as error:  # one bad event must not stop the others

@@ -173,6 +173,36 @@ async def test_the_claim_while_answering_stays_short() -> None:
     assert seen and seen[0] <= 5
 
 
+class DyingApi(FakeApi):
+    """LINE as a replica sees it when it dies after Rasa answered, before LINE had the answer."""
+
+    async def reply(self, token: str, messages: List[Dict[str, Any]]) -> bool:
+        raise RuntimeError("the replica died")
+
+
+async def test_a_replica_that_dies_before_sending_leaves_its_answer_to_the_next() -> None:
+    shared = MemoryState()
+    dying, survivor = Line(state=shared), Line(state=shared)
+    dying.channel._api = DyingApi()  # type: ignore[assignment]
+    first = event(user())
+    assert not await dying.handle(first)  # not acknowledged: LINE delivers it again
+    assert dying.received == ["こんにちは"]
+    again = {**first, "deliveryContext": {"isRedelivery": True}}
+    assert await survivor.handle(again)
+    assert survivor.received == []  # Rasa is not asked a turn it has already taken
+    [(_, _, messages)] = survivor.api.calls
+    assert messages[0]["text"] == "どうぞ"
+    assert await survivor.handle(again) and len(survivor.api.calls) == 1  # done: skipped
+
+
+async def test_the_answer_is_kept_for_a_few_claims_only() -> None:
+    line = Line(settings(line_event_claim_seconds=5))
+    first = event(user())
+    assert await line.handle(first)
+    [(_, until)] = line.state._kept.values()
+    assert 0 < until - time.monotonic() <= 50
+
+
 # -- postbacks: signed by the assistant, or the rich menu (item 3) -------------------------------
 
 
