@@ -335,7 +335,8 @@ class ItemGazetteer(GraphComponent):
             tokens = message.get(TOKENS_NAMES[TEXT]) or []
             entities = message.get(ENTITIES) or []
             kept = [e for e in entities if e.get(ENTITY_ATTRIBUTE_TYPE) not in self._types]
-            intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            given = message.get(INTENT)  # a dict once classified; a label in training data
+            intent = given.get(INTENT_NAME_KEY) if isinstance(given, dict) else given
             found = [
                 {
                     ENTITY_ATTRIBUTE_TYPE: entity_type,
