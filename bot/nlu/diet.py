@@ -111,7 +111,29 @@ class LengthBucketedBatchGenerator(RasaBatchDataGenerator):
 
 
 class FastLoadingDIET(DIET):
-    """Rasa's DIET model with a loader that skips tracing the training step."""
+    """Rasa's DIET model with a loader that skips tracing the training step.
+
+    It is also saved without the optimizer's state: Keras writes every object the model
+    tracks, so Rasa's checkpoint holds Adam's two moment estimates beside every weight, about
+    twice the weights themselves, which no prediction reads. Fine-tuning starts its optimizer
+    afresh instead (Rasa's loader, which it uses, creates one before restoring).
+    """
+
+    _saving_weights_only = False
+
+    def save(self, model_file_name: str, overwrite: bool = True) -> None:
+        """Saves the weights, without the optimizer's state (see the class docstring)."""
+        self._saving_weights_only = True
+        try:
+            super().save(model_file_name, overwrite=overwrite)
+        finally:
+            self._saving_weights_only = False
+
+    def _trackable_children(self, save_type: str = "checkpoint", **kwargs: Any) -> Dict[str, Any]:
+        children: Dict[str, Any] = super()._trackable_children(save_type, **kwargs)
+        if self._saving_weights_only:
+            children.pop("optimizer", None)
+        return children
 
     def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
         """Keras' `fit`, with length-bucketed batches when `length_bucket_batches` is set."""
@@ -144,8 +166,9 @@ class FastLoadingDIET(DIET):
         # One eager prediction creates every variable prediction reads, without tracing.
         model._run_eagerly = True
         model.run_inference(predict_data_example)
-        # The checkpoint also holds the optimizer's and the training losses' variables, which
-        # prediction never creates: leaving those unrestored is expected.
+        # The checkpoint also holds the training losses' variables (and, in models saved before
+        # `save` left it out, the optimizer's), which prediction never creates: leaving those
+        # unrestored is expected.
         model.load_weights(model_file_name).expect_partial()
         # Label embeddings cached by the eager pass came from the untrained weights: drop them,
         # and trace prediction once with the trained ones (as Rasa's loader does).
