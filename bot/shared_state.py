@@ -16,9 +16,10 @@ With `REDIS_URL` unset (`make run`, one process) it lives in this process, bound
 - a web chat session ended with 「会話を終わる」 is on a revocation list until its token would have
   expired anyway, so no replica accepts the token again (issue #14, shared screens).
 
-- the assistant's answer to a LINE event is kept for a few minutes (10 claims) from the moment
-  Rasa gave it, so that the replica a redelivery reaches can send it if the first one died
-  before LINE had it.
+- the assistant's answer to a LINE event is kept from the moment Rasa gave it until LINE has it
+  (then it is deleted), so that the replica a redelivery reaches can send it if the first one
+  died before LINE had it; an answer never sent expires with the event's id
+  (`LINE_EVENT_REMEMBER_SECONDS`), when no redelivery is accepted any more.
 
 Keys hold pseudonyms, web chat session ids, keyed hashes of client addresses and LINE's event
 ids only, never a LINE user id, an address or a message; values hold no resident's words but
@@ -85,6 +86,9 @@ class SharedState(Protocol):
 
     async def kept(self, key: str) -> str | None:
         """The value kept under `key`, or None once it expired."""
+
+    async def forget(self, key: str) -> None:
+        """Drop the value kept under `key`, if any."""
 
 
 class MemoryState:
@@ -184,6 +188,10 @@ class MemoryState:
         value, until = self._kept.get(key, ("", 0.0))
         return value if until > time.monotonic() else None
 
+    async def forget(self, key: str) -> None:
+        """Drop the value kept under `key`, if any."""
+        self._kept.pop(key, None)
+
 
 class RedisState:
     """The shared state in Redis (`redis.asyncio`), keys under `prefix`."""
@@ -261,6 +269,10 @@ class RedisState:
         if value is None:
             return None
         return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    async def forget(self, key: str) -> None:
+        """Drop the value kept under `key` (DEL)."""
+        await self._redis.delete(self._key("kept", key))
 
 
 def shared_state(settings: Settings) -> SharedState:

@@ -96,11 +96,12 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
 # LINE does not promise how long a reply token lives; past this, answer by push instead.
 REPLY_TOKEN_SECONDS = 50.0
-# An event's answer is kept in the shared state this many claims long from the moment Rasa gave
-# it: a replica that dies after Rasa answered (the conversation saved, a consent perhaps recorded)
-# but before LINE had the answer leaves it to the replica the redelivery reaches, which sends it
-# instead of asking Rasa again — Rasa, asked again, would answer a turn it has already taken.
-ANSWER_KEPT_CLAIMS = 10
+# An event's answer is kept in the shared state from the moment Rasa gave it until LINE has it: a
+# replica that dies after Rasa answered (the conversation saved, a consent perhaps recorded) but
+# before LINE had the answer leaves it to the replica the redelivery reaches, which sends it
+# instead of asking Rasa again — Rasa, asked again, would answer a turn it has already taken. The
+# key holds the event id and the resident's pseudonym; an answer never sent expires with the
+# event's id (`LINE_EVENT_REMEMBER_SECONDS`), after which no redelivery is answered anyway.
 ANSWER_PREFIX = "line-answer:"
 # The system intents (bot/channels/system_intents.py) LINE's events become.
 NON_TEXT = unmasked(system_message(NON_TEXT_MESSAGE))
@@ -280,47 +281,60 @@ class LineInput(SharedStateChannel, InputChannel):
 
         return line_webhook
 
-    async def _claim(self, key: str | None) -> bool:
-        """Take the event for this replica; False if it was (or is being) answered elsewhere."""
-        if key is None:
-            return True
-        try:
-            claim = await wait_for_claim(self.state(), key, self.settings.line_event_claim_seconds)
-        except Exception as error:  # shared state unreachable: answering beats silence
-            logger.error("LINE event claim failed: %s", type(error).__name__)
-            return True
-        return claim is Claim.NEW
+    async def _claim(self, key: str | None) -> Claim | None:
+        """Take the event for this replica.
 
-    async def _keep_answer(self, key: str | None, messages: list[dict[str, Any]]) -> None:
-        """Keep the event's answer for the replica a redelivery reaches, should this one die."""
-        if key is None:
-            return
-        seconds = ANSWER_KEPT_CLAIMS * self.settings.line_event_claim_seconds
-        try:
-            await self.state().keep(ANSWER_PREFIX + key, json.dumps(messages), seconds)
-        except Exception as error:  # the answer still goes out; only a fail-over would lose it
-            logger.error("LINE answer not kept: %s", type(error).__name__)
-
-    async def _kept_answer(self, key: str | None) -> list[dict[str, Any]] | None:
-        """The answer Rasa gave this event on a replica that died before sending it, if any."""
+        Returns:
+            `Claim.NEW` (answer it here), `Claim.DONE` (answered elsewhere: skip it), or None
+            when the event has no id or the shared state is unreachable (answer it: answering
+            beats silence, but there is no shared state to keep its answer in).
+        """
         if key is None:
             return None
         try:
-            raw = await self.state().kept(ANSWER_PREFIX + key)
+            return await wait_for_claim(self.state(), key, self.settings.line_event_claim_seconds)
+        except Exception as error:
+            logger.error("LINE event claim failed: %s", type(error).__name__)
+            return None
+
+    async def _keep_answer(self, kept_key: str | None, messages: list[dict[str, Any]]) -> None:
+        """Keep the event's answer for the replica a redelivery reaches, should this one die."""
+        if kept_key is None:
+            return
+        seconds = self.settings.line_event_remember_seconds
+        try:
+            await self.state().keep(kept_key, json.dumps(messages), seconds)
+        except Exception as error:  # the answer still goes out; only a fail-over would lose it
+            logger.error("LINE answer not kept: %s", type(error).__name__)
+
+    async def _kept_answer(self, kept_key: str | None) -> list[dict[str, Any]] | None:
+        """The answer Rasa gave this event on a replica that died before sending it, if any."""
+        if kept_key is None:
+            return None
+        try:
+            raw = await self.state().kept(kept_key)
         except Exception as error:  # shared state unreachable: ask Rasa, as before
             logger.error("LINE kept answer not read: %s", type(error).__name__)
             return None
         if raw is None:
             return None
-        messages = json.loads(raw)
-        return messages if isinstance(messages, list) else None
+        try:
+            messages = json.loads(raw)
+        except ValueError:  # not what this channel keeps: ask Rasa rather than fail the event
+            logger.error("LINE kept answer unreadable")
+            return None
+        if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
+            return messages
+        return None
 
-    async def _settle(self, key: str | None, answered: bool) -> None:
+    async def _settle(self, key: str | None, kept_key: str | None, answered: bool) -> None:
         if key is None:
             return
         try:
             if answered:
                 await self.state().finish(key, self.settings.line_event_remember_seconds)
+                if kept_key is not None:  # LINE has it: no copy of the answer stays behind
+                    await self.state().forget(kept_key)
             else:
                 await self.state().release(key)
         except Exception as error:
@@ -366,13 +380,17 @@ class LineInput(SharedStateChannel, InputChannel):
             return True
         event_id = event.get("webhookEventId")
         key = event_id if isinstance(event_id, str) and event_id else None
-        if not await self._claim(key):
+        claim = await self._claim(key)
+        if claim is Claim.DONE:
             logger.info("LINE event skipped: already answered")
             return True
+        # The answer is kept under the event and the resident together, and only while this
+        # replica holds the event's claim (with the shared state unreachable, it is not tried).
+        kept_key = f"{ANSWER_PREFIX}{key}:{sender}" if claim is Claim.NEW else None
         answered = False
         try:
             silent = kind == "unfollow"  # LINE takes no message for a resident who left
-            kept = await self._kept_answer(key)
+            kept = await self._kept_answer(kept_key)
             if kept is not None:  # Rasa answered it on a replica that died before sending
                 logger.info("LINE event answered from the kept answer")
                 await self._answer(event, user_id, sender, kept)
@@ -407,13 +425,13 @@ class LineInput(SharedStateChannel, InputChannel):
             )
             if not silent:
                 messages = await self._memo_links(collector.messages)
-                await self._keep_answer(key, messages)
+                await self._keep_answer(kept_key, messages)
                 await self._answer(event, user_id, sender, messages)
             answered = True
         except Exception as error:  # one bad event must not stop the others
             logger.error("LINE event failed: %s", type(error).__name__)
         finally:
-            await self._settle(key, answered)
+            await self._settle(key, kept_key, answered)
         return answered
 
     def _metadata(self, user_id: str) -> Dict[str, Any] | None:

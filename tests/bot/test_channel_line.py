@@ -195,12 +195,71 @@ async def test_a_replica_that_dies_before_sending_leaves_its_answer_to_the_next(
     assert await survivor.handle(again) and len(survivor.api.calls) == 1  # done: skipped
 
 
-async def test_the_answer_is_kept_for_a_few_claims_only() -> None:
-    line = Line(settings(line_event_claim_seconds=5))
+async def test_an_answer_line_has_is_not_kept() -> None:
+    line = Line()
+    assert await line.handle(event(user()))
+    assert line.received == ["こんにちは"] and len(line.api.calls) == 1
+    assert not line.state._kept  # the receipt codes an answer may carry leave no copy behind
+
+
+async def test_an_answer_never_sent_is_kept_as_long_as_the_event_is_remembered() -> None:
+    line = Line(settings(line_event_remember_seconds=600))
+    line.channel._api = DyingApi()  # type: ignore[assignment]
+    assert not await line.handle(event(user()))
+    [(key, (_, until))] = line.state._kept.items()
+    assert 590 < until - time.monotonic() <= 600
+    assert "U" not in key.split(":", 1)[1]  # the event id and a pseudonym, never the LINE id
+
+
+async def test_a_kept_answer_goes_only_to_the_resident_it_was_for() -> None:
+    shared = MemoryState()
+    dying, survivor = Line(state=shared), Line(state=shared)
+    dying.channel._api = DyingApi()  # type: ignore[assignment]
     first = event(user())
-    assert await line.handle(first)
-    [(_, until)] = line.state._kept.values()
-    assert 0 < until - time.monotonic() <= 50
+    assert not await dying.handle(first)
+    someone_else = {**event(user()), "webhookEventId": first["webhookEventId"]}
+    assert await survivor.handle(someone_else)
+    assert survivor.received == ["こんにちは"]  # asked afresh, not given the other's answer
+
+
+async def test_an_unreadable_kept_answer_is_asked_afresh() -> None:
+    shared = MemoryState()
+    dying, survivor = Line(state=shared), Line(state=shared)
+    dying.channel._api = DyingApi()  # type: ignore[assignment]
+    first = event(user())
+    assert not await dying.handle(first)
+    [key] = shared._kept
+    await shared.keep(key, "{not json", 60)
+    assert await survivor.handle({**first, "deliveryContext": {"isRedelivery": True}})
+    assert survivor.received == ["こんにちは"] and len(survivor.api.calls) == 1
+
+
+class UnreachableState(MemoryState):
+    """Redis as a replica sees it when it is down: every call fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        attribute = super().__getattribute__(name)
+        if name in {"claim", "finish", "release", "count", "keep", "kept", "forget"}:
+
+            async def failing(*args: Any, **kwargs: Any) -> Any:
+                self.calls += 1
+                raise ConnectionError("redis down")
+
+            return failing
+        return attribute
+
+
+async def test_with_the_shared_state_down_the_answer_is_not_kept_and_still_sent() -> None:
+    state = UnreachableState()
+    line = Line(state=state)
+    assert await line.handle(event(user()))
+    assert line.received == ["こんにちは"] and len(line.api.calls) == 1
+    # The claim, the rate limit and the settling each tried once; the kept answer was not tried.
+    assert state.calls == 3
 
 
 # -- postbacks: signed by the assistant, or the rich menu (item 3) -------------------------------

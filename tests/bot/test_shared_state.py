@@ -60,6 +60,17 @@ async def test_a_released_event_can_be_claimed_again(state: Any) -> None:
     assert await state.claim("e2", 5) is Claim.NEW
 
 
+async def test_a_kept_value_is_read_until_forgotten_or_expired(state: Any) -> None:
+    await state.keep("k1", "答え", 5)
+    await state.keep("k2", "別の答え", 0.2)
+    assert await state.kept("k1") == "答え"
+    await state.forget("k1")
+    await state.forget("never-kept")  # forgetting nothing is no error
+    assert await state.kept("k1") is None
+    await asyncio.sleep(0.3)
+    assert await state.kept("k2") is None
+
+
 async def test_a_claim_of_a_dead_replica_expires(state: Any) -> None:
     assert await state.claim("e3", 0.3) is Claim.NEW
     assert await wait_for_claim(state, "e3", 0.3, poll=0.05) is Claim.NEW
