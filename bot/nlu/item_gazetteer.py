@@ -21,7 +21,10 @@ messages carry each type — and after DIET:
 - gives each found word as an entity of its type, valued with the canonical value its training
   spans carry (「検診」 → `health_checkup`), if the message's intent is one whose training
   messages carry that type: 「2」 in a receipt code is no level, 「相談しない」 in a question about
-  the family doctor is no answer;
+  the family doctor is no answer. A message FallbackClassifier will take as not understood
+  (`fallback_threshold` and `fallback_ambiguity_threshold`, set to FallbackClassifier's own
+  `threshold` and `ambiguity_threshold`) is not gated: its intent says nothing, and the fallback
+  must still hear a level-3 item it names (actions/fallback.py);
 - drops DIET's entities of those types. The actions read them only by canonical value
   (`actions/levels.py`, `actions/consent_states.py`), and EntitySynonymMapper gives one only to a
   span that is exactly a known word — which this component finds itself; on fold 0 all five
@@ -56,6 +59,8 @@ from rasa.shared.nlu.constants import (
     EXTRACTOR,
     INTENT,
     INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
@@ -260,12 +265,15 @@ class ItemGazetteer(GraphComponent):
             "entities": ["data_item", "data_level", "family_doctor_answer"],
             "max_tokens": 8,
             "min_reading_chars": 3,
+            # FallbackClassifier's defaults; config.yml sets both to its FallbackClassifier's.
+            "fallback_threshold": 0.3,
+            "fallback_ambiguity_threshold": 0.1,
         }
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> str | None:
         """This module, how words are read and Sudachi's dictionary, for Rasa's training cache."""
-        return sudachi_fingerprint(Path(__file__), Path(readings.__file__))
+        return sudachi_fingerprint(Path(__file__), *readings.reading_sources())
 
     def __init__(
         self,
@@ -322,11 +330,33 @@ class ItemGazetteer(GraphComponent):
         try:
             with model_storage.read_from(resource) as directory:
                 stored = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        except (ValueError, FileNotFoundError):
+            vocabulary = Vocabulary.from_json(
+                stored, config["max_tokens"], config["min_reading_chars"]
+            )
+        except (ValueError, FileNotFoundError, KeyError, TypeError, AttributeError):
             logger.warning("%s: the model holds no vocabulary; no item will be found", cls.__name__)
             return cls(config, model_storage, resource)
-        vocabulary = Vocabulary.from_json(stored, config["max_tokens"], config["min_reading_chars"])
         return cls(config, model_storage, resource, vocabulary)
+
+    def _falls_back(self, message: Message) -> bool:
+        """Whether FallbackClassifier, set as configured here, will not understand the message.
+
+        It will not when the top intent's confidence is below its threshold, or the top two
+        intents are closer than its ambiguity threshold.
+        """
+        given = message.get(INTENT)
+        if not isinstance(given, dict):  # a training label: the intent is known
+            return False
+        confidence = float(given.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        if confidence < float(self._config["fallback_threshold"]):
+            return True
+        ranking = message.get(INTENT_RANKING_KEY) or []
+        if len(ranking) < 2:
+            return False
+        gap = float(ranking[0].get(PREDICTED_CONFIDENCE_KEY) or 0.0) - float(
+            ranking[1].get(PREDICTED_CONFIDENCE_KEY) or 0.0
+        )
+        return gap < float(self._config["fallback_ambiguity_threshold"])
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets the items each message names as its only entities of the configured types."""
@@ -337,6 +367,7 @@ class ItemGazetteer(GraphComponent):
             kept = [e for e in entities if e.get(ENTITY_ATTRIBUTE_TYPE) not in self._types]
             given = message.get(INTENT)  # a dict once classified; a label in training data
             intent = given.get(INTENT_NAME_KEY) if isinstance(given, dict) else given
+            ungated = self._falls_back(message)
             found = [
                 {
                     ENTITY_ATTRIBUTE_TYPE: entity_type,
@@ -347,7 +378,7 @@ class ItemGazetteer(GraphComponent):
                     EXTRACTOR: self.__class__.__name__,
                 }
                 for first, last, (entity_type, value) in self.vocabulary.matches(text, tokens)
-                if self.vocabulary.carried_by(entity_type, intent)
+                if ungated or self.vocabulary.carried_by(entity_type, intent)
             ]
             if not found and len(kept) == len(entities):
                 continue

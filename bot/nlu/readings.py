@@ -122,7 +122,7 @@ class ReadingCountVectorsFeaturizer(CountVectorsFeaturizer):
         outside the class, so without this a change to how words are read (or a new Sudachi
         dictionary) would reuse features computed the old way.
         """
-        return sudachi_fingerprint(Path(__file__))
+        return sudachi_fingerprint(*reading_sources())
 
     def _get_message_tokens_by_attribute(self, message: Message, attribute: str) -> List[str]:
         """The readings of the tokens of the text; other attributes as Rasa reads them."""
@@ -165,6 +165,16 @@ class ReadingCountVectorsFeaturizer(CountVectorsFeaturizer):
             else:
                 sentence_features.append(None)
         return sequence_features, sentence_features
+
+
+def reading_sources() -> Tuple[Path, ...]:
+    """The source files `reading` depends on.
+
+    This module, and the intake masking module whose Sudachi tokenizer it reads with
+    (bot/privacy/masking.py, located without importing it).
+    """
+    here = Path(__file__)
+    return here, here.parents[1] / "privacy" / "masking.py"
 
 
 def sudachi_fingerprint(*sources: Path) -> str:

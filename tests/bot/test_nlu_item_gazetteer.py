@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -264,6 +265,46 @@ def test_a_model_without_a_vocabulary_loads_empty_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, storage, resource = _component(tmp_path)
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    with caplog.at_level("WARNING"):
+        loaded = ItemGazetteer.load(ItemGazetteer.get_default_config(), storage, resource, context)
+    assert loaded.vocabulary.written == {} and "no vocabulary" in caplog.text
+
+
+def test_a_message_the_fallback_will_not_understand_is_not_gated(tmp_path: Path) -> None:
+    component, _, _ = _component(tmp_path)
+    component.train(TrainingData(_training(), entity_synonyms=SYNONYMS))
+
+    def entities(confidence: float, runner_up: float | None = None) -> List[str]:
+        message = _parsed("健診はどうなるの", "greet")  # greet carries no data_item
+        message.set(INTENT, {"name": "greet", "confidence": confidence})
+        if runner_up is not None:
+            message.set(
+                "intent_ranking",
+                [
+                    {"name": "greet", "confidence": confidence},
+                    {"name": "thank", "confidence": runner_up},
+                ],
+            )
+        (message,) = component.process([message])
+        return [e["value"] for e in message.get(ENTITIES) or []]
+
+    assert entities(0.9) == []  # understood as a greeting: no item
+    assert entities(0.9, runner_up=0.05) == []
+    # Not understood (too unsure, or two intents too close): the fallback must hear the item.
+    assert entities(0.2) == ["health_checkup"]
+    assert entities(0.5, runner_up=0.45) == ["health_checkup"]
+
+
+def test_a_vocabulary_of_an_older_format_loads_empty_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    component, storage, resource = _component(tmp_path)
+    component.train(TrainingData(_training(), entity_synonyms=SYNONYMS))
+    with storage.write_to(resource) as directory:
+        stored = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
+        del stored["intents"]
+        (directory / "vocabulary.json").write_text(json.dumps(stored), encoding="utf-8")
     context = ExecutionContext(graph_schema=None, model_id="test")
     with caplog.at_level("WARNING"):
         loaded = ItemGazetteer.load(ItemGazetteer.get_default_config(), storage, resource, context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, List
 
 import numpy as np
@@ -144,3 +145,12 @@ def test_a_trained_featurizer_loads_with_its_vocabulary(
         _context("readings"),
     )
     np.testing.assert_array_equal(before, _sentence_vector(loaded, "どういしたい"))
+
+
+def test_the_training_cache_key_covers_the_masking_tokenizer_it_reads_with() -> None:
+    from bot.nlu import readings
+    from bot.privacy import masking
+
+    sources = readings.reading_sources()
+    assert Path(masking.__file__).resolve() in [source.resolve() for source in sources]
+    assert all(source.is_file() for source in sources)
