@@ -115,8 +115,9 @@ class FastLoadingDIET(DIET):
 
     It is also saved without the optimizer's state: Keras writes every object the model
     tracks, so Rasa's checkpoint holds Adam's two moment estimates beside every weight, about
-    twice the weights themselves, which no prediction reads. Fine-tuning starts its optimizer
-    afresh instead (Rasa's loader, which it uses, creates one before restoring).
+    twice the weights themselves, which no prediction reads. Fine-tuning (`rasa train
+    --finetune`, which uses Rasa's own loader) therefore continues with the optimizer state of
+    the one training step that loader takes to build the model, not with the saved one.
     """
 
     _saving_weights_only = False
