@@ -88,6 +88,18 @@ def spacy_string_key(text: str) -> int:
     return h
 
 
+def lower_keeping_offsets(text: str) -> str:
+    """`text` lower-cased, except the few characters whose lower case is longer (「İ」 is two).
+
+    Tokens' offsets point into the message's own text (entities are cut from it by them), so the
+    lower-cased text must keep every character where it was.
+    """
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
 class SudachiTokenizer(Tokenizer):
     """Tokens and lemmas from Sudachi, as GiNZA's tokenizer makes them, without spaCy."""
@@ -147,7 +159,7 @@ class SudachiTokenizer(Tokenizer):
         if not text:
             return []
         if not self._case_sensitive:
-            text = text.lower()
+            text = lower_keeping_offsets(text)
         tokens = self._sudachi_tokens(text)
         marked = [match.span() for match in self._markers.finditer(text)]
         if marked:

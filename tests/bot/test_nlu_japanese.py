@@ -100,7 +100,9 @@ def _tokens(message: Message) -> List[Any]:
 
 def test_same_tokens_and_features_as_the_stock_front_end(front_ends: Any) -> None:
     stock, light = front_ends
-    texts = _texts()
+    # Where lower-casing lengthens the text (「İ」), the stock front end's offsets run past the
+    # message's characters; ours stay on them (the test below), so those texts differ by design.
+    texts = [text for text in _texts() if len(text.lower()) == len(text)]
     for text in texts:
         expected, actual = _through_stock(stock, text), _through_light(light, text)
         assert _tokens(actual) == _tokens(expected), text
@@ -132,6 +134,13 @@ def test_text_longer_than_sudachi_accepts_is_tokenized_in_pieces(front_ends: Any
     tokens = _through_light(light, text).get(TOKENS_NAMES[TEXT])
     assert tokens[-1].end == len(text)
     assert all(text[t.start : t.end] == t.text for t in tokens)
+
+
+@pytest.mark.parametrize("text", [*HOSTILE, "İİİ血圧", "ＡＢＣİ健診"])
+def test_every_token_lies_where_its_text_is_in_the_message(text: str) -> None:
+    tokenizer = SudachiTokenizer(SudachiTokenizer.get_default_config())
+    for token in tokenizer.tokenize(Message(data={TEXT: text}), TEXT):
+        assert text[token.start : token.end].lower() == token.text.lower(), (text, token.text)
 
 
 def test_each_thread_tokenizes_with_its_own_sudachi_tokenizer() -> None:
