@@ -3,7 +3,7 @@
 `make run` (scripts/run.sh), the production profile (scripts/prod.py), the e2e and reliability
 fixtures and the benchmarks all start the same programs; they do it through this module:
 
-- `free_port()`: a free TCP port on loopback.
+- `free_port()`: a free TCP port on loopback, outside the range outgoing connections take.
 - `Spec`: what to run — name, argv, environment, folder, log file, and how to tell it is ready
   (an HTTP URL or a TCP port), with a timeout.
 - `Process` / `start()`: the program in its own process group (so that everything it starts
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,14 +42,34 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 BACKEND_PYTHON = ROOT / ".venv-backend" / "bin" / "python"
 LOG_TAIL_CHARS = 3000
 STOP_TIMEOUT = 30.0
+# `free_port` draws from here up to the kernel's ephemeral range (32768 on Linux): above the
+# well-known services' ports, which a bind test would also catch.
+FREE_PORT_FLOOR = 20000
+_ports_given: set[int] = set()
 
 
 class StartError(RuntimeError):
     """A process stopped while starting, or did not become ready in time."""
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; IANA's range elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on now.
+    """A TCP port nobody listens on now, and no outgoing connection will take meanwhile.
+
+    A port the kernel hands out for `bind(host, 0)` lies in its ephemeral range, from which it
+    also takes the local port of every outgoing connection: between this call and the server
+    binding the port (a minute later for nginx in front of Rasa), a connection to PostgreSQL or
+    Redis could take it (CI saw nginx fail so, 2026-12-03). So the port is drawn at random from
+    below that range (and never twice in this process); only when that range is too small does
+    the kernel choose.
 
     Args:
         host: The address to bind on.
@@ -56,6 +77,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     Returns:
         The port number.
     """
+    low = min(ephemeral_ports()[0], 65536)
+    if low - FREE_PORT_FLOOR >= 1000:
+        for _ in range(200):
+            port = FREE_PORT_FLOOR + secrets.randbelow(low - FREE_PORT_FLOOR)
+            if port in _ports_given:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

@@ -60,6 +60,15 @@ def test_free_port_is_free() -> None:
     assert not harness.port_open("127.0.0.1", port)
 
 
+def test_free_ports_are_below_the_range_outgoing_connections_take() -> None:
+    low, high = harness.ephemeral_ports()
+    assert 1024 < low <= high
+    ports = [harness.free_port() for _ in range(50)]
+    assert len(set(ports)) == 50  # never handed out twice
+    if low - harness.FREE_PORT_FLOOR >= 1000:
+        assert all(harness.FREE_PORT_FLOOR <= port < low for port in ports)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
