@@ -180,13 +180,22 @@ class DyingApi(FakeApi):
         raise RuntimeError("the replica died")
 
 
-async def test_a_replica_that_dies_before_sending_leaves_its_answer_to_the_next() -> None:
-    shared = MemoryState()
-    dying, survivor = Line(state=shared), Line(state=shared)
+async def died_before_sending(
+    shared: MemoryState, config: Settings | None = None
+) -> Dict[str, Any]:
+    """An event a replica on `shared` took to Rasa, then died before LINE had the answer."""
+    dying = Line(config, state=shared)
     dying.channel._api = DyingApi()  # type: ignore[assignment]
     first = event(user())
     assert not await dying.handle(first)  # not acknowledged: LINE delivers it again
     assert dying.received == ["こんにちは"]
+    return first
+
+
+async def test_a_replica_that_dies_before_sending_leaves_its_answer_to_the_next() -> None:
+    shared = MemoryState()
+    survivor = Line(state=shared)
+    first = await died_before_sending(shared)
     again = {**first, "deliveryContext": {"isRedelivery": True}}
     assert await survivor.handle(again)
     assert survivor.received == []  # Rasa is not asked a turn it has already taken
@@ -203,20 +212,18 @@ async def test_an_answer_line_has_is_not_kept() -> None:
 
 
 async def test_an_answer_never_sent_is_kept_as_long_as_the_event_is_remembered() -> None:
-    line = Line(settings(line_event_remember_seconds=600))
-    line.channel._api = DyingApi()  # type: ignore[assignment]
-    assert not await line.handle(event(user()))
-    [(key, (_, until))] = line.state._kept.items()
+    shared = MemoryState()
+    first = await died_before_sending(shared, settings(line_event_remember_seconds=600))
+    [(key, (_, until))] = shared._kept.items()
     assert 590 < until - time.monotonic() <= 600
-    assert "U" not in key.split(":", 1)[1]  # the event id and a pseudonym, never the LINE id
+    assert first["webhookEventId"] in key  # the event id and a pseudonym, never the LINE id
+    assert first["source"]["userId"] not in key
 
 
 async def test_a_kept_answer_goes_only_to_the_resident_it_was_for() -> None:
     shared = MemoryState()
-    dying, survivor = Line(state=shared), Line(state=shared)
-    dying.channel._api = DyingApi()  # type: ignore[assignment]
-    first = event(user())
-    assert not await dying.handle(first)
+    survivor = Line(state=shared)
+    first = await died_before_sending(shared)
     someone_else = {**event(user()), "webhookEventId": first["webhookEventId"]}
     assert await survivor.handle(someone_else)
     assert survivor.received == ["こんにちは"]  # asked afresh, not given the other's answer
@@ -224,10 +231,8 @@ async def test_a_kept_answer_goes_only_to_the_resident_it_was_for() -> None:
 
 async def test_an_unreadable_kept_answer_is_asked_afresh() -> None:
     shared = MemoryState()
-    dying, survivor = Line(state=shared), Line(state=shared)
-    dying.channel._api = DyingApi()  # type: ignore[assignment]
-    first = event(user())
-    assert not await dying.handle(first)
+    survivor = Line(state=shared)
+    first = await died_before_sending(shared)
     [key] = shared._kept
     await shared.keep(key, "{not json", 60)
     assert await survivor.handle({**first, "deliveryContext": {"isRedelivery": True}})
