@@ -32,7 +32,7 @@ EXAMPLES = {
 
 
 def _featurized(
-    tmp_path: Path, storage: LocalModelStorage, context: ExecutionContext
+    storage: LocalModelStorage, context: ExecutionContext
 ) -> Tuple[TrainingData, WhitespaceTokenizer, CountVectorsFeaturizer]:
     messages = [
         Message.build(text=text, intent=intent)
@@ -67,7 +67,7 @@ def test_the_saved_weights_hold_no_optimizer_state_and_predict_the_same(
 ) -> None:
     storage = LocalModelStorage(tmp_path)
     context = ExecutionContext(graph_schema=None, model_id="test")
-    data, tokenizer, featurizer = _featurized(tmp_path, storage, context)
+    data, tokenizer, featurizer = _featurized(storage, context)
     config: Dict[str, Any] = {
         **FastLoadingDIETClassifier.get_default_config(),
         "epochs": 3,
