@@ -133,7 +133,7 @@ lock: venv  ## Re-resolve requirements/rasa.lock after editing requirements/*.in
 
 bench: bench-consent bench-assistant bench-nlu bench-privacy  ## Run every benchmark and rewrite docs/benchmarks.md.
 
-bench-assistant: venv venv-backend  ## The assistant vs Rasa's stock Japanese set-up (over an hour on 2 cores: docs/benchmarks.md).
+bench-assistant: venv venv-backend  ## The assistant vs Rasa's stock Japanese set-up; trains both models only when their inputs changed (docs/benchmarks.md).
 	$(PY) bench/assistant.py
 
 bench-nlu: venv  ## 5-fold cross-validation of data/ (fixed folds, full epochs) -> docs/nlu-report.md.
