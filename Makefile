@@ -21,7 +21,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: help venv venv-backend browser-deps model run backend staff-user staff-labels shell test lint lint-backend validate unit \
-        test-backend backend-while-training test-nlu test-stories e2e test-reliability nginx-deps nlu-report bench bench-consent bench-assistant bench-nlu bench-privacy lock lock-backend \
+        test-backend checks-while-training checks-without-model test-nlu test-stories e2e test-reliability nginx-deps nlu-report bench bench-consent bench-assistant bench-nlu bench-privacy lock lock-backend \
         clean
 
 help:  ## List the targets.
@@ -68,16 +68,20 @@ backend: venv-backend .env  ## Start the consent service alone on :8000 until Ct
 shell: venv model .env  ## Chat with the assistant in this terminal.
 	@scripts/shell.sh
 
-# Everything CI runs, in stages; within a stage two jobs share CI's 2 cores where one alone would
-# leave a core idle (lint, type checks and validation beside the single-process unit tests; the
-# consent service's database-bound tests beside the training; the held-out NLU beside the
-# conversation tests). Each job's output is printed whole when it ends; any failure stops the run.
+# Everything CI runs, in stages. The training is the longest job (about 20 minutes of CI's 2
+# cores), so everything that needs no model runs beside it, one job after another: lint, types,
+# validation, the unit tests, then the consent service's database-bound tests. Then the held-out
+# NLU beside the conversation tests, then the browser and server tests, then reliability, each
+# alone. Each job's output is printed whole when it ends; any failure stops the run (a failed
+# check beside the training once the training has ended). Each stage prints how long it took
+# (bash's `time`), so a slow CI run says where its time went.
 test:  ## Everything CI runs.
-	@$(MAKE) --no-print-directory -j2 --output-sync=target lint lint-backend validate unit
-	@$(MAKE) --no-print-directory backend-while-training
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-nlu test-stories
-	@$(MAKE) --no-print-directory e2e
-	@$(MAKE) --no-print-directory test-reliability
+	@TIMEFORMAT='make test: the training beside the checks that need no model took %0R s'; \
+	  time $(MAKE) --no-print-directory checks-while-training
+	@TIMEFORMAT='make test: held-out NLU and conversation tests took %0R s'; \
+	  time $(MAKE) --no-print-directory -j2 --output-sync=target test-nlu test-stories
+	@TIMEFORMAT='make test: e2e took %0R s'; time $(MAKE) --no-print-directory e2e
+	@TIMEFORMAT='make test: reliability took %0R s'; time $(MAKE) --no-print-directory test-reliability
 	@echo "make test: all checks passed"
 
 lint: venv  ## ruff and mypy on the Python of the Rasa side.
@@ -99,10 +103,16 @@ unit: venv  ## pytest for the Rasa side's Python (no trained model needed).
 test-backend: venv-backend  ## The consent service's tests, on SQLite and PostgreSQL.
 	PYTHONPATH=$(CURDIR)/backend $(BACKEND_PYTEST) -q
 
-# In `make test` the consent service's tests run while the model trains: the tests wait mostly on
-# PostgreSQL, the training on the CPU, and they share no file (CI's 2 cores: about 15 minutes less).
-backend-while-training: venv venv-backend  ## test-backend and model at once (each one's output whole).
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-backend model
+# In `make test` the checks that need no model run while the model trains, in one lane: the
+# training keeps both cores busy, and of the lane only the unit tests need a whole core (the
+# consent service's tests wait mostly on PostgreSQL). Neither side writes a file the other reads:
+# the tests that use models/ are marked e2e.
+checks-while-training: venv venv-backend  ## model beside lint, types, validation, unit and consent-service tests.
+	@$(MAKE) --no-print-directory -j2 --output-sync=target model checks-without-model
+
+checks-without-model: venv venv-backend  ## lint, lint-backend, validate, unit, test-backend, in turn.
+	@for check in lint lint-backend validate unit test-backend; do \
+	  $(MAKE) --no-print-directory $$check || exit 1; done
 
 test-nlu: model  ## Held-out NLU test set; fails below 0.93 intent accuracy.
 	$(RASA) test nlu --nlu tests/nlu --model $(MODEL) --out results/nlu

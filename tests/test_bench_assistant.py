@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -72,6 +73,13 @@ def test_the_fingerprint_ignores_what_a_training_does_not_read(
     assert bench.fingerprint(project / "config.yml", project) == before
 
 
+def record(bench: ModuleType, project: Path) -> dict[str, Any]:
+    """The record of a model trained from `project` as it is now, on this machine."""
+    return {"fingerprint": bench.fingerprint(project / "config.yml", project),
+            "machine": bench.machine_kind(), "seconds": 1500.0, "model_bytes": len(b"model"),
+            "trained": "2026-12-03 10:00 UTC"}  # fmt: skip
+
+
 def keep(kept: Path, label: str, record: Any) -> None:
     kept.mkdir(exist_ok=True)
     (kept / f"{label}.tar.gz").write_bytes(b"model")
@@ -83,13 +91,40 @@ def test_a_kept_model_is_used_only_while_its_inputs_are_unchanged(
     bench: ModuleType, project: Path
 ) -> None:
     kept, config = project / "kept", project / "config.yml"
-    record = {"fingerprint": bench.fingerprint(config, project), "seconds": 1500.0,
-              "model_bytes": 5, "trained": "2026-12-03 10:00 UTC"}  # fmt: skip
-    keep(kept, "ours", record)
+    keep(kept, "ours", record(bench, project))
     training = bench.kept_training("ours", config, kept, project)
-    assert training == {**record, "model": str(kept / "ours.tar.gz"), "kept": True}
+    assert training == {**record(bench, project), "model": str(kept / "ours.tar.gz"), "kept": True}
     (project / "data" / "nlu" / "a.yml").write_text("nlu: [changed]\n", encoding="utf-8")
     assert bench.kept_training("ours", config, kept, project) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"machine": "another processor × 8"}, {"model_bytes": 6}, {"trained": None}],
+    ids=["another machine", "another file", "incomplete"],
+)
+def test_a_model_from_elsewhere_or_with_a_broken_record_is_trained_again(
+    bench: ModuleType, project: Path, change: dict[str, Any]
+) -> None:
+    changed = {**record(bench, project), **change}
+    keep(project / "kept", "ours", {k: v for k, v in changed.items() if v is not None})
+    assert bench.kept_training("ours", project / "config.yml", project / "kept", project) is None
+
+
+def test_a_failed_training_leaves_no_record_to_reuse(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = tmp_path / "kept"
+    keep(kept, "ours", {"fingerprint": "of the model before"})
+
+    def fails(*_: Any, **__: Any) -> None:
+        raise subprocess.CalledProcessError(1, "rasa train")
+
+    monkeypatch.setattr(bench.subprocess, "run", fails)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(subprocess.CalledProcessError):
+        bench.train("ours", ROOT / "config.yml", tmp_path / "work", kept)
+    assert not (kept / "ours.json").exists()
 
 
 @pytest.mark.parametrize("record", ["{not json", "[]", {"seconds": 1.0}])
@@ -145,7 +180,10 @@ def test_the_thirty_minutes_are_the_measuring_and_training_is_said_apart(
     assert "This run also trained stock and ours from an empty cache (60 minutes" in trained
     reused = bench.render(results(bench, kept=True), "make bench-assistant")
     assert "This run also trained" not in reused
-    assert "training time (empty cache; kept models trained 2026-12-03 10:00 UTC)" in reused
+    assert (
+        "| training time (empty cache; kept models trained 2026-12-03 10:00 UTC) "
+        "| 30.0 min (kept) | 30.0 min (kept) | 1.00× |"
+    ) in reused
 
 
 def test_results_saved_before_models_were_kept_still_render(bench: ModuleType) -> None:
@@ -156,3 +194,7 @@ def test_results_saved_before_models_were_kept_still_render(bench: ModuleType) -
         stack["training"].pop("kept")
     old["total_minutes"] = 85.0
     assert bench.measuring_minutes(old) == pytest.approx(25.0)  # 85 - 2 × 30
+    text = bench.render(old, "make bench")
+    assert "| `make bench-assistant` less its two trainings (derived" in text
+    assert "| < 30 min | 25 min | yes |" in text
+    assert "results/bench/models/" not in text  # the old script kept nothing

@@ -7,12 +7,14 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
-from typing import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator
 
 import pytest
 import requests
 
+from scripts import harness
 from scripts.harness import free_port
 from tests.conftest import PROJECT_ROOT
 
@@ -47,30 +49,28 @@ def _env(**values: str) -> dict:
     }
 
 
+@contextmanager
+def running_action_server(port: int, log: Path, env: Dict[str, str]) -> Iterator[str]:
+    """The action server on `port`, started the project's one way, stopped afterwards."""
+    # The generous start-up limit is not a timing: in `make test` these tests share the cores
+    # with the training.
+    process = harness.run_ready(harness.Spec(
+        "actions", [sys.executable, "-m", "bot.action_server", "--port", str(port)], log,
+        env=env, ready=harness.HttpReady(f"http://127.0.0.1:{port}/health"), timeout=120,
+    ))  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("actions") / "actions.log"
     env = _env(ACTION_SERVER_TOKEN=TOKEN)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.action_server", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(f"{url}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(log.read_text(errors="replace"))
+    with running_action_server(port, log, env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_health_needs_no_token(server: str) -> None:

@@ -13,18 +13,14 @@ import hashlib
 import hmac
 import json
 import secrets
-import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
 
-from tests.bot.test_action_server import AUTH, TOKEN, _env, _free_port
-from tests.conftest import PROJECT_ROOT
+from tests.bot.test_action_server import AUTH, TOKEN, _env, _free_port, running_action_server
 
 PSEUDONYM_KEY = secrets.token_hex(32)
 # Long enough that, on a build whose loop blocks, the held call is still held when the test gives
@@ -96,25 +92,8 @@ def action_server(stand_in: StandIn, tmp_path: Any) -> Iterator[str]:
         # retried or given up while the other resident's answer is awaited.
         CONSENT_API_READ_TIMEOUT=str(HANG_GUARD_SECONDS * 2),
     )
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.action_server", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(f"{url}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)  # waiting for the server to start, not part of the test
-        else:
-            pytest.fail(log.read_text(errors="replace"))
+    with running_action_server(port, log, env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def _list_consents(sender: str) -> Dict[str, Any]:
