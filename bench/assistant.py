@@ -950,7 +950,7 @@ def main() -> int:
             print(f"{what}: {measured} (required {required}){'' if met else '  NOT MET'}")
         return 0
     plot(results)
-    write_section(render(results, "make bench"), REPORT, MARK_START, MARK_END)
+    write_section(render(results, "make bench-assistant"), REPORT, MARK_START, MARK_END)
     for what, required, measured, met in targets(results):
         print(f"{what}: {measured} (required {required}){'' if met else '  NOT MET'}")
     return 0
