@@ -97,7 +97,7 @@ lint-backend: venv-backend  ## ruff and mypy on the consent service.
 validate: venv  ## rasa data validate: domain, data and config agree.
 	$(RASA) data validate --fail-on-warnings --config config.yml --domain domain.yml --data data
 
-unit: venv  ## pytest for the Rasa side's Python (no trained model needed).
+unit: venv nginx-deps  ## pytest for the Rasa side's Python (no trained model needed; `nginx -t` checks the rendered configuration).
 	$(PY) -m pytest -m "not e2e and not reliability" -q --ignore=tests/backend
 
 test-backend: venv-backend  ## The consent service's tests, on SQLite and PostgreSQL.
