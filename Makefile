@@ -21,7 +21,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: help venv venv-backend browser-deps model run backend staff-user staff-labels shell test lint lint-backend validate unit \
-        test-backend checks-while-training checks-without-model test-nlu test-stories e2e test-reliability nginx-deps nlu-report bench bench-consent bench-assistant bench-nlu bench-privacy lock lock-backend \
+        test-backend backend-while-training test-nlu test-stories e2e test-reliability nginx-deps nlu-report bench bench-consent bench-assistant bench-nlu bench-privacy lock lock-backend \
         clean
 
 help:  ## List the targets.
@@ -68,16 +68,20 @@ backend: venv-backend .env  ## Start the consent service alone on :8000 until Ct
 shell: venv model .env  ## Chat with the assistant in this terminal.
 	@scripts/shell.sh
 
-# Everything CI runs, in stages. The training is the longest job (about 20 minutes of CI's 2
-# cores), so everything that needs no model runs beside it, one job after another: lint, types,
-# validation, the unit tests, then the consent service's database-bound tests. Then the held-out
-# NLU beside the conversation tests, then the browser and server tests, then reliability, each
-# alone. Each job's output is printed whole when it ends; any failure stops the run (a failed
-# check beside the training once the training has ended). Each stage prints how long it took
-# (bash's `time`), so a slow CI run says where its time went.
+# Everything CI runs, in stages; within a stage two jobs share CI's 2 cores where one alone would
+# leave a core idle (lint, type checks and validation beside the single-process unit tests; the
+# consent service's database-bound tests beside the training; the held-out NLU beside the
+# conversation tests). Each job's output is printed whole when it ends; any failure stops the run.
+# Each stage prints how long it took (bash's `time`) and pytest its 15 slowest tests, so a slow CI
+# run says where its time went. (Running lint, validation and the unit tests beside the training
+# too, before the consent service's tests, was tried on 2026-12-03 and was not faster: the 2 cores
+# were already full; after 29 minutes neither the training, which had had about one core, nor
+# the consent service's tests had ended, where the two stages here take about 28 to 32.)
 test:  ## Everything CI runs.
-	@TIMEFORMAT='make test: the training beside the checks that need no model took %0R s'; \
-	  time $(MAKE) --no-print-directory checks-while-training
+	@TIMEFORMAT='make test: lint, types, validation and unit tests took %0R s'; \
+	  time $(MAKE) --no-print-directory -j2 --output-sync=target lint lint-backend validate unit
+	@TIMEFORMAT='make test: consent-service tests beside the training took %0R s'; \
+	  time $(MAKE) --no-print-directory backend-while-training
 	@TIMEFORMAT='make test: held-out NLU and conversation tests took %0R s'; \
 	  time $(MAKE) --no-print-directory -j2 --output-sync=target test-nlu test-stories
 	@TIMEFORMAT='make test: e2e took %0R s'; time $(MAKE) --no-print-directory e2e
@@ -98,21 +102,15 @@ validate: venv  ## rasa data validate: domain, data and config agree.
 	$(RASA) data validate --fail-on-warnings --config config.yml --domain domain.yml --data data
 
 unit: venv nginx-deps  ## pytest for the Rasa side's Python (no trained model needed; `nginx -t` checks the rendered configuration).
-	$(PY) -m pytest -m "not e2e and not reliability" -q --ignore=tests/backend
+	$(PY) -m pytest -m "not e2e and not reliability" -q --durations=15 --ignore=tests/backend
 
 test-backend: venv-backend  ## The consent service's tests, on SQLite and PostgreSQL.
-	PYTHONPATH=$(CURDIR)/backend $(BACKEND_PYTEST) -q
+	PYTHONPATH=$(CURDIR)/backend $(BACKEND_PYTEST) -q --durations=15
 
-# In `make test` the checks that need no model run while the model trains, in one lane: the
-# training keeps both cores busy, and of the lane only the unit tests need a whole core (the
-# consent service's tests wait mostly on PostgreSQL). Neither side writes a file the other reads:
-# the tests that use models/ are marked e2e.
-checks-while-training: venv venv-backend  ## model beside lint, types, validation, unit and consent-service tests.
-	@$(MAKE) --no-print-directory -j2 --output-sync=target model checks-without-model
-
-checks-without-model: venv venv-backend  ## lint, lint-backend, validate, unit, test-backend, in turn.
-	@for check in lint lint-backend validate unit test-backend; do \
-	  $(MAKE) --no-print-directory $$check || exit 1; done
+# In `make test` the consent service's tests run while the model trains: the tests wait mostly on
+# PostgreSQL, the training on the CPU, and they share no file (CI's 2 cores: about 15 minutes less).
+backend-while-training: venv venv-backend  ## test-backend and model at once (each one's output whole).
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-backend model
 
 test-nlu: model  ## Held-out NLU test set; fails below 0.93 intent accuracy.
 	$(RASA) test nlu --nlu tests/nlu --model $(MODEL) --out results/nlu
@@ -129,10 +127,10 @@ nginx-deps:  ## nginx for the production profile (Debian package nginx-light).
 	@scripts/nginx-deps.sh
 
 test-reliability: model venv-backend nginx-deps  ## The production profile under faults (docs/reliability.md).
-	$(PY) -m pytest -m reliability -q tests/reliability
+	$(PY) -m pytest -m reliability -q --durations=15 tests/reliability
 
 e2e: model venv-backend browser-deps  ## Start the real servers; talk over HTTP, LINE and a browser.
-	$(PY) -m pytest -m e2e -q --ignore=tests/backend
+	$(PY) -m pytest -m e2e -q --durations=15 --ignore=tests/backend
 
 nlu-report: test-nlu  ## Rewrite docs/nlu-report.md from the held-out test set.
 	$(PY) scripts/nlu_report.py results/nlu --write docs/nlu-report.md
