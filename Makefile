@@ -76,7 +76,7 @@ shell: venv model .env  ## Chat with the assistant in this terminal.
 # run says where its time went. (Running lint, validation and the unit tests beside the training
 # too, before the consent service's tests, was tried on 2026-12-03 and was not faster: the 2 cores
 # were already full; after 29 minutes neither the training, which had had about one core, nor
-# the consent service's tests had ended, where the two stages here take about 28 to 32.)
+# the consent service's tests had ended, where the two stages here took 28 to 36 in earlier runs.)
 test:  ## Everything CI runs.
 	@TIMEFORMAT='make test: lint, types, validation and unit tests took %0R s'; \
 	  time $(MAKE) --no-print-directory -j2 --output-sync=target lint lint-backend validate unit

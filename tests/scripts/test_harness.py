@@ -205,8 +205,8 @@ def dev_env(tmp_path: Path) -> Dict[str, str]:
     }
 
 
-# e2e: it starts the whole assistant from the trained model, which `make test` trains while the
-# unit tests run (skipping it there when no model was trained yet meant it never ran in CI).
+# e2e: it starts the whole assistant from the trained model, which `make test` trains after the
+# unit tests (skipping it there when no model was trained yet meant it never ran in CI).
 @pytest.mark.e2e
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_make_run_answers_and_stops_everything_on_ctrl_c_or_sigterm(
