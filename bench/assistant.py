@@ -13,11 +13,12 @@ what they were trained from, so that a later run with the same inputs measures w
 again: `--retrain` trains anyway), then served one at a time (action server, Rasa
 server with a SQLite tracker store, one shared consent service) and driven over the REST channel
 by an asyncio load generator with keep-alive connections. Phases, in order: training time and
-model size; cold start to the first answer; RSS after start; `/model/parse` latency; full-turn
-latency of FAQ turns and of consent turns (which call the action server and the consent service)
-at 1, 4 and 16 concurrent residents, plus 32 for saturation; a 10-minute soak of both stacks side
-by side (RSS sampled throughout) while the held-out test set is evaluated with both models. The
-cross-validation of the training data has its own benchmark (`make bench-nlu`, bench/nlu_cv.py).
+model size (unless kept); cold start to the first answer; RSS after start; `/model/parse`
+latency; full-turn latency of FAQ turns and of consent turns (which call the action server and
+the consent service) at 1, 4 and 16 concurrent residents, plus 32 for saturation; a 10-minute
+soak of both stacks side by side (RSS sampled throughout) while the held-out test set is
+evaluated with both models. The cross-validation of the training data has its own benchmark
+(`make bench-nlu`, bench/nlu_cv.py).
 The results go to `results/bench/assistant.json`, the plots to `docs/bench/` and the tables
 to this benchmark's section of `docs/benchmarks.md`.
 
