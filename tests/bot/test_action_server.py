@@ -52,12 +52,11 @@ def _env(**values: str) -> dict:
 @contextmanager
 def running_action_server(port: int, log: Path, env: Dict[str, str]) -> Iterator[str]:
     """The action server on `port`, started the project's one way, stopped afterwards."""
-    # The generous start-up limit is not a timing: on CI's 2 cores these tests share the machine
-    # with the lint and type checks.
-    process = harness.run_ready(harness.Spec(
-        "actions", [sys.executable, "-m", "bot.action_server", "--port", str(port)], log,
-        env=env, ready=harness.HttpReady(f"http://127.0.0.1:{port}/health"), timeout=120,
-    ))  # fmt: skip
+    # harness.actions_spec's generous start-up limit is not a timing: on CI's 2 cores these tests
+    # share the machine with the lint and type checks.
+    process = harness.run_ready(
+        harness.actions_spec(port, env, log, command=[sys.executable, "-m", "bot.action_server"])
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
