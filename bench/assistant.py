@@ -581,7 +581,6 @@ def run(plan: Plan, work: Path, retrain: bool = False) -> dict[str, Any]:
         os.link(training["model"], served)  # what is served stays, whatever another run keeps
         results["stacks"][label] = {"training": {**training, "model": str(served)}}
     measuring_started = time.monotonic()
-    results["training_minutes"] = (measuring_started - phase_started) / 60
     with ConsentService(work) as consent:
         stacks = {
             label: Stack(label, results["stacks"][label]["training"]["model"], work, consent.url)
@@ -800,7 +799,8 @@ def render(results: dict[str, Any], command: str) -> str:
             f"({results['total_minutes'] - measuring:.0f} minutes; training times below): the "
             "benchmark "
             "keeps each trained model with a hash of what it was trained from (its config, "
-            "domain.yml, data/, bot/nlu/, bot/privacy/, requirements/rasa.lock) in "
+            "domain.yml, data/, bot/nlu/, bot/privacy/, requirements/rasa.lock and the "
+            "benchmark's own training code) in "
             "results/bench/models/, and trains again only when one of them changed, or with "
             "`--retrain`.",
         ]
